@@ -1,0 +1,178 @@
+"""The in-memory dataset type and the dataset registry.
+
+Each dataset module registers its loader with :func:`register_dataset` (timm style), so adding a
+dataset means adding one file that the package ``__init__`` imports; nothing else changes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from vsb2net.errors import VsbError
+
+KINDS = ("image", "features")
+
+
+@dataclass
+class Dataset:
+    """A labelled dataset held in memory.
+
+    ``x`` is either images, uint8 of shape (N, H, W) or (N, H, W, C) (``kind="image"``), or
+    float features of shape (N, D) (``kind="features"``, stored as float32).  ``labels`` are int64
+    in ``0..len(class_names)-1`` and every class has at least one item.  ``class_names`` are the
+    human names used to look up word vectors.  ``source`` records where the data was read from.
+    """
+
+    name: str
+    x: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    kind: str = "image"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"dataset {self.name!r}" + (f" (read from {self.source})" if self.source else "")
+        if self.kind not in KINDS:
+            raise VsbError(f"{where}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}.")
+        if not isinstance(self.x, np.ndarray):
+            raise VsbError(f"{where}: x must be a numpy array, got {type(self.x).__name__}.")
+        if self.kind == "image":
+            if self.x.dtype != np.uint8 or self.x.ndim not in (3, 4):
+                raise VsbError(
+                    f"{where}: images must be uint8 with shape (N, H, W) or (N, H, W, C), got "
+                    f"{self.x.dtype} with shape {self.x.shape}. Convert the images to 8-bit "
+                    "pixels (0..255) or load them as kind='features'."
+                )
+        else:
+            if self.x.ndim != 2 or not (
+                np.issubdtype(self.x.dtype, np.floating) or np.issubdtype(self.x.dtype, np.integer)
+            ):
+                raise VsbError(
+                    f"{where}: features must be a numeric (N, D) matrix, got {self.x.dtype} "
+                    f"with shape {self.x.shape}."
+                )
+            if self.x.dtype != np.float32:
+                self.x = self.x.astype(np.float32)
+            if not np.isfinite(self.x).all():
+                raise VsbError(f"{where}: features contain NaN or infinite values.")
+
+        labels = np.asarray(self.labels)
+        if labels.ndim != 1:
+            raise VsbError(f"{where}: labels must be one-dimensional (N,), got shape {labels.shape}.")
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            raise VsbError(f"{where}: labels must be integers, got dtype {labels.dtype}.")
+        self.labels = labels.astype(np.int64, copy=False)
+        if len(self.labels) != len(self.x):
+            raise VsbError(
+                f"{where}: {len(self.x)} items but {len(self.labels)} labels; the image and label "
+                "files must come from the same split."
+            )
+        if len(self.x) == 0:
+            raise VsbError(f"{where}: the dataset is empty.")
+
+        names = list(self.class_names)
+        if not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise VsbError(f"{where}: class_names must be a non-empty list of non-empty strings.")
+        lowered = [n.strip().lower() for n in names]
+        dupes = sorted({n for n in lowered if lowered.count(n) > 1})
+        if dupes:
+            raise VsbError(f"{where}: duplicate class names {dupes}.")
+        self.class_names = names
+
+        c = len(names)
+        lo, hi = int(self.labels.min()), int(self.labels.max())
+        if lo < 0 or hi >= c:
+            raise VsbError(
+                f"{where}: labels must lie in 0..{c - 1} ({c} class names), found values "
+                f"{lo}..{hi}. The label file does not match the class list."
+            )
+        counts = np.bincount(self.labels, minlength=c)
+        empty = [names[i] for i in np.flatnonzero(counts == 0)]
+        if empty:
+            raise VsbError(f"{where}: classes with no items: {', '.join(empty)}.")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+
+Loader = Callable[[str | None], Dataset]
+Probe = Callable[..., tuple[bool, str]]
+
+
+def _no_probe(root: str | None = None) -> tuple[bool, str]:
+    return True, "no availability check registered"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the registry knows about one dataset."""
+
+    name: str
+    description: str
+    how_to_get: str
+    loader: Loader = field(repr=False)
+    probe: Probe = field(repr=False, default=_no_probe)
+
+
+_REGISTRY: dict[str, DatasetInfo] = {}
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def register_dataset(
+    name: str, *, description: str, how_to_get: str, probe: Probe | None = None
+) -> Callable[[Loader], Loader]:
+    """Decorator: register ``loader(root) -> Dataset`` under ``name``.
+
+    ``probe(root=None) -> (available, detail)`` must be cheap (look for files or packages; never
+    load data).  Registering the same name twice is a programming error.
+    """
+
+    def deco(loader: Loader) -> Loader:
+        key = _key(name)
+        if key in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _REGISTRY[key] = DatasetInfo(
+            name=key,
+            description=description,
+            how_to_get=how_to_get,
+            loader=loader,
+            probe=probe or _no_probe,
+        )
+        return loader
+
+    return deco
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    key = _key(str(name))
+    if key not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise VsbError(f"unknown dataset {name!r}; known datasets: {known}.")
+    return _REGISTRY[key]
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None) -> Dataset:
+    """Load the registered dataset ``name``, from ``root`` when given."""
+    info = get_dataset_info(name)
+    ds = info.loader(None if root is None else os.fspath(root))
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"loader of dataset {info.name!r} returned {type(ds).__name__}, not Dataset")
+    return ds
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """All registered datasets, sorted by name."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]

