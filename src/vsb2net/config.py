@@ -1,0 +1,246 @@
+"""Typed run configuration.
+
+One dataclass per stage of the data flow (data -> model -> training -> evaluation), nested in
+``RunConfig``.  A configuration can be read from a YAML or TOML file (parsed, never evaluated),
+overridden by ``section.key=value`` strings from the command line, and is saved beside every run
+so that the run can be reproduced and re-evaluated.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import VsbError
+
+
+@dataclass
+class DataConfig:
+    """Dataset and zero-shot protocol (METHOD.md, "Protocol")."""
+
+    dataset: str = "animal-mnist"
+    #: directory with the dataset's files; None = the dataset's default location
+    root: str | None = None
+    #: "glove" (word vectors of the class names) or a .npy/.csv file of class vectors/attributes
+    class_vectors: str = "glove"
+    #: unseen classes by name; empty = ``n_unseen`` classes drawn with ``split_seed``
+    unseen: list[str] = field(default_factory=list)
+    n_unseen: int = 2
+    split_seed: int = 0
+    #: fraction of every class held out as queries (never trained on, never in the database)
+    query_fraction: float = 0.1
+    #: seen classes held out as pseudo-unseen by the validation protocol (model selection)
+    n_val_unseen: int = 2
+    #: keep at most this many images per class (quick runs and tests); None = all
+    max_per_class: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    """VSB2-Net (METHOD.md, "Architecture").  A loss weight of 0 switches that term off."""
+
+    method: str = "vsb2net"
+    backbone: str = "cnn28"
+    bits: int = 32
+    #: width of the backbone's visual feature f
+    feature_dim: int = 256
+    #: hidden width of the semantic-branch MLP
+    semantic_hidden: int = 256
+    #: scale of the prototype logits alpha * <u, z_c> / K
+    alpha: float = 10.0
+    w_rec: float = 1.0
+    w_rel: float = 1.0
+    w_dis: float = 1.0
+    w_q: float = 0.1
+    #: neighbours per class in the LLE reconstruction of the semantic space
+    lle_neighbors: int = 3
+    lle_reg: float = 1e-3
+    #: similarity <z_c, z_c'>/K above which two class codes are pushed apart
+    dis_margin: float = 0.0
+    #: stop the reconstruction gradient flowing into the feature target f
+    rec_detach_target: bool = True
+    #: classes spanned by the relation/discrepancy terms: "seen" (strict) or "seen+unseen"
+    #: (unseen class *vectors* only, no unseen images: still inductive)
+    class_span: str = "seen"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    #: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"
+    #: choose the number of epochs on the validation protocol, then retrain on all seen classes
+    select_epochs: bool = True
+    #: stop the validation run after this many epochs without improvement
+    patience: int = 4
+    #: torch intra-op threads; 0 = torch's default
+    threads: int = 0
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    #: cut-offs for mAP@K (denominator: relevant items in the top K)
+    topk: list[int] = field(default_factory=lambda: [100, 1000])
+    #: unseen-class queries shown in the retrieval picture
+    n_examples: int = 6
+
+
+@dataclass
+class RunConfig:
+    name: str = ""
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> "RunConfig":
+        m, d = self.model, self.data
+        if m.bits <= 0 or m.bits % 8:
+            raise VsbError(f"model.bits = {m.bits}: the code length must be a positive multiple of 8 "
+                           "(codes are stored packed in bytes); try 16, 32, 48 or 64.")
+        if m.class_span not in ("seen", "seen+unseen"):
+            raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
+        if not 0.0 < d.query_fraction < 1.0:
+            raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
+        for name in ("w_rec", "w_rel", "w_dis", "w_q", "alpha"):
+            if getattr(m, name) < 0:
+                raise VsbError(f"model.{name} = {getattr(m, name)}: loss weights must be >= 0 (0 switches the term off).")
+        if self.train.epochs < 1 or self.train.batch_size < 1:
+            raise VsbError("train.epochs and train.batch_size must be at least 1.")
+        if d.max_per_class is not None and d.max_per_class < 2:
+            raise VsbError("data.max_per_class must be at least 2 (one query and one database item).")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# building from dicts, files and overrides
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` (from a file or a command-line string) to the annotated type ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise VsbError(f"{where}: expected a table/section, got {value!r}.")
+        return _from_dict(tp, value, where)
+    if origin is list:
+        (item_tp,) = args
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)):
+            raise VsbError(f"{where}: expected a list, got {value!r}.")
+        return [_coerce(v, item_tp, where) for v in value]
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if tp is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if tp is str:
+            if not isinstance(value, (str, int, float)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise VsbError(f"{where} = {value!r}: expected a value of type {tp.__name__}.") from None
+    return value
+
+
+def _from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = _field_types(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise VsbError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(hints)}.")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    return _from_dict(RunConfig, values, "")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a plain dict (never evaluated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VsbError(f"config file {path} does not exist; give the path of a .yaml or .toml file.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml", ".json"):
+            values = yaml.safe_load(text)
+        else:
+            raise VsbError(f"config file {path}: unknown extension {path.suffix!r}; use .yaml, .yml or .toml.")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise VsbError(f"config file {path} could not be parsed: {exc}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise VsbError(f"config file {path}: the top level must be a mapping of sections (data, model, train, eval).")
+    return values
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings on top of a config dict (values stay strings; typed later)."""
+    values = json.loads(json.dumps(values))  # deep copy of plain data
+    for item in overrides:
+        if "=" not in item:
+            raise VsbError(f"override {item!r}: write it as section.key=value, e.g. model.bits=64.")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = values
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise VsbError(f"override {item!r}: {part} is not a section.")
+        node[parts[-1]] = value
+    return values
+
+
+def build_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    values = load_config_file(path) if path else {}
+    values = apply_overrides(values, overrides or [])
+    return config_from_dict(values).validate()
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    from .io import write_text
+
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,129 @@
+"""The zero-shot hashing protocol (METHOD.md, "Protocol").
+
+Classes are split into *seen* and *unseen*.  From every class a fraction of the images is held
+out as queries; everything else forms the retrieval database.  Training uses only the database
+images of seen classes, so no unseen-class image and no query is ever trained on.
+
+Model selection uses the same construction one level down (the *validation protocol*): some seen
+classes play "pseudo-unseen" inside the training pool; a model trained on the remaining seen
+classes is scored on queries of the pseudo-unseen classes.  Unseen classes never take part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import VsbError
+
+
+@dataclass
+class ZeroShotSplit:
+    """Index sets into one dataset, plus which classes are seen and unseen."""
+
+    seen: list[int]
+    unseen: list[int]
+    train: np.ndarray          # database images of seen classes
+    database: np.ndarray       # all non-query images, seen and unseen classes
+    query_unseen: np.ndarray   # held-out images of unseen classes: the zero-shot queries
+    query_seen: np.ndarray     # held-out images of seen classes
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "database": len(self.database),
+                "query_unseen": len(self.query_unseen), "query_seen": len(self.query_seen)}
+
+    def describe(self, class_names: list[str]) -> dict:
+        return {"seen": [class_names[c] for c in self.seen],
+                "unseen": [class_names[c] for c in self.unseen],
+                "sizes": self.sizes()}
+
+
+def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int,
+                  seed: int) -> list[int]:
+    """Unseen classes by name (case-insensitive) or, when none are named, ``n_unseen`` by seed."""
+    lookup = {name.lower(): i for i, name in enumerate(class_names)}
+    if unseen_names:
+        missing = [n for n in unseen_names if n.lower() not in lookup]
+        if missing:
+            raise VsbError(f"unknown unseen class name(s) {missing}; this dataset's classes are: "
+                           f"{', '.join(class_names)}.")
+        chosen = sorted({lookup[n.lower()] for n in unseen_names})
+    else:
+        if not 1 <= n_unseen < len(class_names):
+            raise VsbError(f"n_unseen = {n_unseen}: choose between 1 and {len(class_names) - 1} "
+                           f"unseen classes (the dataset has {len(class_names)}).")
+        rng = np.random.default_rng(seed)
+        chosen = sorted(int(c) for c in rng.choice(len(class_names), n_unseen, replace=False))
+    if len(chosen) >= len(class_names):
+        raise VsbError("every class is unseen: keep at least one seen class to train on.")
+    return chosen
+
+
+def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
+    """Indices keeping at most ``max_per_class`` items of each class (sorted, seeded)."""
+    if max_per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) > max_per_class:
+            idx = rng.choice(idx, max_per_class, replace=False)
+        keep.append(idx)
+    return np.sort(np.concatenate(keep))
+
+
+def zero_shot_split(labels: np.ndarray, unseen: list[int], query_fraction: float, seed: int,
+                    pool: np.ndarray | None = None) -> ZeroShotSplit:
+    """Split ``pool`` (default: every index) by the zero-shot protocol.
+
+    From each class, ``ceil(query_fraction * n)`` images (at least one, at most n - 1) are held out
+    as queries.  The draw is seeded and independent of the order of classes.
+    """
+    labels = np.asarray(labels)
+    pool = np.arange(len(labels)) if pool is None else np.asarray(pool)
+    classes = sorted(int(c) for c in np.unique(labels[pool]))
+    unseen_set = set(unseen)
+    seen = [c for c in classes if c not in unseen_set]
+    if not seen:
+        raise VsbError("the split has no seen class left to train on; name fewer unseen classes.")
+    present_unseen = [c for c in sorted(unseen_set) if c in classes]
+    if not present_unseen:
+        raise VsbError("the split has no unseen class with images; check the unseen class names.")
+    rng = np.random.default_rng(seed)
+    queries, database = [], []
+    for c in classes:
+        idx = pool[labels[pool] == c]
+        if len(idx) < 2:
+            raise VsbError(f"class {c} has {len(idx)} image(s); the protocol needs at least 2 "
+                           "(one query and one database item). Raise data.max_per_class.")
+        n_q = int(min(len(idx) - 1, max(1, np.ceil(query_fraction * len(idx)))))
+        perm = rng.permutation(idx)
+        queries.append(np.sort(perm[:n_q]))
+        database.append(np.sort(perm[n_q:]))
+    q = np.concatenate(queries)
+    db = np.sort(np.concatenate(database))
+    is_unseen_q = np.isin(labels[q], present_unseen)
+    return ZeroShotSplit(
+        seen=seen,
+        unseen=present_unseen,
+        train=db[~np.isin(labels[db], present_unseen)],
+        database=db,
+        query_unseen=np.sort(q[is_unseen_q]),
+        query_seen=np.sort(q[~is_unseen_q]),
+    )
+
+
+def validation_split(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: int,
+                     query_fraction: float, seed: int) -> ZeroShotSplit:
+    """The validation protocol: pseudo-unseen seen classes inside the training pool.
+
+    Only ``split.train`` (seen-class database images) is used, so neither unseen-class images nor
+    any test query influence model selection.
+    """
+    if not 1 <= n_val_unseen < len(split.seen):
+        raise VsbError(f"n_val_unseen = {n_val_unseen}: the validation protocol needs between 1 and "
+                       f"{len(split.seen) - 1} pseudo-unseen classes among the {len(split.seen)} seen ones.")
+    rng = np.random.default_rng(seed + 7919)  # a draw of its own, not a copy of the test split's
+    pseudo = sorted(int(c) for c in rng.choice(split.seen, n_val_unseen, replace=False))
+    return zero_shot_split(labels, pseudo, query_fraction, seed + 7919, pool=split.train)

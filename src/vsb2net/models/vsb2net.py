@@ -1,0 +1,115 @@
+"""VSB2-Net: Visual-Semantic Bi-Branch Network for zero-shot hashing (Li et al., ICPR 2020).
+
+Both the visual feature space and the class-semantic space are embedded into one Hamming space
+[paper].  The loss forms below are our reconstruction (METHOD.md marks which is which):
+
+    L = L_cls + w_rec L_rec + w_rel L_rel + w_dis L_dis + w_q L_q
+
+* L_cls  classification with the semantic hash vectors z_c as class prototypes,
+         logit_c = alpha <u, z_c> / K; the same scoring works for unseen classes at test time.
+* L_rec  visual feature reconstruction from the code: ||g(u) - f/|f| ||^2.
+* L_rel  reconstructive semantic relations: LLE weights w_cj computed in the semantic space must
+         also reconstruct the semantic hash vectors, ||z_c - sum_j w_cj z_j||^2 / K.
+* L_dis  discrepancy enlarging: relu(<z_c, z_c'>/K - m)^2 over pairs of different classes.
+* L_q    quantisation: ||u - sign(u)||^2 / K and ||z - sign(z)||^2 / K.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from . import METHODS
+from .backbones import build_backbone
+
+
+def lle_weights(vectors: np.ndarray, k: int, reg: float = 1e-3) -> np.ndarray:
+    """Locally-linear-embedding weights: reconstruct each class vector from its k nearest classes.
+
+    Row c holds w_c = argmin ||a_c - sum_j w_cj a_j||^2 s.t. sum_j w_cj = 1, over the k nearest
+    (cosine) classes j != c, with Tikhonov regularisation ``reg * trace(G)`` of the local Gram
+    matrix G (as in Roweis & Saul) so that k larger than the vector dimension stays solvable.
+    """
+    a = np.asarray(vectors, dtype=np.float64)
+    c = len(a)
+    w = np.zeros((c, c), dtype=np.float64)
+    if c < 2:
+        return w.astype(np.float32)
+    k = max(1, min(k, c - 1))
+    unit = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)
+    for i in range(c):
+        nbrs = np.argsort(-sim[i], kind="stable")[:k]
+        diff = a[nbrs] - a[i]
+        gram = diff @ diff.T
+        gram += np.eye(k) * (reg * np.trace(gram) if np.trace(gram) > 0 else reg)
+        wi = np.linalg.solve(gram, np.ones(k))
+        w[i, nbrs] = wi / wi.sum()
+    return w.astype(np.float32)
+
+
+@dataclass
+class ClassContext:
+    """What the loss needs to know about classes during one training run.
+
+    ``vectors`` are the semantic vectors of the classes the relation and discrepancy terms span;
+    the first ``n_train`` of them are the training classes, in the order of the training labels.
+    """
+
+    vectors: torch.Tensor       # (C_span, D)
+    n_train: int
+    lle: torch.Tensor           # (C_span, C_span)
+
+
+@METHODS.register("vsb2net", help="VSB2-Net: visual and semantic branches into one Hamming space")
+class VSB2Net(nn.Module):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.bits
+        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
+        fdim = self.backbone.out_dim
+        self.hash_head = nn.Linear(fdim, k)
+        self.semantic = nn.Sequential(nn.Linear(semantic_dim, cfg.semantic_hidden), nn.ReLU(inplace=True),
+                                      nn.Linear(cfg.semantic_hidden, k))
+        # The decoder exists only when its loss is on, so an ablation trains exactly the smaller model.
+        self.decoder = (nn.Sequential(nn.Linear(k, cfg.semantic_hidden), nn.ReLU(inplace=True),
+                                      nn.Linear(cfg.semantic_hidden, fdim)) if cfg.w_rec > 0 else None)
+
+    # -- the two branches ------------------------------------------------------------------------
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Continuous codes u in (-1, 1)^K of images; the binary code is sign(u)."""
+        return torch.tanh(self.hash_head(self.backbone(x)))
+
+    def hash_classes(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Continuous semantic hash vectors z in (-1, 1)^K of class vectors; s_c = sign(z_c)."""
+        return torch.tanh(self.semantic(vectors))
+
+    # -- training objective ----------------------------------------------------------------------
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext):
+        cfg, k = self.cfg, self.cfg.bits
+        f = self.backbone(x)
+        u = torch.tanh(self.hash_head(f))
+        z = self.hash_classes(ctx.vectors)
+        logits = cfg.alpha * (u @ z[: ctx.n_train].T) / k
+        terms = {"cls": F.cross_entropy(logits, y)}
+        if self.decoder is not None:
+            target = F.normalize(f.detach() if cfg.rec_detach_target else f, dim=1)
+            terms["rec"] = (self.decoder(u) - target).pow(2).sum(1).mean()
+        if cfg.w_rel > 0:
+            terms["rel"] = (z - ctx.lle @ z).pow(2).sum(1).mean() / k
+        if cfg.w_dis > 0 and len(z) > 1:
+            sim = (z @ z.T) / k
+            off = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
+            terms["dis"] = F.relu(sim[off] - cfg.dis_margin).pow(2).mean()
+        if cfg.w_q > 0:
+            terms["q"] = ((u - torch.sign(u).detach()).pow(2).sum(1).mean()
+                          + (z - torch.sign(z).detach()).pow(2).sum(1).mean()) / k
+        weights = {"cls": 1.0, "rec": cfg.w_rec, "rel": cfg.w_rel, "dis": cfg.w_dis, "q": cfg.w_q}
+        loss = sum(weights[name] * value for name, value in terms.items())
+        return loss, {name: float(value.detach()) for name, value in terms.items()}
