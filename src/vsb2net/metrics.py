@@ -1,0 +1,547 @@
+"""Retrieval metrics for Hamming ranking, with an explicit tie rule.
+
+Hamming distances take only K + 1 values, so many database items tie and the order inside a tie
+is arbitrary; the choice moves mAP by several points.  Every metric here is therefore the **exact
+expectation over uniformly random orders of tied items** ("tie-aware", McSherry & Najork, ECIR
+2008; He et al., "Hashing as Tie-Aware Learning to Rank", CVPR 2018).  The optimistic
+(relevant items first within each tie) and pessimistic (relevant items last) mAP are reported as
+bounds.
+
+Nothing is sorted.  For each query the database is histogrammed by distance:
+``n[q, d]`` = items at distance d, ``r[q, d]`` = relevant items at distance d (d = 0..K), and
+every metric is a closed form over these histograms, vectorised over (queries x distances).
+Notation for one query and one distance group d: ``N_b``, ``R_b`` = items / relevant items at
+smaller distances, ``R`` = relevant items in the whole database, ``H[m] = sum_{i<=m} 1/i``.
+
+Rules (also returned as ``tie_rule`` by :func:`evaluate`):
+
+* ``map`` (mAP@all): per group, expected sum of precisions at its relevant positions is
+  ``(r_d/n_d) * sum_{i=1}^{n_d} (R_b + 1 + (i-1)(r_d-1)/(n_d-1)) / (N_b + i)`` (the
+  ``(r_d-1)/(n_d-1)`` term is 0 when ``n_d = 1``); AP = sum over groups / R.
+* A query with no relevant database item has AP = 0 (and AP@K = 0) and **counts** in the mean;
+  their number is reported as ``n_queries_without_relevant``.
+* ``map@K``: AP over the top K divided by the number of relevant items **in the top K**
+  (0 when there are none), as most hashing code does.  Only the group cut by position K is
+  random in membership: with n items, r relevant and m of them in the top K, the number j of its
+  relevant items in the top K is hypergeometric(n, r, m) and given j those m items are in random
+  order, so ``AP@K = sum_j P(j) (A_full + C(j)) / (R_full + j)``.  K larger than the database is
+  clipped to the database size.
+* ``precision@K`` = E[#relevant in top K] / K, exact because it is linear; K is clipped to the
+  database size.
+* Precision / recall within Hamming radius r: items at distance <= r (no ties issue: a radius
+  takes whole groups).  Precision is 0 when nothing is within r; recall is 0 for a query without
+  relevant items.  Both are averaged over queries.
+
+Relevance: single-label (1-D label arrays, relevant iff equal) or multi-label (2-D 0/1 matrices,
+relevant iff at least one shared label).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from scipy.special import gammaln
+
+from vsb2net.codes import _check_packed, hamming_distances, to_numpy
+from vsb2net.errors import VsbError
+
+__all__ = [
+    "DEFAULT_PRECISION_KS",
+    "DEFAULT_TOPK",
+    "TIE_RULE",
+    "harmonic_numbers",
+    "default_chunk_size",
+    "relevance_matrix",
+    "distance_histograms",
+    "average_precision_tie_aware",
+    "average_precision_optimistic",
+    "average_precision_pessimistic",
+    "average_precision_at_k_tie_aware",
+    "precision_at_k_tie_aware",
+    "precision_recall_radius",
+    "evaluate",
+]
+
+DEFAULT_TOPK: tuple[int, ...] = (100, 1000)
+DEFAULT_PRECISION_KS: tuple[int, ...] = (1, 5, 10, 20, 50, 100, 200, 500, 1000)
+# Budget for the largest per-chunk matrix (the int64 histogram-bin index, 8 bytes per pair).
+CHUNK_BYTES = 64 * 2**20
+
+TIE_RULE = (
+    "Database ranked by Hamming distance; items at equal distance are in uniformly random order "
+    "and every metric is its exact expectation over those orders (tie-aware; McSherry & Najork "
+    "2008, He et al. CVPR 2018). map_optimistic / map_pessimistic put relevant items first / "
+    "last within each tie. map is mAP over the whole database. map@K divides by the number of "
+    "relevant items in the top K (AP@K = 0 when there are none); K larger than the database is "
+    "clipped to the database size, as are precision@K cut-offs. Queries with no relevant "
+    "database item have AP = 0 and count in every mean. pr_curve: precision and recall of the "
+    "items within Hamming radius r (precision 0 when nothing is inside; recall 0 when the query "
+    "has no relevant item), averaged over queries; precision_radius2 is its value at r = 2."
+)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def harmonic_numbers(m: int) -> np.ndarray:
+    """Table ``H`` of length ``m + 1`` with ``H[j] = sum_{i=1}^{j} 1/i`` (``H[0] = 0``), float64."""
+    m = int(m)
+    if m < 0:
+        raise VsbError(f"harmonic_numbers needs m >= 0, got {m}.")
+    h = np.zeros(m + 1, dtype=np.float64)
+    if m:
+        np.cumsum(1.0 / np.arange(1, m + 1, dtype=np.float64), out=h[1:])
+    return h
+
+
+def default_chunk_size(n_database: int, budget_bytes: int = CHUNK_BYTES) -> int:
+    """Queries per chunk so that a chunk's (queries x database) int64 matrix is ~``budget_bytes``.
+
+    That matrix (histogram-bin indices) and the uint64 XOR buffer of
+    :func:`vsb2net.codes.hamming_distances` are the largest temporaries, 8 bytes per pair; the
+    uint16 distance matrix itself is a quarter of it.
+    """
+    return max(1, int(budget_bytes) // (8 * max(1, int(n_database))))
+
+
+def _tie_sum(a: np.ndarray, b: np.ndarray, n0: np.ndarray, n: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``sum_{i=1}^{n} (a + (i-1) b) / (n0 + i)`` in O(1) via harmonic numbers.
+
+    Uses ``(a + (i-1)b)/(n0+i) = (a - b(1+n0))/(n0+i) + b``.
+    """
+    return (a - b * (1.0 + n0)) * (h[n0 + n] - h[n0]) + b * n
+
+
+def _as_hists(n_hist: Any, r_hist: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate (n, r) histograms; return them as int64 (Q, D) plus whether input was 1-D."""
+    n = to_numpy(n_hist)
+    r = to_numpy(r_hist)
+    if n.shape != r.shape:
+        raise VsbError(f"n and r histograms differ in shape: {n.shape} vs {r.shape}.")
+    if n.ndim not in (1, 2) or n.shape[-1] == 0:
+        raise VsbError(
+            f"histograms must have shape (distances,) or (queries, distances), got {n.shape}."
+        )
+    for name, arr in (("n", n), ("r", r)):
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+            if not np.array_equal(arr, np.round(arr)):
+                raise VsbError(f"{name} histogram must hold integer counts, got dtype {arr.dtype}.")
+    squeeze = n.ndim == 1
+    n = np.atleast_2d(n).astype(np.int64)
+    r = np.atleast_2d(r).astype(np.int64)
+    if (r < 0).any() or (r > n).any():
+        raise VsbError("histograms must satisfy 0 <= r <= n (relevant items are a subset).")
+    return n, r, squeeze
+
+
+def _harmonic_for(n: np.ndarray, harmonic: np.ndarray | None) -> np.ndarray:
+    need = int(n.sum(axis=1).max()) + 1
+    if harmonic is None:
+        return harmonic_numbers(need - 1)
+    harmonic = np.asarray(harmonic, dtype=np.float64)
+    if harmonic.ndim != 1 or harmonic.shape[0] < need:
+        raise VsbError(
+            f"harmonic table too short: need length >= {need} (database size + 1), got "
+            f"{harmonic.shape}; build it with harmonic_numbers(n_database)."
+        )
+    return harmonic
+
+
+def _out(values: np.ndarray, squeeze: bool):
+    return float(values[0]) if squeeze else values
+
+
+def _group_precision_sums(n: np.ndarray, r: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Expected sum of precisions at the relevant positions of each group (Q, D), tie-aware."""
+    nb = np.cumsum(n, axis=1) - n
+    rb = np.cumsum(r, axis=1) - r
+    b = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1), 0.0)
+    s = _tie_sum(rb + 1.0, b, nb, n, h)
+    return np.where(r > 0, r / np.maximum(n, 1) * s, 0.0)
+
+
+def _divide_by_relevant(total: np.ndarray, r: np.ndarray) -> np.ndarray:
+    big_r = r.sum(axis=1)
+    return np.where(big_r > 0, total / np.maximum(big_r, 1), 0.0)
+
+
+# ----------------------------------------------------------------------------- per-query metrics
+
+def average_precision_tie_aware(n_hist: Any, r_hist: Any, harmonic: np.ndarray | None = None):
+    """Tie-aware AP over the whole database (expectation over random tie orders).
+
+    Parameters
+    ----------
+    n_hist, r_hist : int arrays, shape (Q, D) or (D,)
+        Items / relevant items at each Hamming distance 0..D-1 (from :func:`distance_histograms`).
+    harmonic : optional float64 table from :func:`harmonic_numbers`, length >= database size + 1
+        (computed when omitted; pass it to reuse across calls).
+
+    Returns
+    -------
+    np.ndarray (Q,) of float64, or a float for 1-D input.  0 for a query without relevant items.
+    """
+    n, r, squeeze = _as_hists(n_hist, r_hist)
+    h = _harmonic_for(n, harmonic)
+    ap = _divide_by_relevant(_group_precision_sums(n, r, h).sum(axis=1), r)
+    return _out(ap, squeeze)
+
+
+def average_precision_optimistic(n_hist: Any, r_hist: Any, harmonic: np.ndarray | None = None):
+    """AP when relevant items come first within each tie (upper bound of the tie-aware AP).
+
+    The r relevant items of a group sit at ranks N_b + i, i = 1..r, each with precision
+    (R_b + i) / (N_b + i).  Same arguments and return as :func:`average_precision_tie_aware`.
+    """
+    n, r, squeeze = _as_hists(n_hist, r_hist)
+    h = _harmonic_for(n, harmonic)
+    nb = np.cumsum(n, axis=1) - n
+    rb = np.cumsum(r, axis=1) - r
+    s = _tie_sum(rb + 1.0, np.ones_like(nb, dtype=np.float64), nb, r, h)
+    return _out(_divide_by_relevant(s.sum(axis=1), r), squeeze)
+
+
+def average_precision_pessimistic(n_hist: Any, r_hist: Any, harmonic: np.ndarray | None = None):
+    """AP when relevant items come last within each tie (lower bound of the tie-aware AP).
+
+    The r relevant items of a group sit at ranks N_b + n - r + i, i = 1..r, with precision
+    (R_b + i) / (N_b + n - r + i).  Same arguments and return as
+    :func:`average_precision_tie_aware`.
+    """
+    n, r, squeeze = _as_hists(n_hist, r_hist)
+    h = _harmonic_for(n, harmonic)
+    start = np.cumsum(n, axis=1) - r
+    rb = np.cumsum(r, axis=1) - r
+    s = _tie_sum(rb + 1.0, np.ones_like(start, dtype=np.float64), start, r, h)
+    return _out(_divide_by_relevant(s.sum(axis=1), r), squeeze)
+
+
+def _cut_group(n: np.ndarray, r: np.ndarray, k_eff: np.ndarray):
+    """For each query, the group containing rank ``k_eff`` and what lies before it.
+
+    Returns (c, nb_c, rb_c, n_c, r_c, m): group index, items / relevant items before it, its size,
+    its relevant count, and m = how many of its items are in the top k_eff (1 <= m <= n_c when
+    k_eff >= 1).
+    """
+    rows = np.arange(n.shape[0])
+    cum_n = np.cumsum(n, axis=1)
+    cum_r = np.cumsum(r, axis=1)
+    c = np.argmax(cum_n >= k_eff[:, None], axis=1)
+    n_c = n[rows, c]
+    r_c = r[rows, c]
+    nb_c = cum_n[rows, c] - n_c
+    rb_c = cum_r[rows, c] - r_c
+    return c, nb_c, rb_c, n_c, r_c, k_eff - nb_c
+
+
+def _log_comb(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return gammaln(a + 1.0) - gammaln(b + 1.0) - gammaln(a - b + 1.0)
+
+
+def _hypergeom_pmf(j: np.ndarray, n: np.ndarray, r: np.ndarray, m: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """P(j relevant among m drawn from n items with r relevant), rows = queries, columns = j.
+
+    Log-gamma form (scipy.stats.hypergeom.pmf is ~100x slower for groups of thousands of
+    items); out-of-support entries are 0, and each row is renormalised to sum to 1, which
+    cancels the rounding of the shared log C(n, m) term.
+    """
+    n, r, m = n[:, None], r[:, None], m[:, None]
+    j_safe = np.clip(j, np.maximum(0, m - (n - r)), np.minimum(r, m))
+    log_p = _log_comb(r, j_safe) + _log_comb(n - r, m - j_safe) - _log_comb(n, m)
+    p = np.where(valid, np.exp(log_p), 0.0)
+    total = p.sum(axis=1, keepdims=True)
+    return p / np.where(total > 0, total, 1.0)
+
+
+def _check_k(k: Any, name: str = "K") -> int:
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise VsbError(f"{name} must be a positive integer, got {k!r}.")
+    return int(k)
+
+
+def average_precision_at_k_tie_aware(
+    n_hist: Any, r_hist: Any, k: int, harmonic: np.ndarray | None = None
+):
+    """Tie-aware AP@K, denominator = number of relevant items in the top K.
+
+    ``AP@K = sum_j P(j) (A_full + C(j)) / (R_full + j)``: A_full, R_full are the expected
+    precision sum and relevant count of the groups entirely inside the top K; the cut group (n
+    items, r relevant, m inside the top K) holds j ~ hypergeometric(n, r, m) relevant items in
+    the top K, in random order, contributing
+    ``C(j) = (j/m) sum_{i=1}^{m} (R_b + 1 + (i-1)(j-1)/(m-1)) / (N_b + i)``.
+    A term with no relevant item in the top K is 0.  K is clipped to the database size.
+
+    Returns np.ndarray (Q,) or a float for 1-D histograms.
+    """
+    k = _check_k(k)
+    n, r, squeeze = _as_hists(n_hist, r_hist)
+    h = _harmonic_for(n, harmonic)
+    n_db = n.sum(axis=1)
+    k_eff = np.minimum(k, n_db)
+    c, nb_c, rb_c, n_c, r_c, m = _cut_group(n, r, k_eff)
+
+    contrib = _group_precision_sums(n, r, h)
+    before_cut = np.arange(n.shape[1])[None, :] < c[:, None]
+    a_full = np.where(before_cut, contrib, 0.0).sum(axis=1)
+
+    j_hi = np.minimum(r_c, m)
+    j_lo = np.maximum(0, m - (n_c - r_c))
+    j = np.arange(int(j_hi.max()) + 1)[None, :]
+    valid = (j >= j_lo[:, None]) & (j <= j_hi[:, None])
+    p_j = _hypergeom_pmf(j, n_c, r_c, m, valid)
+
+    mm = m[:, None]
+    slope = np.where(mm > 1, (j - 1) / np.maximum(mm - 1, 1), 0.0)
+    s = _tie_sum((rb_c + 1.0)[:, None], slope, nb_c[:, None], mm, h)
+    c_j = j / np.maximum(mm, 1) * s
+    denom = rb_c[:, None] + j
+    terms = np.where(valid & (denom > 0), p_j * (a_full[:, None] + c_j) / np.maximum(denom, 1), 0.0)
+    ap = np.where(n_db > 0, terms.sum(axis=1), 0.0)
+    return _out(ap, squeeze)
+
+
+def precision_at_k_tie_aware(n_hist: Any, r_hist: Any, ks: Sequence[int]) -> np.ndarray:
+    """Tie-aware precision@K for each K in ``ks``: E[#relevant in top K] / K.
+
+    Exact by linearity: relevant items in the groups fully inside the top K plus
+    ``(K - N_b) * r / n`` for the cut group.  Each K is clipped to that query's database size.
+
+    Returns np.ndarray of shape (Q, len(ks)), or (len(ks),) for 1-D histograms.
+    """
+    ks = [_check_k(k, "precision K") for k in ks]
+    n, r, squeeze = _as_hists(n_hist, r_hist)
+    n_db = n.sum(axis=1)
+    out = np.zeros((n.shape[0], len(ks)), dtype=np.float64)
+    for col, k in enumerate(ks):
+        k_eff = np.maximum(np.minimum(k, n_db), 1)
+        _, _, rb_c, n_c, r_c, m = _cut_group(n, r, k_eff)
+        expected = rb_c + m * r_c / np.maximum(n_c, 1)
+        out[:, col] = np.where(n_db > 0, expected / k_eff, 0.0)
+    return out[0] if squeeze else out
+
+
+def precision_recall_radius(n_hist: Any, r_hist: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of the items within Hamming radius r, for r = 0..D-1.
+
+    Precision(r) = relevant within r / items within r (0 when nothing is within r);
+    recall(r) = relevant within r / all relevant (0 when the query has no relevant item).
+    Returns two arrays of shape (Q, D), or (D,) for 1-D histograms.
+    """
+    n, r, squeeze = _as_hists(n_hist, r_hist)
+    cum_n = np.cumsum(n, axis=1)
+    cum_r = np.cumsum(r, axis=1)
+    big_r = cum_r[:, -1:]
+    prec = np.where(cum_n > 0, cum_r / np.maximum(cum_n, 1), 0.0)
+    rec = np.where(big_r > 0, cum_r / np.maximum(big_r, 1), 0.0)
+    return (prec[0], rec[0]) if squeeze else (prec, rec)
+
+
+# ----------------------------------------------------------------------------- relevance / histograms
+
+def _check_labels(q_labels: Any, db_labels: Any, n_q: int, n_db: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate labels; return (query labels, database labels, is_multilabel)."""
+    ql = to_numpy(q_labels)
+    dl = to_numpy(db_labels)
+    if ql.ndim != dl.ndim or ql.ndim not in (1, 2):
+        raise VsbError(
+            f"labels must be both 1-D (single-label class ids) or both 2-D (multi-label 0/1 "
+            f"matrices); got query labels of shape {ql.shape} and database labels of shape "
+            f"{dl.shape}."
+        )
+    if ql.shape[0] != n_q:
+        raise VsbError(f"{ql.shape[0]} query labels for {n_q} query codes; they must match.")
+    if dl.shape[0] != n_db:
+        raise VsbError(f"{dl.shape[0]} database labels for {n_db} database codes; they must match.")
+    multi = ql.ndim == 2
+    if multi:
+        if ql.shape[1] != dl.shape[1]:
+            raise VsbError(
+                f"multi-label matrices have {ql.shape[1]} (query) and {dl.shape[1]} (database) "
+                "label columns; both must use the same label set."
+            )
+        for name, arr in (("query", ql), ("database", dl)):
+            if arr.dtype != np.bool_ and not ((arr == 0) | (arr == 1)).all():
+                raise VsbError(
+                    f"{name} multi-label matrix must contain only 0/1; for class ids pass a 1-D "
+                    "array instead."
+                )
+    else:
+        for name, arr in (("query", ql), ("database", dl)):
+            if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+                raise VsbError(f"{name} labels contain NaN; every item needs a class id.")
+    return ql, dl, multi
+
+
+def relevance_matrix(q_labels: Any, db_labels: Any) -> np.ndarray:
+    """Boolean (Q, N) relevance: equal labels (1-D), or at least one shared label (2-D 0/1)."""
+    ql = to_numpy(q_labels)
+    dl = to_numpy(db_labels)
+    ql, dl, multi = _check_labels(ql, dl, ql.shape[0], dl.shape[0])
+    return _relevance(ql, dl, multi)
+
+
+def _relevance(ql: np.ndarray, dl: np.ndarray, multi: bool) -> np.ndarray:
+    if multi:
+        # float32 matmul is exact for counts below 2**24 and uses BLAS.
+        return (ql.astype(np.float32) @ dl.astype(np.float32).T) > 0
+    return ql[:, None] == dl[None, :]
+
+
+def _check_codes(q_packed: Any, db_packed: Any, bits: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    q = _check_packed(q_packed, "query codes")
+    db = _check_packed(db_packed, "database codes")
+    if q.shape[1] != db.shape[1]:
+        raise VsbError(
+            f"query codes have {q.shape[1] * 8} bits but database codes have {db.shape[1] * 8}; "
+            "encode both with the same code length."
+        )
+    if q.shape[0] == 0:
+        raise VsbError("the query set is empty; pass at least one query code.")
+    if db.shape[0] == 0:
+        raise VsbError("the database is empty; pass at least one database code.")
+    code_bits = q.shape[1] * 8
+    if bits is not None and int(bits) != code_bits:
+        raise VsbError(
+            f"bits={bits} but the packed codes have {q.shape[1]} bytes = {code_bits} bits; "
+            f"pass bits={code_bits}."
+        )
+    return q, db, code_bits
+
+
+def _check_chunk(chunk_size: Any, n_db: int) -> int:
+    if chunk_size is None:
+        return default_chunk_size(n_db)
+    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise VsbError(f"chunk_size must be a positive integer (queries per chunk), got {chunk_size!r}.")
+    return int(chunk_size)
+
+
+def _histograms(q: np.ndarray, db: np.ndarray, ql: np.ndarray, dl: np.ndarray, multi: bool, bits: int):
+    """(n, r) histograms of one query chunk, via one bincount over q * (bits+1) + distance."""
+    n_bins = bits + 1
+    idx = hamming_distances(q, db).astype(np.intp)
+    idx += (np.arange(q.shape[0], dtype=np.intp) * n_bins)[:, None]
+    size = q.shape[0] * n_bins
+    n = np.bincount(idx.ravel(), minlength=size).reshape(q.shape[0], n_bins)
+    r = np.bincount(idx[_relevance(ql, dl, multi)], minlength=size).reshape(q.shape[0], n_bins)
+    return n.astype(np.int64), r.astype(np.int64)
+
+
+def distance_histograms(
+    q_packed: Any,
+    db_packed: Any,
+    q_labels: Any,
+    db_labels: Any,
+    bits: int | None = None,
+    *,
+    chunk_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query histograms of the database by Hamming distance.
+
+    Returns ``(n, r)``, int64 arrays of shape (Q, bits + 1): ``n[q, d]`` items and ``r[q, d]``
+    relevant items at distance d from query q.  ``bits`` defaults to 8 x bytes per code and must
+    equal it when given.  Queries are processed ``chunk_size`` at a time (default
+    :func:`default_chunk_size`) to bound memory.
+    """
+    q, db, bits = _check_codes(q_packed, db_packed, bits)
+    ql, dl, multi = _check_labels(q_labels, db_labels, q.shape[0], db.shape[0])
+    step = _check_chunk(chunk_size, db.shape[0])
+    n_out = np.empty((q.shape[0], bits + 1), dtype=np.int64)
+    r_out = np.empty_like(n_out)
+    for lo in range(0, q.shape[0], step):
+        sl = slice(lo, lo + step)
+        n_out[sl], r_out[sl] = _histograms(q[sl], db, ql[sl], dl, multi, bits)
+    return n_out, r_out
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _k_list(ks: Any, name: str) -> list[int]:
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, (bool, np.bool_)):
+        ks = [ks]
+    try:
+        ks = list(ks)
+    except TypeError:
+        raise VsbError(f"{name} must be a positive integer or a list of them, got {ks!r}.") from None
+    return [_check_k(k, name) for k in ks]
+
+
+def _unique(values: Iterable[int]) -> list[int]:
+    return list(dict.fromkeys(values))
+
+
+def evaluate(
+    query_codes: Any,
+    db_codes: Any,
+    query_labels: Any,
+    db_labels: Any,
+    *,
+    topk: Sequence[int] | int = DEFAULT_TOPK,
+    precision_ks: Sequence[int] | None = None,
+    chunk_size: int | None = None,
+) -> dict:
+    """Evaluate Hamming-ranking retrieval with tie-aware metrics (see the module docstring).
+
+    Parameters
+    ----------
+    query_codes, db_codes : uint8 arrays (Q, B), (N, B)
+        Packed codes from :func:`vsb2net.codes.pack_codes`.
+    query_labels, db_labels : 1-D class ids, or 2-D 0/1 multi-label matrices
+    topk : K values for ``map@K`` (keys use the requested K; values clip K to N)
+    precision_ks : K values of the precision@K curve (default :data:`DEFAULT_PRECISION_KS`);
+        clipped to N and deduplicated, the effective list is returned.
+    chunk_size : queries per chunk (default: ~64 MiB per chunk, :func:`default_chunk_size`)
+
+    Returns
+    -------
+    dict of plain Python values: ``map``, ``map_optimistic``, ``map_pessimistic``, ``map@K``
+    for each K, ``precision_at_k`` {"k", "precision"}, ``pr_curve`` {"radius", "precision",
+    "recall"} (length bits + 1), ``precision_radius2``, ``n_queries``, ``n_database``,
+    ``n_queries_without_relevant``, ``bits``, ``tie_rule``.
+    """
+    q, db, bits = _check_codes(query_codes, db_codes, None)
+    ql, dl, multi = _check_labels(query_labels, db_labels, q.shape[0], db.shape[0])
+    n_q, n_db = q.shape[0], db.shape[0]
+    topk_list = _unique(_k_list(topk, "topk"))
+    p_ks = _unique(min(k, n_db) for k in _k_list(
+        DEFAULT_PRECISION_KS if precision_ks is None else precision_ks, "precision_ks"))
+    step = _check_chunk(chunk_size, n_db)
+    h = harmonic_numbers(n_db)
+
+    sums = {"map": 0.0, "map_optimistic": 0.0, "map_pessimistic": 0.0}
+    sums.update({f"map@{k}": 0.0 for k in topk_list})
+    prec_k_sum = np.zeros(len(p_ks))
+    pr_prec_sum = np.zeros(bits + 1)
+    pr_rec_sum = np.zeros(bits + 1)
+    no_relevant = 0
+    for lo in range(0, n_q, step):
+        sl = slice(lo, lo + step)
+        n, r = _histograms(q[sl], db, ql[sl], dl, multi, bits)
+        sums["map"] += average_precision_tie_aware(n, r, h).sum()
+        sums["map_optimistic"] += average_precision_optimistic(n, r, h).sum()
+        sums["map_pessimistic"] += average_precision_pessimistic(n, r, h).sum()
+        for k in topk_list:
+            sums[f"map@{k}"] += average_precision_at_k_tie_aware(n, r, k, h).sum()
+        if p_ks:
+            prec_k_sum += precision_at_k_tie_aware(n, r, p_ks).sum(axis=0)
+        prec, rec = precision_recall_radius(n, r)
+        pr_prec_sum += prec.sum(axis=0)
+        pr_rec_sum += rec.sum(axis=0)
+        no_relevant += int((r.sum(axis=1) == 0).sum())
+
+    result: dict[str, Any] = {key: float(value / n_q) for key, value in sums.items()}
+    pr_prec = pr_prec_sum / n_q
+    result.update(
+        precision_at_k={"k": p_ks, "precision": (prec_k_sum / n_q).tolist()},
+        pr_curve={
+            "radius": list(range(bits + 1)),
+            "precision": pr_prec.tolist(),
+            "recall": (pr_rec_sum / n_q).tolist(),
+        },
+        precision_radius2=float(pr_prec[2]),
+        n_queries=int(n_q),
+        n_database=int(n_db),
+        n_queries_without_relevant=no_relevant,
+        bits=int(bits),
+        tie_rule=TIE_RULE,
+    )
+    return result
