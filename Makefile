@@ -1,0 +1,30 @@
+# Two entry points: `make run` (the main job) and `make test`. Both create .venv when missing and
+# install what is needed; the stamp file makes a second call skip the installation.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.vsb2net-installed
+ARGS   ?=
+
+.PHONY: run test install clean
+
+run: $(STAMP)
+	$(PY) -m vsb2net run $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+install: $(STAMP)
+
+# torch is pinned here, not in pyproject.toml: 2.13.0 is the CPU wheel this machine keeps on disk,
+# while a bare `torch` may pull a multi-GB CUDA build. animal-mnist is installed without its
+# declared dependencies (they pull TensorFlow, which we do not use).
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps animal-mnist
+	$(PY) -m pip install -q -e '.[data,test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,163 @@
+"""Command-line interface: ``vsb2net run | train | evaluate | datasets``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import VsbError
+
+# flag -> config key; each is a shortcut for --set KEY=VALUE
+SHORTCUTS = {
+    "dataset": "data.dataset", "data_root": "data.root", "class_vectors": "data.class_vectors",
+    "unseen": "data.unseen", "split_seed": "data.split_seed", "max_per_class": "data.max_per_class",
+    "method": "model.method", "bits": "model.bits", "epochs": "train.epochs", "seed": "train.seed",
+    "device": "train.device", "name": "name", "out": "out_dir",
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration (a file, then flags on top of it)")
+    g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval")
+    g.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override any config key, e.g. --set model.w_rel=0 (repeatable)")
+    g.add_argument("--dataset", help="dataset name (see `vsb2net datasets`); default animal-mnist")
+    g.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files")
+    g.add_argument("--class-vectors", metavar="SRC", help="'glove' (default) or a .npy/.csv file of class vectors")
+    g.add_argument("--unseen", metavar="NAMES", help="comma-separated unseen class names (default: 2 by --split-seed)")
+    g.add_argument("--split-seed", type=int, help="seed of the seen/unseen split and query draw")
+    g.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class (quick runs)")
+    g.add_argument("--method", help="hashing method (default vsb2net)")
+    g.add_argument("--bits", type=int, help="code length, a multiple of 8 (default 32)")
+    g.add_argument("--epochs", type=int, help="maximum epochs (the validation protocol picks the count)")
+    g.add_argument("--seed", type=int, help="training seed")
+    g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--name", help="run name (directory under --out); default from dataset, method, bits, seed")
+    g.add_argument("--out", metavar="DIR", help="parent directory of runs (default runs)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .config import build_config
+
+    overrides = list(args.set)
+    for flag, key in SHORTCUTS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    return build_config(args.config, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline import train_run
+
+    cfg = _config_from_args(args)
+    out = train_run(cfg)
+    print(f"run directory: {out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import evaluate_run, prepare, train_run
+    from .report import metric_table
+
+    t0 = time.perf_counter()
+    cfg = _config_from_args(args)
+    prep = prepare(cfg)
+    out = train_run(cfg, prep)
+    metrics = evaluate_run(out, prep, log=lambda *_: None)
+    print()
+    print(metric_table(metrics))
+    print(f"\nunseen-class mAP@all (tie-aware): {metrics['unseen']['map']:.4f}   "
+          f"[{cfg.model.method}, {cfg.model.bits} bits, {cfg.data.dataset}]")
+    print(f"report: {out / 'report.md'}   ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .pipeline import evaluate_run
+    from .report import metric_table
+
+    metrics = evaluate_run(args.run_dir)
+    print()
+    print(metric_table(metrics))
+    print(f"report: {Path(args.run_dir) / 'report.md'}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import list_datasets
+
+    rows = []
+    for info in list_datasets():
+        ok, detail = info.probe(args.data_root)
+        rows.append((info.name, "available" if ok else "MISSING", info.description, detail,
+                     "" if ok else info.how_to_get))
+    for name, state, desc, detail, how in rows:
+        print(f"{name:16s} {state:10s} {desc}")
+        if detail:
+            print(f"{'':16s} {'':10s} {detail}")
+        if how:
+            print(f"{'':16s} {'':10s} how to get it: {how}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vsb2net",
+        description="Zero-shot hashing with VSB2-Net: train on seen classes, retrieve unseen classes "
+                    "by Hamming distance, report mAP with an explicit tie rule.")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sp = sub.add_parser("run", help="train, evaluate and write the report (the main job)",
+                        description="Train VSB2-Net on the seen classes (epochs chosen on the validation "
+                                    "protocol), encode queries and database, compute the metrics and write "
+                                    "runs/<name>/report.md.")
+    _add_config_flags(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("train", help="train and save the checkpoint, without evaluating",
+                        description="Train on the seen classes and write config.yaml, checkpoint.pt, "
+                                    "split.json and training.json into the run directory.")
+    _add_config_flags(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("evaluate", help="evaluate a trained run directory and write its report",
+                        description="Encode the queries and database with the run's checkpoint, compute "
+                                    "metrics.json and write report.md with its pictures.")
+    sp.add_argument("run_dir", metavar="RUN_DIR", help="directory written by `vsb2net train` or `run`")
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("datasets", help="list the datasets, which are available here and how to get the rest",
+                        description="List the registered datasets, whether their files are available on this "
+                                    "machine and, for missing ones, how to get them.")
+    sp.add_argument("--data-root", metavar="DIR", help="look for the files in DIR instead of the default places")
+    sp.set_defaults(func=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except VsbError as exc:
+        if args.debug:
+            raise
+        print(f"vsb2net: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vsb2net: interrupted; files already written are complete, nothing half-written was kept.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

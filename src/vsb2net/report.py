@@ -1,0 +1,153 @@
+"""The run report: ``report.md`` with the metric table, two curves and a picture of retrievals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .codes import hamming_distances  # noqa: E402
+from .io import atomic_path, write_text  # noqa: E402
+
+COLUMNS = [("map", "mAP@all"), ("map_optimistic", "(optimistic)"), ("map_pessimistic", "(pessimistic)")]
+
+
+def _columns(metrics: dict) -> list[tuple[str, str]]:
+    cols = list(COLUMNS)
+    cols += [(k, k.replace("map@", "mAP@")) for k in metrics["unseen"] if k.startswith("map@")]
+    cols += [("precision_radius2", "P@r<=2"), ("zero_shot_accuracy", "ZS acc")]
+    return cols
+
+
+def metric_table(metrics: dict) -> str:
+    """Markdown table, one row per query set (unseen classes: the zero-shot number; seen classes)."""
+    cols = _columns(metrics)
+    lines = ["| queries | n | " + " | ".join(label for _, label in cols) + " |",
+             "|---|---:|" + "---:|" * len(cols)]
+    for part, label in (("unseen", "unseen classes"), ("seen", "seen classes")):
+        m = metrics[part]
+        lines.append(f"| {label} | {m['n_queries']} | " + " | ".join(f"{m[k]:.4f}" for k, _ in cols) + " |")
+    return "\n".join(lines)
+
+
+def _save_fig(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_curves(out: Path, metrics: dict, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for part in ("unseen", "seen"):
+        pr = metrics[part]["pr_curve"]
+        ax.plot(pr["recall"], pr["precision"], marker=".", label=f"{part}-class queries")
+    ax.set(xlabel="recall", ylabel="precision", title=f"PR over Hamming radius: {title}", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save_fig(fig, out / "pr_curve.png")
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for part in ("unseen", "seen"):
+        pk = metrics[part]["precision_at_k"]
+        ax.plot(pk["k"], pk["precision"], marker=".", label=f"{part}-class queries")
+    ax.set(xscale="log", xlabel="K (top K by Hamming distance)", ylabel="precision@K (tie-aware)",
+           title=f"Precision@K: {title}", ylim=(0, 1.02))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save_fig(fig, out / "precision_at_k.png")
+
+
+def plot_retrievals(out: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str],
+                    q_index: np.ndarray, q_codes: np.ndarray, db_index: np.ndarray, db_codes: np.ndarray,
+                    n_examples: int, top: int = 10) -> None:
+    """Rows of (query, its top-``top`` database images); green frame = same class, red = other.
+
+    Queries are spread evenly over the unseen-class query set.  Database items tied at the same
+    Hamming distance are shown in a seeded random order: the order the tie-aware metrics average
+    over (database order would group ties by class and flatter or punish arbitrarily).
+    """
+    n = min(n_examples, len(q_index))
+    if n == 0:
+        return
+    pick = np.linspace(0, len(q_index) - 1, n).round().astype(int)
+    dist = hamming_distances(q_codes[pick], db_codes)
+    shuffle = np.random.default_rng(0).permutation(len(db_index))
+    fig, axes = plt.subplots(n, top + 1, figsize=(1.1 * (top + 1), 1.45 * n), squeeze=False)
+    fig.subplots_adjust(hspace=0.55)
+    cmap = "gray" if images.ndim == 3 else None
+    for row, qi in enumerate(pick):
+        order = shuffle[np.argsort(dist[row][shuffle], kind="stable")[:top]]
+        qlab = labels[q_index[qi]]
+        cells = [(q_index[qi], None, f"query\n{class_names[qlab]}")]
+        cells += [(db_index[j], labels[db_index[j]] == qlab, f"d={dist[row, j]}") for j in order]
+        for col, (img_i, ok, text) in enumerate(cells):
+            ax = axes[row, col]
+            ax.imshow(images[img_i], cmap=cmap)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(text, fontsize=7)
+            colour = "black" if ok is None else ("#1a9e1a" if ok else "#d62728")
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(2.5 if ok is not None else 1)
+    fig.suptitle("Unseen-class queries and their top-10 database images "
+                 "(green: same class, red: other; d = Hamming distance, ties in random order)", fontsize=9)
+    _save_fig(fig, out / "retrievals.png")
+
+
+def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
+    meta = metrics["meta"]
+    title = f"{meta['method']}, {meta['bits']} bits, {meta['dataset']}"
+    plot_curves(out, metrics, title)
+    ds, sp = prep.dataset, prep.split
+    if ds.kind == "image":
+        plot_retrievals(out, ds.x, ds.labels, ds.class_names, sp.query_unseen, packed["query_unseen"],
+                        sp.database, packed["database"], cfg.eval.n_examples)
+    training = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
+    val = training.get("validation")
+    sizes = meta["split"]["sizes"]
+    lines = [
+        f"# vsb2net run: {title}",
+        "",
+        "## Retrieval quality",
+        "",
+        metric_table(metrics),
+        "",
+        f"Tie rule: {metrics['unseen']['tie_rule']}",
+        "",
+        "ZS acc: zero-shot classification accuracy, nearest semantic hash vector among the unseen classes "
+        "(unseen row) or among all classes (seen row).",
+        "",
+        "## Protocol",
+        "",
+        f"- dataset: `{meta['dataset']}` ({ds.source})",
+        f"- seen classes ({len(sp.seen)}): {', '.join(meta['split']['seen'])}",
+        f"- unseen classes ({len(sp.unseen)}): {', '.join(meta['split']['unseen'])}",
+        f"- training images (seen classes only): {sizes['train']}; database: {sizes['database']} "
+        f"(seen and unseen classes); queries: {sizes['query_unseen']} unseen-class, {sizes['query_seen']} seen-class "
+        "(held out: never trained on, not in the database)",
+        f"- class vectors: {cfg.data.class_vectors}; relation/discrepancy terms span: {cfg.model.class_span} classes",
+        f"- split seed {cfg.data.split_seed}, training seed {cfg.train.seed}",
+    ]
+    if val:
+        lines.append(f"- epochs chosen on the validation protocol (pseudo-unseen seen classes "
+                     f"{', '.join(val['split']['unseen'])}): {training['final']['epochs']} "
+                     f"(best pseudo-unseen mAP {val['best_map']:.4f}); no unseen-class image was used")
+    if training:
+        lines.append(f"- training time {training.get('seconds_total', 0):.0f} s on {training.get('device')}")
+    lines += [
+        "",
+        "## Curves",
+        "",
+        "![precision-recall](pr_curve.png) ![precision@K](precision_at_k.png)",
+        "",
+    ]
+    if (out / "retrievals.png").exists():
+        lines += ["## Retrievals", "", "![retrievals](retrievals.png)", ""]
+    lines += ["Files: `config.yaml` (the full configuration), `metrics.json`, `split.json`, `training.json`, "
+              "`checkpoint.pt`, `codes.npz` (packed codes).", ""]
+    return write_text(out / "report.md", "\n".join(lines))

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from vsb2net.data.splits import choose_unseen, subsample_per_class, validation_split, zero_shot_split
+from vsb2net.errors import VsbError
+
+NAMES = [f"c{i}" for i in range(10)]
+
+
+def labels(per_class=20, n_classes=10):
+    return np.repeat(np.arange(n_classes), per_class)
+
+
+def test_split_is_a_partition_and_trains_on_seen_database_only():
+    y = labels()
+    sp = zero_shot_split(y, [3, 7], 0.1, seed=1)
+    q = np.concatenate([sp.query_unseen, sp.query_seen])
+    assert len(np.intersect1d(q, sp.database)) == 0, "a query is also in the database"
+    assert sorted(np.concatenate([q, sp.database]).tolist()) == list(range(len(y)))
+    assert set(y[sp.train]) == set(range(10)) - {3, 7}
+    assert set(y[sp.query_unseen]) == {3, 7}
+    assert not np.isin(sp.train, q).any()
+    assert np.isin(sp.train, sp.database).all()
+    assert sp.sizes() == {"train": 8 * 18, "database": 180, "query_unseen": 4, "query_seen": 16}
+
+
+def test_split_is_seeded():
+    y = labels()
+    a, b, c = (zero_shot_split(y, [0], 0.25, seed=s) for s in (5, 5, 6))
+    assert np.array_equal(a.query_seen, b.query_seen)
+    assert not np.array_equal(a.query_seen, c.query_seen)
+
+
+def test_choose_unseen_by_name_and_by_seed():
+    assert choose_unseen(NAMES, ["C7", "c2"], 2, 0) == [2, 7]
+    s1 = choose_unseen(NAMES, [], 3, seed=4)
+    assert len(s1) == 3 and s1 == choose_unseen(NAMES, [], 3, seed=4)
+    with pytest.raises(VsbError, match="unknown unseen class"):
+        choose_unseen(NAMES, ["cat"], 2, 0)
+    with pytest.raises(VsbError, match="n_unseen"):
+        choose_unseen(NAMES, [], 10, 0)
+
+
+def test_validation_protocol_never_touches_unseen_classes_or_test_queries():
+    y = labels()
+    sp = zero_shot_split(y, [3, 7], 0.1, seed=1)
+    val = validation_split(y, sp, 2, 0.1, seed=1)
+    used = np.concatenate([val.train, val.database, val.query_unseen, val.query_seen])
+    assert np.isin(used, sp.train).all()
+    assert not set(val.unseen) & {3, 7}
+    assert set(val.unseen) <= set(sp.seen)
+    assert set(y[val.train]) == set(sp.seen) - set(val.unseen)
+    with pytest.raises(VsbError, match="pseudo-unseen"):
+        validation_split(y, sp, 8, 0.1, seed=1)
+
+
+def test_subsample_per_class():
+    y = labels(per_class=30)
+    keep = subsample_per_class(y, 5, seed=0)
+    assert np.bincount(y[keep]).tolist() == [5] * 10
+    assert len(subsample_per_class(y, None, 0)) == len(y)
+
+
+def test_too_small_class_is_a_clear_error():
+    y = np.array([0, 0, 1, 2, 2])
+    with pytest.raises(VsbError, match="class 1 has 1 image"):
+        zero_shot_split(y, [2], 0.5, seed=0)
