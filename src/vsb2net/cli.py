@@ -105,6 +105,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``.
+COMMAND_MODULES: list[str] = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vsb2net",
@@ -137,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "machine and, for missing ones, how to get them.")
     sp.add_argument("--data-root", metavar="DIR", help="look for the files in DIR instead of the default places")
     sp.set_defaults(func=cmd_datasets)
+
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub, _add_config_flags)
     return p
 
 

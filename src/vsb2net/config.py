@@ -54,7 +54,7 @@ class ModelConfig:
     #: hidden width of the semantic-branch MLP
     semantic_hidden: int = 256
     #: scale of the prototype logits alpha * <u, z_c> / K
-    alpha: float = 10.0
+    alpha: float = 30.0
     w_rec: float = 1.0
     w_rel: float = 1.0
     w_dis: float = 1.0
@@ -64,8 +64,12 @@ class ModelConfig:
     lle_reg: float = 1e-3
     #: similarity <z_c, z_c'>/K above which two class codes are pushed apart
     dis_margin: float = 0.0
+    #: reconstruction target: "batch" (f standardised per dimension over the batch) or "l2" (f/|f|)
+    rec_target: str = "batch"
     #: stop the reconstruction gradient flowing into the feature target f
     rec_detach_target: bool = True
+    #: subtract the training classes' mean vector before the semantic branch
+    center_semantics: bool = True
     #: classes spanned by the relation/discrepancy terms: "seen" (strict) or "seen+unseen"
     #: (unseen class *vectors* only, no unseen images: still inductive)
     class_span: str = "seen"
@@ -73,7 +77,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -83,7 +87,7 @@ class TrainConfig:
     #: choose the number of epochs on the validation protocol, then retrain on all seen classes
     select_epochs: bool = True
     #: stop the validation run after this many epochs without improvement
-    patience: int = 4
+    patience: int = 3
     #: torch intra-op threads; 0 = torch's default
     threads: int = 0
     progress: bool = True
@@ -113,6 +117,8 @@ class RunConfig:
                            "(codes are stored packed in bytes); try 16, 32, 48 or 64.")
         if m.class_span not in ("seen", "seen+unseen"):
             raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
+        if m.rec_target not in ("batch", "l2"):
+            raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch' or 'l2'.")
         if not 0.0 < d.query_fraction < 1.0:
             raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
         for name in ("w_rec", "w_rel", "w_dis", "w_q", "alpha"):

@@ -80,6 +80,8 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
     ctx, pos = class_context(prep.vectors, split.seen, split.unseen, cfg, device)
     y = torch.from_numpy(np.array([pos[int(c)] for c in labels[split.train]], dtype=np.int64))
     model = new_model(cfg, prep)
+    if hasattr(model, "set_class_reference"):
+        model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
     validate = None
     if validate_on is not None:
         def validate(m: torch.nn.Module) -> float:

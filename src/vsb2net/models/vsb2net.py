@@ -7,7 +7,8 @@ Both the visual feature space and the class-semantic space are embedded into one
 
 * L_cls  classification with the semantic hash vectors z_c as class prototypes,
          logit_c = alpha <u, z_c> / K; the same scoring works for unseen classes at test time.
-* L_rec  visual feature reconstruction from the code: ||g(u) - f/|f| ||^2.
+* L_rec  visual feature reconstruction from the code: mean squared error between g(u) and the
+         feature f, standardised per dimension over the batch (or l2-normalised per image).
 * L_rel  reconstructive semantic relations: LLE weights w_cj computed in the semantic space must
          also reconstruct the semantic hash vectors, ||z_c - sum_j w_cj z_j||^2 / K.
 * L_dis  discrepancy enlarging: relu(<z_c, z_c'>/K - m)^2 over pairs of different classes.
@@ -78,6 +79,10 @@ class VSB2Net(nn.Module):
         self.semantic = nn.Sequential(nn.Linear(semantic_dim, cfg.semantic_hidden), nn.ReLU(inplace=True),
                                       nn.Linear(cfg.semantic_hidden, k))
         # The decoder exists only when its loss is on, so an ablation trains exactly the smaller model.
+        # Mean of the training classes' vectors, subtracted before the semantic MLP: word vectors
+        # of related class names share a large common component, which at initialisation maps
+        # every class to nearly the same code and stalls the prototype classifier.
+        self.register_buffer("semantic_center", torch.zeros(semantic_dim))
         self.decoder = (nn.Sequential(nn.Linear(k, cfg.semantic_hidden), nn.ReLU(inplace=True),
                                       nn.Linear(cfg.semantic_hidden, fdim)) if cfg.w_rec > 0 else None)
 
@@ -88,7 +93,25 @@ class VSB2Net(nn.Module):
 
     def hash_classes(self, vectors: torch.Tensor) -> torch.Tensor:
         """Continuous semantic hash vectors z in (-1, 1)^K of class vectors; s_c = sign(z_c)."""
-        return torch.tanh(self.semantic(vectors))
+        return torch.tanh(self.semantic(vectors - self.semantic_center))
+
+    def set_class_reference(self, train_vectors: torch.Tensor) -> None:
+        """Called once before training with the training classes' semantic vectors."""
+        if self.cfg.center_semantics:
+            self.semantic_center.copy_(train_vectors.mean(0))
+
+    def _rec_target(self, f: torch.Tensor) -> torch.Tensor:
+        """The feature the decoder must rebuild from the code.
+
+        "batch": each feature dimension standardised over the batch.  A target normalised per
+        image (``"l2"``) lets the backbone collapse f to one constant, trivially reconstructable
+        vector, which we measured stalling the classifier for epochs; standardised dimensions
+        cannot collapse, so the code has to carry how images differ.
+        """
+        t = f.detach() if self.cfg.rec_detach_target else f
+        if self.cfg.rec_target == "l2":
+            return F.normalize(t, dim=1)
+        return (t - t.mean(0)) / (t.std(0, unbiased=False) + 1e-5)
 
     # -- training objective ----------------------------------------------------------------------
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext):
@@ -99,8 +122,7 @@ class VSB2Net(nn.Module):
         logits = cfg.alpha * (u @ z[: ctx.n_train].T) / k
         terms = {"cls": F.cross_entropy(logits, y)}
         if self.decoder is not None:
-            target = F.normalize(f.detach() if cfg.rec_detach_target else f, dim=1)
-            terms["rec"] = (self.decoder(u) - target).pow(2).sum(1).mean()
+            terms["rec"] = (self.decoder(u) - self._rec_target(f)).pow(2).mean()
         if cfg.w_rel > 0:
             terms["rel"] = (z - ctx.lle @ z).pow(2).sum(1).mean() / k
         if cfg.w_dis > 0 and len(z) > 1:
