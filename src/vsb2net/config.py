@@ -34,6 +34,9 @@ class DataConfig:
     unseen: list[str] = field(default_factory=list)
     n_unseen: int = 2
     split_seed: int = 0
+    #: seed of the query draw, apart from split_seed so that every split holds out the same query
+    #: images: no split ever trains (or tunes) on an image that is a test query in another
+    query_seed: int = 0
     #: fraction of every class held out as queries (never trained on, never in the database)
     query_fraction: float = 0.1
     #: seen classes held out as pseudo-unseen by the validation protocol (model selection)

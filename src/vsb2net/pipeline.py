@@ -27,7 +27,7 @@ from .errors import VsbError
 from .io import write_json, write_npy
 from .metrics import evaluate
 from .models import METHODS, ClassContext, images_to_tensor, lle_weights
-from .training import encode, resolve_device, seed_everything, train
+from .training import TrainResult, encode, resolve_device, seed_everything, train
 
 
 @dataclass
@@ -48,12 +48,12 @@ def run_dir(cfg: RunConfig) -> Path:
 def prepare(cfg: RunConfig) -> Prepared:
     d = cfg.data
     ds = load_dataset(d.dataset, d.root)
-    keep = subsample_per_class(ds.labels, d.max_per_class, d.split_seed)
+    keep = subsample_per_class(ds.labels, d.max_per_class, d.query_seed)
     if len(keep) < len(ds.labels):
         ds = Dataset(name=ds.name, x=ds.x[keep], labels=ds.labels[keep], class_names=ds.class_names,
                      kind=ds.kind, source=ds.source)
     unseen = choose_unseen(ds.class_names, d.unseen, d.n_unseen, d.split_seed)
-    split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.split_seed)
+    split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.query_seed)
     vectors = class_vectors(d.class_vectors, ds.class_names)
     x = images_to_tensor(ds.x) if ds.kind == "image" else torch.from_numpy(np.asarray(ds.x, np.float32))
     return Prepared(ds, split, vectors, x)
@@ -89,8 +89,13 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
             q = pack_codes(encode(m.hash_images, prep.x[validate_on.query_unseen], device))
             db = pack_codes(encode(m.hash_images, prep.x[validate_on.database], device))
             return evaluate(q, db, labels[validate_on.query_unseen], labels[validate_on.database], topk=())["map"]
+    if not getattr(model, "trainable", True):
+        return model.to(device), TrainResult(best_epoch=None)
     result = train(model, prep.x[split.train], y, ctx, cfg.train, epochs=epochs, device=device,
                    validate=validate, patience=cfg.train.patience if validate else None, desc=desc)
+    if hasattr(model, "post_fit"):
+        # two-stage methods (features, then a projection fitted on them) finish here
+        model.post_fit(prep.x[split.train], y, ctx, device)
     return model, result
 
 
@@ -114,8 +119,9 @@ def train_run(cfg: RunConfig, prep: Prepared | None = None, log=print) -> Path:
             f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
         _, vres = _fit(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val)
         epochs = vres.best_epoch or cfg.train.epochs
-        log(f"validation: best pseudo-unseen mAP {vres.best_score:.4f} after {epochs} epoch(s) "
-            f"({vres.seconds:.0f} s)")
+        if vres.best_score is not None:
+            log(f"validation: best pseudo-unseen mAP {vres.best_score:.4f} after {epochs} epoch(s) "
+                f"({vres.seconds:.0f} s)")
         info["validation"] = {"split": val.describe(names), "history": vres.history,
                               "best_epoch": vres.best_epoch, "best_map": vres.best_score, "seconds": vres.seconds}
     model, res = _fit(cfg, prep, prep.split, epochs, device, "train")
@@ -154,7 +160,12 @@ def load_run(path: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
 
 def zero_shot_accuracy(model: torch.nn.Module, q_codes: np.ndarray, q_labels: np.ndarray, vectors: np.ndarray,
                        candidates: list[int]) -> float:
-    """Zero-shot classification: the nearest semantic hash vector among the candidate classes."""
+    """Zero-shot classification: the nearest semantic hash vector among the candidate classes.
+
+    None for methods without a semantic branch (they cannot code a class).
+    """
+    if not getattr(model, "codes_classes", True):
+        return None
     with torch.no_grad():
         s = np.where(model.hash_classes(torch.from_numpy(vectors[candidates]).float()).numpy() >= 0, 1, -1)
     b = np.where(q_codes >= 0, 1, -1)

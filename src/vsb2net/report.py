@@ -30,7 +30,8 @@ def metric_table(metrics: dict) -> str:
              "|---|---:|" + "---:|" * len(cols)]
     for part, label in (("unseen", "unseen classes"), ("seen", "seen classes")):
         m = metrics[part]
-        lines.append(f"| {label} | {m['n_queries']} | " + " | ".join(f"{m[k]:.4f}" for k, _ in cols) + " |")
+        lines.append(f"| {label} | {m['n_queries']} | "
+                     + " | ".join("n/a" if m.get(k) is None else f"{m[k]:.4f}" for k, _ in cols) + " |")
     return "\n".join(lines)
 
 
@@ -131,9 +132,9 @@ def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
         f"(seen and unseen classes); queries: {sizes['query_unseen']} unseen-class, {sizes['query_seen']} seen-class "
         "(held out: never trained on, not in the database)",
         f"- class vectors: {cfg.data.class_vectors}; relation/discrepancy terms span: {cfg.model.class_span} classes",
-        f"- split seed {cfg.data.split_seed}, training seed {cfg.train.seed}",
+        f"- split seed {cfg.data.split_seed}, query seed {cfg.data.query_seed}, training seed {cfg.train.seed}",
     ]
-    if val:
+    if val and val.get("best_map") is not None:
         lines.append(f"- epochs chosen on the validation protocol (pseudo-unseen seen classes "
                      f"{', '.join(val['split']['unseen'])}): {training['final']['epochs']} "
                      f"(best pseudo-unseen mAP {val['best_map']:.4f}); no unseen-class image was used")

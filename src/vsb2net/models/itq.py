@@ -1,0 +1,14 @@
+"""ITQ baseline: PCA of classifier features to K dimensions, then the ITQ rotation."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import METHODS
+from .feature_hashing import FeatureHashing, itq_rotation, pca_directions
+
+
+@METHODS.register("itq", help="PCA + iterative quantisation of seen-class classifier features")
+class ITQ(FeatureHashing):
+    def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
+        pca = pca_directions(centred, self.cfg.bits)
+        return pca @ itq_rotation(centred @ pca)

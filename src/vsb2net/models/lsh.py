@@ -1,0 +1,14 @@
+"""LSH baseline: random Gaussian projections of centred classifier features (Charikar 2002)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import METHODS
+from .feature_hashing import FeatureHashing
+
+
+@METHODS.register("lsh", help="random projections of seen-class classifier features (unsupervised reference)")
+class LSH(FeatureHashing):
+    def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
+        rng = np.random.default_rng(1234 + self.cfg.bits)
+        return rng.normal(size=(centred.shape[1], self.cfg.bits))

@@ -1,0 +1,39 @@
+"""SitNet-style zero-shot hashing (Guo et al., ICME 2017): the approach VSB2-Net argues against.
+
+The hash layer is mapped *into the class word-vector space* by a linear layer, and trained by
+cosine similarity to the seen classes' vectors (softmax over seen classes), plus quantisation.
+Zero-shot transfer comes from the semantic space; codes for classes are not defined.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import METHODS
+from .backbones import build_backbone
+
+
+@METHODS.register("sitnet", help="SitNet-style: hash codes mapped into the word-vector space")
+class SitNet(nn.Module):
+    codes_classes = False
+
+    def __init__(self, cfg, in_shape, semantic_dim):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
+        self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
+        self.to_semantic = nn.Linear(cfg.bits, semantic_dim)
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.hash_head(self.backbone(x)))
+
+    def training_loss(self, x, y, ctx):
+        u = self.hash_images(x)
+        s = F.normalize(self.to_semantic(u), dim=1)
+        a = F.normalize(ctx.vectors[: ctx.n_train], dim=1)
+        terms = {"cls": F.cross_entropy(self.cfg.alpha * s @ a.T, y)}
+        if self.cfg.w_q > 0:
+            terms["q"] = (u - torch.sign(u).detach()).pow(2).mean()
+        loss = terms["cls"] + self.cfg.w_q * terms.get("q", 0.0)
+        return loss, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,54 @@
+"""Linear zero-shot hashing on fixed features, in the spirit of TSK/ZSH (Yang et al., ACM MM 2016).
+
+Features of a classifier trained on the seen classes are mapped to the class-semantic space by
+ridge regression onto the word vectors of their labels (the alignment), and the semantic
+embedding is binarised by PCA + ITQ rotation.  A class vector is coded by the same projection,
+so classes can be coded too (zero-shot classification, search by class name).  Our simplification:
+when K exceeds the semantic dimension D, the K - D remaining bits are random projections of the
+embedding (PCA has only D directions).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import METHODS
+from .feature_hashing import FeatureHashing, itq_rotation, pca_directions
+
+
+@METHODS.register("tsk", help="TSK/ZSH-style: features -> semantic space (ridge), then PCA+ITQ")
+class TSK(FeatureHashing):
+    codes_classes = True
+    ridge = 1.0
+
+    def __init__(self, cfg, in_shape, semantic_dim):
+        super().__init__(cfg, in_shape, semantic_dim)
+        self.register_buffer("to_semantic", torch.zeros(self.backbone.out_dim, semantic_dim))
+        self.register_buffer("semantic_mean", torch.zeros(semantic_dim))
+        self.register_buffer("semantic_projection", torch.zeros(semantic_dim, cfg.bits))
+
+    def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
+        targets = ctx.vectors[: ctx.n_train].cpu().double().numpy()[y]
+        d = centred.shape[1]
+        w = np.linalg.solve(centred.T @ centred + self.ridge * len(centred) * np.eye(d) / d, centred.T @ targets)
+        emb = centred @ w
+        emb_mean = emb.mean(0)
+        emb_c = emb - emb_mean
+        k_pca = min(self.cfg.bits, emb.shape[1])
+        pca = pca_directions(emb_c, k_pca)
+        proj = pca @ itq_rotation(emb_c @ pca)
+        if self.cfg.bits > k_pca:
+            rng = np.random.default_rng(99)
+            proj = np.hstack([proj, rng.normal(size=(emb.shape[1], self.cfg.bits - k_pca))])
+        self.to_semantic.copy_(torch.from_numpy(w).float())
+        self.semantic_mean.copy_(torch.from_numpy(emb_mean).float())
+        self.semantic_projection.copy_(torch.from_numpy(proj).float())
+        # image code = ((f - mean) W - emb_mean) P; expressed through the semantic buffers below
+        return np.zeros((d, self.cfg.bits))
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        emb = (self.backbone(x) - self.mean) @ self.to_semantic
+        return (emb - self.semantic_mean) @ self.semantic_projection
+
+    def hash_classes(self, vectors: torch.Tensor) -> torch.Tensor:
+        return (vectors - self.semantic_mean) @ self.semantic_projection
