@@ -106,7 +106,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 # Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["vsb2net.benchmark"]
 
 
 def build_parser() -> argparse.ArgumentParser:

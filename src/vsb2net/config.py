@@ -91,6 +91,8 @@ class TrainConfig:
     select_epochs: bool = True
     #: stop the validation run after this many epochs without improvement
     patience: int = 3
+    #: training-time augmentation for every method alike: "none", "shift" or "shift-flip"
+    augment: str = "none"
     #: torch intra-op threads; 0 = torch's default
     threads: int = 0
     progress: bool = True
@@ -122,6 +124,8 @@ class RunConfig:
             raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
         if m.rec_target not in ("batch", "l2"):
             raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch' or 'l2'.")
+        if self.train.augment not in ("none", "shift", "shift-flip"):
+            raise VsbError(f"train.augment = {self.train.augment!r}: use none, shift or shift-flip.")
         if not 0.0 < d.query_fraction < 1.0:
             raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
         for name in ("w_rec", "w_rel", "w_dis", "w_q", "alpha"):

@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
+from .data.augment import augment_batch
 from .errors import VsbError
 
 
@@ -73,10 +74,12 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         for epoch in range(1, epochs + 1):
             model.train()
             order = np.random.default_rng((cfg.seed, epoch)).permutation(n)
+            aug_gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
             sums: dict[str, float] = {}
             for s in range(steps):
                 idx = torch.from_numpy(order[s * cfg.batch_size:(s + 1) * cfg.batch_size])
                 xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
+                xb = augment_batch(xb, cfg.augment, aug_gen)
                 loss, terms = model.training_loss(xb, yb, loss_ctx)
                 if not torch.isfinite(loss):
                     raise VsbError(f"the loss became {float(loss)} at epoch {epoch}; lower train.lr "

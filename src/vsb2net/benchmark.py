@@ -1,0 +1,406 @@
+"""Side-by-side benchmark and the validation-only tuning that feeds it.
+
+``vsb2net tune``: a small documented grid per method, scored on the *validation protocol*
+(pseudo-unseen seen classes of split 0); the best setting and its best epoch become the method's
+defaults in a YAML file that is committed.  No unseen class and no test query takes part.
+
+``vsb2net benchmark``: methods x code lengths x seeded unseen splits, each cell trained with the
+tuned settings for a fixed number of epochs and evaluated on the held-out unseen-class (and
+seen-class) queries.  Every finished cell is a JSON file, so an interrupted benchmark resumes where
+it stopped.  Results: a CSV of every cell, Markdown tables of mean +- std, a plot of mAP against bits.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from .codes import pack_codes
+from .config import RunConfig, build_config
+from .errors import VsbError
+from .io import atomic_path, write_json, write_text
+from .metrics import evaluate
+from .models import METHODS
+from .models.feature_hashing import FeatureHashing
+from .pipeline import Prepared, _fit, class_context, new_model, prepare, zero_shot_accuracy
+from .data.splits import validation_split
+from .training import encode, resolve_device
+
+# variant name -> (registered method, config overrides).  Ablations switch one VSB2-Net term off.
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "vsb2net": ("vsb2net", {}),
+    "vsb2net-no-rec": ("vsb2net", {"model.w_rec": 0}),
+    "vsb2net-no-rel": ("vsb2net", {"model.w_rel": 0}),
+    "vsb2net-no-dis": ("vsb2net", {"model.w_dis": 0}),
+    "csq": ("csq", {}),
+    "sitnet": ("sitnet", {}),
+    "tsk": ("tsk", {}),
+    "itq": ("itq", {}),
+    "lsh": ("lsh", {}),
+    "random": ("random", {}),
+}
+DEFAULT_METHODS = list(VARIANTS)
+
+# The tuning grid (validation protocol only).  Ablations inherit the full model's choice, so each
+# differs from it in exactly one term.
+GRID: dict[str, dict[str, list]] = {
+    "vsb2net": {"train.lr": [1e-3, 3e-3], "model.alpha": [10.0, 30.0]},
+    "csq": {"train.lr": [1e-3, 3e-3], "model.w_q": [0.01, 0.1]},
+    "sitnet": {"train.lr": [1e-3, 3e-3], "model.alpha": [10.0, 30.0]},
+    "tsk": {"train.lr": [1e-3, 3e-3]},
+    "itq": {"train.lr": [1e-3, 3e-3]},
+    "lsh": {"train.lr": [1e-3, 3e-3]},
+}
+
+
+def _overrides(values: dict[str, object]) -> list[str]:
+    return [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in values.items()]
+
+
+def _tuned_for(tuned: dict, variant: str) -> dict:
+    methods = tuned.get("methods", {})
+    if variant in methods:
+        return dict(methods[variant])
+    base = VARIANTS[variant][0]
+    return dict(methods.get(base, {}))
+
+
+def load_tuned(path: str | Path | None) -> dict:
+    if not path:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise VsbError(f"tuned-defaults file {path} does not exist; create it with `vsb2net tune` or omit --tuned.")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("methods", {}), dict):
+        raise VsbError(f"tuned-defaults file {path} has no 'methods' mapping; regenerate it with `vsb2net tune`.")
+    return data
+
+
+@dataclass
+class BenchmarkSpec:
+    dataset: str = "animal-mnist"
+    root: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    bits: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
+    splits: int = 5
+    max_per_class: int | None = None
+    tuned: str | None = None
+    out: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+    def check(self) -> "BenchmarkSpec":
+        unknown = [m for m in self.methods if m not in VARIANTS]
+        if unknown:
+            raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(VARIANTS)}.")
+        if self.splits < 1:
+            raise VsbError("--splits must be at least 1.")
+        for b in self.bits:
+            if b <= 0 or b % 8:
+                raise VsbError(f"--bits {b}: code lengths must be positive multiples of 8.")
+        self.out = self.out or f"benchmarks/results/{self.dataset}"
+        return self
+
+
+def cell_config(spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split: int) -> RunConfig:
+    method, variant_overrides = VARIANTS[variant]
+    values = {"data.dataset": spec.dataset, "data.split_seed": split, "model.method": method,
+              "model.bits": bits, "train.select_epochs": False, "train.progress": False}
+    if spec.root:
+        values["data.root"] = spec.root
+    if spec.max_per_class:
+        values["data.max_per_class"] = spec.max_per_class
+    values.update(_tuned_for(tuned, variant))
+    values.update(variant_overrides)
+    return build_config(None, _overrides(values) + list(spec.overrides))
+
+
+def _summary(m: dict) -> dict:
+    keep = ("map", "map_optimistic", "map_pessimistic", "precision_radius2", "zero_shot_accuracy", "n_queries")
+    out = {k: m.get(k) for k in keep}
+    out.update({k: v for k, v in m.items() if k.startswith("map@")})
+    return out
+
+
+class _ClassifierCache:
+    """LSH, ITQ and TSK share their first stage (the same seeded classifier): train it once per split."""
+
+    def __init__(self):
+        self.states: dict[tuple, dict] = {}
+
+    @staticmethod
+    def key(cfg: RunConfig) -> tuple:
+        t, m = cfg.train, cfg.model
+        return (cfg.data.split_seed, t.epochs, t.lr, t.weight_decay, t.batch_size, t.seed, m.backbone, m.feature_dim)
+
+
+def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _ClassifierCache):
+    cls = METHODS.get(cfg.model.method)
+    if isinstance(cls, type) and issubclass(cls, FeatureHashing):
+        key = cache.key(cfg)
+        if key in cache.states:
+            ctx, pos = class_context(prep.vectors, prep.split.seen, prep.split.unseen, cfg, device)
+            model = new_model(cfg, prep)
+            model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
+            model.load_state_dict({**model.state_dict(), **cache.states[key]})
+            model.to(device)
+            y = torch.from_numpy(np.array([pos[int(c)] for c in prep.dataset.labels[prep.split.train]]))
+            model.post_fit(prep.x[prep.split.train], y, ctx, device)
+            return model
+        model, _ = _fit(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method)
+        cache.states[key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                             if k.startswith(("backbone.", "head."))}
+        return model
+    model, _ = _fit(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method)
+    return model
+
+
+def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> dict:
+    model.eval()
+    sp, labels = prep.split, prep.dataset.labels
+    cont = {name: encode(model.hash_images, prep.x[idx], device)
+            for name, idx in (("query_unseen", sp.query_unseen), ("query_seen", sp.query_seen), ("database", sp.database))}
+    packed = {k: pack_codes(v) for k, v in cont.items()}
+    model.cpu()
+    unseen = evaluate(packed["query_unseen"], packed["database"], labels[sp.query_unseen], labels[sp.database],
+                      topk=tuple(cfg.eval.topk))
+    seen = evaluate(packed["query_seen"], packed["database"], labels[sp.query_seen], labels[sp.database],
+                    topk=tuple(cfg.eval.topk))
+    unseen["zero_shot_accuracy"] = zero_shot_accuracy(model, cont["query_unseen"], labels[sp.query_unseen],
+                                                      prep.vectors, sp.unseen)
+    seen["zero_shot_accuracy"] = None
+    return {"unseen": _summary(unseen), "seen": _summary(seen)}
+
+
+def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path:
+    spec.check()
+    tuned = load_tuned(spec.tuned)
+    out = Path(spec.out)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    write_json(out / "spec.json", {**spec.__dict__, "tuned_methods": tuned.get("methods", {})})
+    cells = list(itertools.product(range(spec.splits), spec.methods, spec.bits))
+    todo = [c for c in cells if not (out / "cells" / f"{c[1]}_{c[2]}bits_split{c[0]}.json").exists()]
+    log(f"benchmark {spec.dataset}: {len(cells)} cells, {len(cells) - len(todo)} already done -> {out}")
+    device = resolve_device("auto")
+    cache = _ClassifierCache()
+    prep_cache: dict[int, Prepared] = {}
+    bar = tqdm(todo, desc="benchmark", disable=not progress, dynamic_ncols=True)
+    for split, variant, bits in bar:
+        bar.set_description(f"{variant} {bits} bits split {split}")
+        cfg = cell_config(spec, tuned, variant, bits, split)
+        if split not in prep_cache:
+            prep_cache = {split: prepare(cfg)}  # one split in memory at a time
+        prep = prep_cache[split]
+        t0 = time.perf_counter()
+        model = fit_cell(cfg, prep, device, cache)
+        result = evaluate_cell(model, prep, cfg, device)
+        names = prep.dataset.class_names
+        result.update({"variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
+                       "unseen_classes": [names[c] for c in prep.split.unseen],
+                       "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
+                       "seconds": time.perf_counter() - t0, "config": cfg.to_dict()})
+        write_json(out / "cells" / f"{variant}_{bits}bits_split{split}.json", result)
+    bar.close()
+    write_tables(out, spec)
+    return out
+
+
+def _collect(out: Path, spec: BenchmarkSpec) -> list[dict]:
+    rows = []
+    for split, variant, bits in itertools.product(range(spec.splits), spec.methods, spec.bits):
+        path = out / "cells" / f"{variant}_{bits}bits_split{split}.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+    return rows
+
+
+def aggregate(rows: list[dict], part: str = "unseen", key: str = "map") -> dict[tuple[str, int], tuple[float, float, int]]:
+    groups: dict[tuple[str, int], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r["bits"]), []).append(r[part][key])
+    return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in groups.items()}
+
+
+def markdown_table(agg: dict, methods: list[str], bits: list[int], bold_best: bool = True) -> str:
+    lines = ["| method | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+    best = {b: max((agg[(m, b)][0] for m in methods if (m, b) in agg), default=None) for b in bits}
+    for m in methods:
+        cells = []
+        for b in bits:
+            if (m, b) not in agg:
+                cells.append("-")
+                continue
+            mean, std, n = agg[(m, b)]
+            text = f"{mean:.3f} ± {std:.3f}"
+            cells.append(f"**{text}**" if bold_best and mean == best[b] else text)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_tables(out: Path, spec: BenchmarkSpec) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _collect(out, spec)
+    if not rows:
+        return
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method", "bits", "split", "unseen_classes", "unseen_map", "unseen_map_optimistic",
+                "unseen_map_pessimistic", "unseen_precision_radius2", "seen_map", "epochs", "seconds"])
+    for r in rows:
+        u, s = r["unseen"], r["seen"]
+        w.writerow([r["variant"], r["bits"], r["split"], "+".join(r["unseen_classes"]), f"{u['map']:.6f}",
+                    f"{u['map_optimistic']:.6f}", f"{u['map_pessimistic']:.6f}", f"{u['precision_radius2']:.6f}",
+                    f"{s['map']:.6f}", r["epochs"], f"{r['seconds']:.2f}"])
+    write_text(out / "results.csv", buf.getvalue())
+    unseen, seen = aggregate(rows, "unseen"), aggregate(rows, "seen")
+    n_splits = max(v[2] for v in unseen.values())
+    md = [f"Unseen-class queries, mAP@all (tie-aware), mean ± std over {n_splits} split(s):", "",
+          markdown_table(unseen, spec.methods, spec.bits), "",
+          "Seen-class queries, mAP@all (tie-aware), same runs:", "",
+          markdown_table(seen, spec.methods, spec.bits), ""]
+    write_text(out / "table.md", "\n".join(md))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for m in spec.methods:
+        pts = [(b, *unseen[(m, b)][:2]) for b in spec.bits if (m, b) in unseen]
+        if pts:
+            b, mu, sd = zip(*pts)
+            ax.errorbar(b, mu, yerr=sd, marker="o", capsize=3, label=m,
+                        linestyle="-" if not m.startswith("vsb2net-") else ":")
+    ax.set(xlabel="bits", ylabel="unseen-class mAP@all (tie-aware)", title=f"{spec.dataset}: mAP vs code length",
+           xticks=spec.bits)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    with atomic_path(out / "map_vs_bits.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# tuning on the validation protocol
+
+def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
+             out: str, command: str, root: str | None = None, progress: bool = True, log=print) -> Path:
+    base_methods = sorted({VARIANTS[m][0] for m in methods if VARIANTS[m][0] in GRID},
+                          key=list(GRID).index)
+    results = []
+    device = resolve_device("auto")
+    prep = None
+    for method in base_methods:
+        keys = list(GRID[method])
+        for combo in itertools.product(*(GRID[method][k] for k in keys)):
+            params = dict(zip(keys, combo))
+            values = {"data.dataset": dataset, "model.method": method, "model.bits": bits,
+                      "train.epochs": max_epochs, "train.progress": progress, **params}
+            if root:
+                values["data.root"] = root
+            if max_per_class:
+                values["data.max_per_class"] = max_per_class
+            cfg = build_config(None, _overrides(values))
+            if prep is None:
+                prep = prepare(cfg)
+                val = validation_split(prep.dataset.labels, prep.split, cfg.data.n_val_unseen,
+                                       cfg.data.query_fraction, cfg.data.split_seed)
+            _, res = _fit(cfg, prep, val, max_epochs, device, f"tune {method}", validate_on=val)
+            results.append({"method": method, "params": params, "val_map": res.best_score,
+                            "best_epoch": res.best_epoch, "history": [h.get("val_map") for h in res.history]})
+            log(f"{method} {params}: best pseudo-unseen mAP {res.best_score:.4f} at epoch {res.best_epoch}")
+    chosen = {}
+    for method in base_methods:
+        best = max((r for r in results if r["method"] == method), key=lambda r: r["val_map"])
+        chosen[method] = {**best["params"], "train.epochs": best["best_epoch"]}
+    names = prep.dataset.class_names if prep else []
+    doc = {
+        "command": command,
+        "dataset": dataset,
+        "selection": (f"validation protocol of split 0: pseudo-unseen classes "
+                      f"{[names[c] for c in val.unseen] if prep else []} held out of the seen classes "
+                      f"{[names[c] for c in prep.split.seen] if prep else []}; {bits} bits; best epoch of "
+                      f"at most {max_epochs}. No unseen class or test query was used."),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "methods": chosen,
+        "grid": results,
+    }
+    text = f"# Chosen on the validation protocol by:\n#   {command}\n" + yaml.safe_dump(doc, sort_keys=False)
+    write_text(out, text)
+    return Path(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+def register(sub, add_config_flags) -> None:
+    p = sub.add_parser("benchmark", help="methods x bits x unseen splits, with tables and a plot",
+                       description="Run every method (VSB2-Net, its ablations and the baselines) at several "
+                                   "code lengths on several seeded unseen splits; resumable. Writes cells/*.json, "
+                                   "results.csv, table.md and map_vs_bits.png into --out.")
+    p.add_argument("--dataset", default="animal-mnist")
+    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated (default: all)")
+    p.add_argument("--bits", default="16,32,48,64", help="comma-separated code lengths")
+    p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
+    p.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class")
+    p.add_argument("--tuned", metavar="FILE", help="YAML of per-method defaults written by `vsb2net tune`")
+    p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("tune", help="choose each method's settings and epochs on the validation protocol",
+                       description="Grid-search each method's few hyper-parameters on the validation protocol "
+                                   "(pseudo-unseen seen classes of split 0) and write the chosen defaults, with the "
+                                   "command and the whole grid, to a YAML file for `vsb2net benchmark --tuned`.")
+    p.add_argument("--dataset", default="animal-mnist")
+    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    p.add_argument("--bits", type=int, default=32)
+    p.add_argument("--max-per-class", type=int, metavar="N")
+    p.add_argument("--max-epochs", type=int, default=10)
+    p.add_argument("--out", metavar="FILE", required=True)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_tune)
+
+
+def _split_list(text: str, cast=str) -> list:
+    try:
+        return [cast(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise VsbError(f"could not read the list {text!r}; give comma-separated values.") from None
+
+
+def _cmd_benchmark(args) -> int:
+    spec = BenchmarkSpec(dataset=args.dataset, root=args.data_root, methods=_split_list(args.methods),
+                         bits=_split_list(args.bits, int), splits=args.splits, max_per_class=args.max_per_class,
+                         tuned=args.tuned, out=args.out or "", overrides=args.set)
+    out = run_benchmark(spec, progress=not args.no_progress)
+    print((out / "table.md").read_text())
+    print(f"results: {out}")
+    return 0
+
+
+def _cmd_tune(args) -> int:
+    import shlex
+    import sys
+
+    methods = _split_list(args.methods)
+    unknown = [m for m in methods if m not in VARIANTS]
+    if unknown:
+        raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(VARIANTS)}.")
+    command = "vsb2net " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = run_tune(args.dataset, methods, args.bits, args.max_per_class, args.max_epochs, args.out, command,
+                   root=args.data_root, progress=not args.no_progress)
+    print(f"tuned defaults: {out}")
+    return 0
