@@ -69,4 +69,12 @@ def test_tune_writes_choices_with_the_command(tmp_path):
     doc = yaml.safe_load(text)
     assert set(doc["methods"]) == {"lsh"}  # random has nothing to tune
     assert doc["methods"]["lsh"]["train.epochs"] in (1, 2)
-    assert len(doc["grid"]) == 2 and "No unseen class" in doc["selection"]
+    assert len(doc["grid"]) == 1 and "No unseen class" in doc["selection"]
+
+
+def test_retuning_one_method_keeps_the_others(tmp_path):
+    out = tmp_path / "tuned.yaml"
+    run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "first", progress=False, log=lambda *_: None)
+    run_tune("animal-mnist", ["itq"], 16, 30, 1, str(out), "second", progress=False, log=lambda *_: None)
+    doc = yaml.safe_load(out.read_text())
+    assert set(doc["methods"]) == {"lsh", "itq"} and doc["commands"] == ["first", "second"]
