@@ -296,11 +296,17 @@ def write_tables(out: Path, spec: BenchmarkSpec) -> None:
 
 def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
              out: str, command: str, root: str | None = None, progress: bool = True, log=print) -> Path:
+    """Grid-search each method on the validation protocol; the file is rewritten after every
+    method, so an interrupted tuning keeps what it finished."""
     base_methods = sorted({VARIANTS[m][0] for m in methods if VARIANTS[m][0] in GRID},
                           key=list(GRID).index)
-    results = []
     device = resolve_device("auto")
-    prep = None
+    prep = val = None
+    # re-tuning some methods keeps the others' earlier choices (and their grid rows)
+    previous = load_tuned(out) if Path(out).is_file() else {}
+    chosen = {m: v for m, v in previous.get("methods", {}).items() if m not in base_methods}
+    results = [r for r in previous.get("grid", []) if r["method"] not in base_methods]
+    commands = [c for c in previous.get("commands", []) if c != command] + [command]
     for method in base_methods:
         keys = list(GRID[method])
         for combo in itertools.product(*(GRID[method][k] for k in keys)):
@@ -320,29 +326,22 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
             results.append({"method": method, "params": params, "val_map": res.best_score,
                             "best_epoch": res.best_epoch, "history": [h.get("val_map") for h in res.history]})
             log(f"{method} {params}: best pseudo-unseen mAP {res.best_score:.4f} at epoch {res.best_epoch}")
-    # re-tuning some methods keeps the others' earlier choices (and their grid rows)
-    previous = load_tuned(out) if Path(out).is_file() else {}
-    chosen = {m: v for m, v in previous.get("methods", {}).items() if m not in base_methods}
-    results = [r for r in previous.get("grid", []) if r["method"] not in base_methods] + results
-    for method in base_methods:
         best = max((r for r in results if r["method"] == method), key=lambda r: r["val_map"])
         chosen[method] = {**best["params"], "train.epochs": best["best_epoch"]}
-    names = prep.dataset.class_names if prep else []
-    commands = [c for c in previous.get("commands", []) if c != command] + [command]
-    doc = {
-        "commands": commands,
-        "dataset": dataset,
-        "selection": (f"validation protocol of split 0: pseudo-unseen classes "
-                      f"{[names[c] for c in val.unseen] if prep else []} held out of the seen classes "
-                      f"{[names[c] for c in prep.split.seen] if prep else []}; {bits} bits; best epoch of "
-                      f"at most {max_epochs}. No unseen class or test query was used."),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-        "methods": chosen,
-        "grid": results,
-    }
-    text = ("# Chosen on the validation protocol by:\n" + "".join(f"#   {c}\n" for c in commands)
-            + yaml.safe_dump(doc, sort_keys=False))
-    write_text(out, text)
+        names = prep.dataset.class_names
+        doc = {
+            "commands": commands,
+            "dataset": dataset,
+            "selection": (f"validation protocol of split 0: pseudo-unseen classes {[names[c] for c in val.unseen]} "
+                          f"held out of the seen classes {[names[c] for c in prep.split.seen]}; {bits} bits; "
+                          f"best epoch of at most {max_epochs}. No unseen class or test query was used."),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "methods": chosen,
+            "grid": results,
+        }
+        text = ("# Chosen on the validation protocol by:\n" + "".join(f"#   {c}\n" for c in commands)
+                + yaml.safe_dump(doc, sort_keys=False))
+        write_text(out, text)
     return Path(out)
 
 
