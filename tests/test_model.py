@@ -72,3 +72,17 @@ def test_images_to_tensor_range_and_layout():
     t = images_to_tensor(np.array([[[0, 255]]], dtype=np.uint8))
     assert t.shape == (1, 1, 1, 2) and t.min() == -1 and t.max() == 1
     assert images_to_tensor(np.zeros((2, 4, 4, 3), np.uint8)).shape == (2, 3, 4, 4)
+
+
+def test_semantic_smoothing_changes_the_target_not_the_terms():
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
+    c = ctx(3, 3)
+    hard = make()
+    soft = make(cls_semantic_smoothing=0.3)
+    soft.load_state_dict(hard.state_dict())
+    _, t_hard = hard.training_loss(x, y, c)
+    _, t_soft = soft.training_loss(x, y, c)
+    assert set(t_hard) == set(t_soft)
+    assert t_hard["cls"] != pytest.approx(t_soft["cls"])
+    assert t_hard["rec"] == pytest.approx(t_soft["rec"])

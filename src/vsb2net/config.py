@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -65,6 +66,8 @@ class ModelConfig:
     #: neighbours per class in the LLE reconstruction of the semantic space
     lle_neighbors: int = 3
     lle_reg: float = 1e-3
+    #: mass of the classification target moved to the label's semantic (LLE) neighbours; 0 = one-hot
+    cls_semantic_smoothing: float = 0.0
     #: similarity <z_c, z_c'>/K above which two class codes are pushed apart
     dis_margin: float = 0.0
     #: reconstruction target: "batch" (f standardised per dimension over the batch) or "l2" (f/|f|)
@@ -116,7 +119,24 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> "RunConfig":
-        m, d = self.model, self.data
+        m, d, t = self.model, self.data, self.train
+        # NaN slips through every comparison below, and inf through most
+        for section in ("data", "model", "train", "eval"):
+            for f in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), f.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise VsbError(f"{section}.{f.name} = {value}: must be a finite number.")
+        if not t.lr > 0:
+            raise VsbError(f"train.lr = {t.lr}: the learning rate must be positive, e.g. 0.002.")
+        if t.weight_decay < 0:
+            raise VsbError(f"train.weight_decay = {t.weight_decay}: must be >= 0.")
+        for name, value in (("train.seed", t.seed), ("data.split_seed", d.split_seed),
+                            ("data.query_seed", d.query_seed)):
+            if value < 0:
+                raise VsbError(f"{name} = {value}: seeds must be >= 0.")
+        if t.patience < 1 or t.threads < 0:
+            raise VsbError(f"train.patience = {t.patience}, train.threads = {t.threads}: patience must be at "
+                           "least 1 and threads at least 0 (0 = torch's default).")
         if m.bits <= 0 or m.bits % 8:
             raise VsbError(f"model.bits = {m.bits}: the code length must be a positive multiple of 8 "
                            "(codes are stored packed in bytes); try 16, 32, 48 or 64.")
@@ -211,9 +231,14 @@ def config_from_dict(values: dict[str, Any]) -> RunConfig:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a plain dict (never evaluated)."""
     path = Path(path)
+    if path.is_dir():
+        raise VsbError(f"config file {path} is a directory; give the path of a .yaml or .toml file.")
     if not path.is_file():
         raise VsbError(f"config file {path} does not exist; give the path of a .yaml or .toml file.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise VsbError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
     try:
         if path.suffix == ".toml":
             values = tomllib.loads(text)

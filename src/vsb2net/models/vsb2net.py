@@ -120,7 +120,17 @@ class VSB2Net(nn.Module):
         u = torch.tanh(self.hash_head(f))
         z = self.hash_classes(ctx.vectors)
         logits = cfg.alpha * (u @ z[: ctx.n_train].T) / k
-        terms = {"cls": F.cross_entropy(logits, y)}
+        if cfg.cls_semantic_smoothing > 0 and ctx.n_train > 1:
+            # soft targets: part of the mass goes to the label's semantic neighbours, in proportion
+            # to their (positive) LLE weights, so that codes keep the seen classes' semantic
+            # neighbourhoods instead of collapsing every image onto one prototype
+            nb = ctx.lle[: ctx.n_train, : ctx.n_train].clamp_min(0)
+            nb = nb / nb.sum(1, keepdim=True).clamp_min(1e-12)
+            eps = cfg.cls_semantic_smoothing
+            target = (1 - eps) * F.one_hot(y, ctx.n_train).float() + eps * nb[y]
+            terms = {"cls": -(target * F.log_softmax(logits, dim=1)).sum(1).mean()}
+        else:
+            terms = {"cls": F.cross_entropy(logits, y)}
         if self.decoder is not None:
             terms["rec"] = (self.decoder(u) - self._rec_target(f)).pow(2).mean()
         if cfg.w_rel > 0:
