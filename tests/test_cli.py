@@ -55,6 +55,32 @@ def test_training_twice_gives_identical_codes(run_dir, tmp_path):
     a, b = np.load(run_dir / "codes.npz"), np.load(tmp_path / "again" / "codes.npz")
     assert np.array_equal(a["database_codes"], b["database_codes"])
     assert np.array_equal(a["query_unseen_codes"], b["query_unseen_codes"])
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, tmp_path / "again"))
+    for part in ("unseen", "seen"):
+        assert ma[part] == mb[part], part  # every metric, curves included, not only the codes
+
+
+def test_seeds_are_recorded_and_change_the_codes(run_dir, tmp_path):
+    import numpy as np
+    import yaml
+
+    assert main(["train", *SMALL, "--seed", "1", "--split-seed", "0", "--out", str(tmp_path), "--name", "s1"]) == 0
+    other = tmp_path / "s1"
+    for run, seed in ((run_dir, 0), (other, 1)):
+        training = json.loads((run / "training.json").read_text())
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert training["seed"] == config["train"]["seed"] == seed
+        assert training["split_seed"] == config["data"]["split_seed"] == 0
+    from vsb2net.pipeline import load_run, prepare
+    from vsb2net.training import encode
+    import torch
+
+    codes = []
+    for run in (run_dir, other):
+        cfg, model, _ = load_run(run)
+        prep = prepare(cfg)
+        codes.append(np.sign(encode(model.hash_images, prep.x[prep.split.database], torch.device("cpu"))))
+    assert codes[0].shape == codes[1].shape and not np.array_equal(codes[0], codes[1])
 
 
 def test_datasets_lists_availability(capsys):

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -38,6 +41,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _add_resume_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the interrupted training in RUN_DIR from its last finished epoch, with the "
+                        "configuration it started with (same final codes as an uninterrupted run)")
+
+
 def _config_from_args(args: argparse.Namespace):
     from .config import build_config
 
@@ -51,23 +60,45 @@ def _config_from_args(args: argparse.Namespace):
     return build_config(args.config, overrides)
 
 
+def _resume_from_args(args: argparse.Namespace):
+    """(config, training state) of ``--resume RUN_DIR``, or (config from the flags, None)."""
+    if not getattr(args, "resume", None):
+        return _config_from_args(args), None
+    from .pipeline import resume_config
+
+    changed = [f"--{flag.replace('_', '-')}" for flag in SHORTCUTS
+               if flag != "device" and getattr(args, flag, None) is not None]
+    changed += ["--config"] if args.config else []
+    if changed:
+        raise VsbError(f"--resume continues {args.resume} with the configuration it started with; drop "
+                       f"{', '.join(changed)} (only --device, --no-progress and --set train.device=... may be given).")
+    overrides = list(args.set) + ([f"train.device={args.device}"] if args.device else [])
+    overrides += ["train.progress=false"] if args.no_progress else []
+    return resume_config(args.resume, overrides)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import from_env
     from .pipeline import train_run
 
-    cfg = _config_from_args(args)
-    out = train_run(cfg)
-    print(f"run directory: {out}")
+    cfg, state = _resume_from_args(args)
+    out = train_run(cfg, resume=state, out=args.resume)
+    if from_env().is_main:
+        print(f"run directory: {out}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .distributed import from_env
     from .pipeline import evaluate_run, prepare, train_run
     from .report import metric_table
 
     t0 = time.perf_counter()
-    cfg = _config_from_args(args)
+    cfg, state = _resume_from_args(args)
     prep = prepare(cfg)
-    out = train_run(cfg, prep)
+    out = train_run(cfg, prep, resume=state, out=args.resume)
+    if not from_env().is_main:
+        return 0  # rank 0 evaluates; the other ranks only helped train
     metrics = evaluate_run(out, prep, log=lambda *_: None)
     print()
     print(metric_table(metrics))
@@ -106,7 +137,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 # Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``.
-COMMAND_MODULES: list[str] = ["vsb2net.benchmark"]
+COMMAND_MODULES: list[str] = ["vsb2net.benchmark", "vsb2net.index.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,12 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     "protocol), encode queries and database, compute the metrics and write "
                                     "runs/<name>/report.md.")
     _add_config_flags(sp)
+    _add_resume_flag(sp)
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("train", help="train and save the checkpoint, without evaluating",
                         description="Train on the seen classes and write config.yaml, checkpoint.pt, "
                                     "split.json and training.json into the run directory.")
     _add_config_flags(sp)
+    _add_resume_flag(sp)
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("evaluate", help="evaluate a trained run directory and write its report",
@@ -146,7 +179,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub, _add_config_flags)
+    _accept_debug_everywhere(sub)
     return p
+
+
+def _accept_debug_everywhere(sub: argparse._SubParsersAction) -> None:
+    """--debug also after a command or subcommand (`vsb2net index build RUN --debug`); SUPPRESS
+    keeps a --debug given earlier from being reset to False by a later parser's default."""
+    for command in sub.choices.values():
+        if "--debug" not in command._option_string_actions:
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="show Python tracebacks for errors")
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_debug_everywhere(action)
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM (or another stop signal) delivered as an interruption, so it unwinds like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_signalled(signum, _frame):
+    raise _Signalled(signum)
+
+
+def _one_paragraph(text: str) -> str:
+    # messages that quote a parser or library may hold line breaks; the error stays one paragraph
+    return " ".join(str(text).split())
+
+
+def _rank_prefix() -> str:
+    from .distributed import from_env
+
+    try:
+        d = from_env()
+    except VsbError:
+        return ""
+    return f" (rank {d.rank} of {d.world})" if d.world > 1 else ""
+
+
+def _interrupted_message(exc: KeyboardInterrupt, command: str) -> str:
+    from .errors import TrainingInterrupted
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    what = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    if not isinstance(exc, TrainingInterrupted):
+        return f"vsb2net: {what}; files already written are complete, nothing half-written was kept."
+    if not exc.resumable:
+        return (f"vsb2net: {what} before the first epoch finished; nothing was kept. Run the same command "
+                "again to start over.")
+    command = "run" if command == "run" else "train"
+    launcher = "torchrun [the same torchrun options] -m vsb2net" if "WORLD_SIZE" in os.environ else "vsb2net"
+    return (f"vsb2net: {what}; the last finished epoch is saved ({exc.where}) in {exc.run_dir}. "
+            f"Continue with:\n  {launcher} {command} --resume {shlex.quote(str(exc.run_dir))}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,17 +244,44 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    debug = getattr(args, "debug", False)
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_signalled)
+    except ValueError:
+        pass  # not the main thread: leave signal handling to whoever runs us
     try:
         return args.func(args)
     except VsbError as exc:
-        if args.debug:
+        if debug:
             raise
-        print(f"vsb2net: error: {exc}", file=sys.stderr)
+        print(f"vsb2net: error{_rank_prefix()}: {_one_paragraph(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vsb2net: interrupted; files already written are complete, nothing half-written was kept.",
-              file=sys.stderr)
-        return 130
+    except OSError as exc:
+        # a file system refusing a read or write (permissions, full disk, a file where a directory
+        # should be) is the environment's, not a bug
+        if debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"vsb2net: error{_rank_prefix()}: cannot access{where}: {exc.strerror or exc}. Check the path, "
+              "its permissions and the free disk space.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        if _is_main_rank():
+            print(_interrupted_message(exc, args.command), file=sys.stderr)
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _is_main_rank() -> bool:
+    from .distributed import from_env
+
+    try:
+        return from_env().is_main
+    except VsbError:
+        return True
 
 
 if __name__ == "__main__":

@@ -8,3 +8,17 @@ message alone and exits non-zero; any other exception is a bug and keeps its tra
 
 class VsbError(Exception):
     """An error in the user's input or environment, with a message meant for the user."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C or SIGTERM; says what the run directory holds to continue from.
+
+    A KeyboardInterrupt, so code that does not know it still treats it as an interruption.
+    """
+
+    def __init__(self, run_dir, signum: int, resumable: bool, where: str = ""):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+        self.signum = signum
+        self.resumable = resumable
+        self.where = where

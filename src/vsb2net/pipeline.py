@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .checkpoint import load_checkpoint, save_checkpoint
+from . import __version__, distributed
+from .checkpoint import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from .codes import pack_codes
-from .config import RunConfig, config_from_dict, save_config
+from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, save_config
 from .data import Dataset, load_dataset
 from .data.semantics import class_vectors
 from .data.splits import (ZeroShotSplit, choose_unseen, subsample_per_class, validation_split,
                           zero_shot_split)
-from .errors import VsbError
+from .distributed import SINGLE, Dist
+from .errors import TrainingInterrupted, VsbError
 from .io import write_json, write_npy
 from .metrics import evaluate
 from .models import METHODS, ClassContext, images_to_tensor, lle_weights
@@ -75,7 +78,8 @@ def new_model(cfg: RunConfig, prep: Prepared) -> torch.nn.Module:
 
 
 def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, device: torch.device,
-         desc: str, validate_on: ZeroShotSplit | None = None):
+         desc: str, validate_on: ZeroShotSplit | None = None, *, resume: dict | None = None,
+         on_epoch_end=None, dist: Dist = SINGLE):
     labels = prep.dataset.labels
     ctx, pos = class_context(prep.vectors, split.seen, split.unseen, cfg, device)
     y = torch.from_numpy(np.array([pos[int(c)] for c in labels[split.train]], dtype=np.int64))
@@ -86,59 +90,219 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
     if validate_on is not None:
         def validate(m: torch.nn.Module) -> float:
             m.eval()
+            if hasattr(m, "post_fit"):
+                # a two-stage method codes nothing before its projection is fitted
+                m.post_fit(prep.x[split.train], y, ctx, device)
             q = pack_codes(encode(m.hash_images, prep.x[validate_on.query_unseen], device))
             db = pack_codes(encode(m.hash_images, prep.x[validate_on.database], device))
             return evaluate(q, db, labels[validate_on.query_unseen], labels[validate_on.database], topk=())["map"]
     if not getattr(model, "trainable", True):
         return model.to(device), TrainResult(best_epoch=None)
     result = train(model, prep.x[split.train], y, ctx, cfg.train, epochs=epochs, device=device,
-                   validate=validate, patience=cfg.train.patience if validate else None, desc=desc)
-    if hasattr(model, "post_fit"):
-        # two-stage methods (features, then a projection fitted on them) finish here
+                   validate=validate, patience=cfg.train.patience if validate else None, desc=desc,
+                   on_epoch_end=on_epoch_end, resume=resume, dist=dist)
+    if hasattr(model, "post_fit") and dist.is_main:
+        # two-stage methods (features, then a projection fitted on them) finish here; only rank 0's
+        # model is saved, so the other ranks skip it
         model.post_fit(prep.x[split.train], y, ctx, device)
     return model, result
 
 
-def train_run(cfg: RunConfig, prep: Prepared | None = None, log=print) -> Path:
-    """Train on the seen classes (choosing the epoch count on the validation protocol) and save."""
-    out = run_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+#: the training state at the last epoch boundary, while training is under way
+RESUME_FILE = "resume.pt"
+#: what ``train`` writes; a file of these left half-written by a killed process is removed
+TRAIN_OUTPUTS = ("config.yaml", RESUME_FILE, "checkpoint.pt", "class_vectors.npy", "split.json", "training.json")
+#: config keys that may change on resume: where the run computes and how it reports, not what
+RESUME_OVERRIDABLE = {"train.device", "train.progress"}
+
+
+def _silent(*_args, **_kwargs) -> None:
+    pass
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    # atomic_path removes its temporary on any exception, but not after SIGKILL or a power cut
+    for name in TRAIN_OUTPUTS:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _discard(out: Path, created: bool) -> None:
+    """Undo a fresh run that failed: its config and resume state describe no result."""
+    for name in ("config.yaml", RESUME_FILE):
+        (out / name).unlink(missing_ok=True)
+    _remove_stale_temporaries(out)
+    if created:
+        try:
+            out.rmdir()
+        except OSError:
+            pass  # not empty: something else lives there
+
+
+def train_run(cfg: RunConfig, prep: Prepared | None = None, log=print, *, resume: dict | None = None,
+              out: str | Path | None = None) -> Path:
+    """Train on the seen classes (choosing the epoch count on the validation protocol) and save.
+
+    After every epoch the training state is saved to ``RUN_DIR/resume.pt``; ``resume`` (a state
+    from :func:`resume_config`) continues from it, with ``out`` the run directory it came from.
+    Under torchrun every rank calls this; rank 0 alone logs and writes files.
+    """
+    device = resolve_device(cfg.train.device)
+    dist, device = distributed.setup(device)
+    try:
+        return _train_run(cfg, prep, log if dist.is_main else _silent, resume,
+                          Path(out) if out is not None else run_dir(cfg), device, dist)
+    finally:
+        distributed.teardown(dist)
+
+
+def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, out: Path,
+               device: torch.device, dist: Dist) -> Path:
     t0 = time.perf_counter()
     prep = prep or prepare(cfg)
     names = prep.dataset.class_names
-    log(f"dataset {prep.dataset.name}: {len(prep.dataset.labels)} images, {len(names)} classes; "
-        f"unseen = {', '.join(names[c] for c in prep.split.unseen)}")
-    device = resolve_device(cfg.train.device)
-    info: dict = {"device": str(device), "seed": cfg.train.seed}
-    epochs = cfg.train.epochs
-    if cfg.train.select_epochs:
-        val = validation_split(prep.dataset.labels, prep.split, cfg.data.n_val_unseen,
-                               cfg.data.query_fraction, cfg.data.split_seed)
-        log(f"validation protocol: pseudo-unseen = {', '.join(names[c] for c in val.unseen)} "
-            f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
-        _, vres = _fit(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val)
-        epochs = vres.best_epoch or cfg.train.epochs
-        if vres.best_score is not None:
-            log(f"validation: best pseudo-unseen mAP {vres.best_score:.4f} after {epochs} epoch(s) "
-                f"({vres.seconds:.0f} s)")
-        info["validation"] = {"split": val.describe(names), "history": vres.history,
-                              "best_epoch": vres.best_epoch, "best_map": vres.best_score, "seconds": vres.seconds}
-    model, res = _fit(cfg, prep, prep.split, epochs, device, "train")
-    log(f"trained {epochs} epoch(s) on {len(prep.split.train)} seen-class images ({res.seconds:.0f} s)")
-    info["final"] = {"epochs": epochs, "history": res.history, "seconds": res.seconds}
-    info["seconds_total"] = time.perf_counter() - t0
-    save_checkpoint(out / "checkpoint.pt", {k: v.cpu() for k, v in model.state_dict().items()}, {
-        "method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(),
-        "class_names": list(names), "in_shape": list(prep.x.shape[1:]),
-        "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__,
-    })
-    write_npy(out / "class_vectors.npy", prep.vectors.astype(np.float32))
-    write_json(out / "split.json", {**prep.split.describe(names), "dataset": prep.dataset.name,
-                                    "source": prep.dataset.source, "class_names": list(names),
-                                    "split_seed": cfg.data.split_seed})
-    write_json(out / "training.json", info)
+    # everything that can reject the input runs before the first file is written
+    val = (validation_split(prep.dataset.labels, prep.split, cfg.data.n_val_unseen,
+                            cfg.data.query_fraction, cfg.data.split_seed) if cfg.train.select_epochs else None)
+    fresh = resume is None
+    created = not out.exists()
+    resumes = list(resume.get("resumes", [])) if resume else []
+    if resume:
+        resumes.append({"phase": resume["phase"], "epoch": int(resume["train"]["epoch"]), "world_size": dist.world})
+    info: dict = {"device": str(device), "seed": cfg.train.seed, "split_seed": cfg.data.split_seed,
+                  "query_seed": cfg.data.query_seed, "world_size": dist.world,
+                  "batch_size": cfg.train.batch_size, "batch_per_rank": math.ceil(cfg.train.batch_size / dist.world)}
+    if resumes:
+        info["resumed"] = resumes
+    last = ({"phase": resume["phase"], "epoch": int(resume["train"]["epoch"]), "epochs": int(resume["epochs"])}
+            if resume else {})
+
+    def saver(phase: str, epochs: int, extra: dict):
+        def save(state: dict) -> None:
+            save_training_state(out / RESUME_FILE, phase, epochs, cfg.to_dict(), state,
+                                {**extra, "resumes": resumes})
+            last.update(phase=phase, epoch=int(state["epoch"]), epochs=epochs)
+        return save
+
+    finished = False
+    try:  # from the first file written on, so that an interruption anywhere is handled alike
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temporaries(out)
+            if fresh:
+                # a resume state of an earlier, killed run here belongs to that run, not this one
+                (out / RESUME_FILE).unlink(missing_ok=True)
+                save_config(cfg, out / "config.yaml")
+        log(f"dataset {prep.dataset.name}: {len(prep.dataset.labels)} images, {len(names)} classes; "
+            f"unseen = {', '.join(names[c] for c in prep.split.unseen)}")
+        if resume:
+            log(f"resuming {out} after epoch {resume['train']['epoch']} of {resume['epochs']} of the "
+                f"{resume['phase']} phase")
+        epochs = cfg.train.epochs
+        if val is not None:
+            if resume and resume["phase"] == "final":
+                info["validation"] = resume["validation"]
+            else:
+                log(f"validation protocol: pseudo-unseen = {', '.join(names[c] for c in val.unseen)} "
+                    f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
+                _, vres = _fit(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val,
+                               resume=resume["train"] if resume else None,
+                               on_epoch_end=saver("validation", cfg.train.epochs, {}), dist=dist)
+                if vres.best_score is not None:
+                    log(f"validation: best pseudo-unseen mAP {vres.best_score:.4f} after "
+                        f"{vres.best_epoch} epoch(s) ({vres.seconds:.0f} s)")
+                info["validation"] = {"split": val.describe(names), "history": vres.history,
+                                      "best_epoch": vres.best_epoch, "best_map": vres.best_score,
+                                      "seconds": vres.seconds}
+            epochs = info["validation"]["best_epoch"] or cfg.train.epochs
+        model, res = _fit(cfg, prep, prep.split, epochs, device, "train",
+                          resume=resume["train"] if resume and resume["phase"] == "final" else None,
+                          on_epoch_end=saver("final", epochs, {"validation": info.get("validation")}), dist=dist)
+        if not dist.is_main:
+            return out
+        log(f"trained {epochs} epoch(s) on {len(prep.split.train)} seen-class images ({res.seconds:.0f} s)")
+        info["final"] = {"epochs": epochs, "history": res.history, "seconds": res.seconds}
+        info["seconds_total"] = time.perf_counter() - t0
+        if not fresh:
+            save_config(cfg, out / "config.yaml")
+        save_checkpoint(out / "checkpoint.pt", {k: v.cpu() for k, v in model.state_dict().items()}, {
+            "method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(),
+            "class_names": list(names), "in_shape": list(prep.x.shape[1:]),
+            "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__,
+        })
+        write_npy(out / "class_vectors.npy", prep.vectors.astype(np.float32))
+        write_json(out / "split.json", {**prep.split.describe(names), "dataset": prep.dataset.name,
+                                        "source": prep.dataset.source, "class_names": list(names),
+                                        "split_seed": cfg.data.split_seed})
+        write_json(out / "training.json", info)
+        # last, so that a kill before this point still leaves a state to resume from
+        finished = True
+        (out / RESUME_FILE).unlink(missing_ok=True)
+    except KeyboardInterrupt as exc:
+        if finished:
+            raise  # every output is complete; nothing to resume or discard
+        resumable = (out / RESUME_FILE).is_file()
+        if fresh and not resumable and dist.is_main:
+            _discard(out, created)
+        where = (f"{last['phase']} phase, epoch {last['epoch']} of {last['epochs']}" if last else "")
+        raise TrainingInterrupted(out, getattr(exc, "signum", signal.SIGINT), resumable, where) from None
+    except VsbError:
+        if fresh and dist.is_main:
+            _discard(out, created)
+        raise
     return out
+
+
+def resume_config(path: str | Path, overrides: list[str] | None = None) -> tuple[RunConfig, dict]:
+    """The configuration and saved training state of an interrupted run directory.
+
+    ``overrides`` (``section.key=value``) may only touch :data:`RESUME_OVERRIDABLE`: anything else
+    would make the continuation a different run from the one that was interrupted.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise VsbError(f"run directory {path} does not exist; give the directory of the interrupted run "
+                       "(the one `vsb2net train` printed).")
+    state_path = path / RESUME_FILE
+    if not state_path.is_file():
+        if (path / "checkpoint.pt").is_file():
+            raise VsbError(f"{path} holds a finished run (checkpoint.pt, no {RESUME_FILE}): there is nothing to "
+                           f"resume. Evaluate it with `vsb2net evaluate {path}`, or train again without --resume.")
+        raise VsbError(f"{path} has no {RESUME_FILE}: training there never finished an epoch, or it is not a run "
+                       "directory. Start the run again without --resume.")
+    state = load_training_state(state_path)
+    for item in overrides or []:
+        key = item.split("=", 1)[0].strip()
+        if key not in RESUME_OVERRIDABLE:
+            raise VsbError(f"--resume continues {path} with the configuration it started with; {key} cannot "
+                           f"change (only {', '.join(sorted(RESUME_OVERRIDABLE))} can). Drop that option, "
+                           "or start a new run without --resume.")
+    try:
+        base = config_from_dict(state["config"])
+        cfg = config_from_dict(apply_overrides(base.to_dict(), overrides or [])).validate()
+    except VsbError as exc:
+        raise VsbError(f"training state {state_path} holds an unusable configuration ({exc}); start the run "
+                       "again without --resume.") from None
+    if (path / "config.yaml").is_file():
+        on_disk = _comparable(config_from_dict(load_config_file(path / "config.yaml")).to_dict())
+        differ = sorted(k for k in set(on_disk) | set(_comparable(base.to_dict()))
+                        if on_disk.get(k) != _comparable(base.to_dict()).get(k))
+        if differ:
+            raise VsbError(f"{state_path} belongs to another run than {path / 'config.yaml'} (they differ in "
+                           f"{', '.join(differ[:6])}); it was copied from elsewhere. Put the run's own "
+                           f"{RESUME_FILE} back, or start the run again without --resume.")
+    return cfg, state
+
+
+def _comparable(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in values.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_comparable(v, key + "."))
+        elif key not in RESUME_OVERRIDABLE:
+            flat[key] = v
+    return flat
 
 
 def load_run(path: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
@@ -146,16 +310,53 @@ def load_run(path: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
     path = Path(path)
     if not path.is_dir():
         raise VsbError(f"run directory {path} does not exist; train one with `vsb2net train` or `vsb2net run`.")
-    ckpt = load_checkpoint(path / "checkpoint.pt")
-    cfg = config_from_dict(ckpt["config"]).validate()
-    model = METHODS.get(ckpt["method"])(cfg.model, tuple(ckpt["in_shape"]), int(ckpt["semantic_dim"]))
+    where = path / "checkpoint.pt"
+    ckpt = load_checkpoint(where)
+    try:
+        cfg = config_from_dict(ckpt["config"]).validate()
+    except VsbError as exc:
+        raise VsbError(f"checkpoint {where} holds an unusable configuration ({exc}); retrain the run.") from None
+    if ckpt["method"] not in METHODS:
+        raise VsbError(f"checkpoint {where} was trained with method {ckpt['method']!r}, which this vsb2net does not "
+                       f"have (known: {', '.join(METHODS.names())}); use the vsb2net that trained it.")
+    _check_same_run(path, cfg, ckpt)
+    factory = METHODS.get(ckpt["method"])
+    try:
+        model = factory(cfg.model, tuple(int(v) for v in ckpt["in_shape"]), int(ckpt["semantic_dim"]))
+    except (TypeError, ValueError) as exc:
+        raise VsbError(f"checkpoint {where} describes a model that cannot be built ({exc}); retrain the run.") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
-        raise VsbError(f"checkpoint {path / 'checkpoint.pt'} does not fit a {ckpt['method']} model with "
-                       f"{cfg.model.bits} bits: {str(exc).splitlines()[0]}") from None
+        raise VsbError(f"checkpoint {where} does not fit a {ckpt['method']} model with {cfg.model.bits} bits: "
+                       f"{_state_dict_problem(exc)}; the weights come from another model or bit length. "
+                       "Retrain the run.") from None
     model.eval()
     return cfg, model, ckpt
+
+
+def _state_dict_problem(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith("Error(s) in loading")]
+    return (useful or lines or ["no detail"])[0].rstrip(".")[:300]
+
+
+def _check_same_run(path: Path, cfg: RunConfig, ckpt: dict) -> None:
+    """A checkpoint.pt copied in from another run would be evaluated as if it were this one."""
+    if ckpt["method"] != cfg.model.method or int(ckpt["bits"]) != cfg.model.bits:
+        raise VsbError(f"checkpoint {path / 'checkpoint.pt'} is labelled {ckpt['method']}/{ckpt['bits']} bits but "
+                       f"its configuration says {cfg.model.method}/{cfg.model.bits} bits; it is damaged. Retrain.")
+    try:
+        on_disk = config_from_dict(load_config_file(path / "config.yaml"))
+    except VsbError:
+        return  # no readable config.yaml: the checkpoint alone describes the run
+    theirs = {f"model.{k}": v for k, v in cfg.model.__dict__.items()} | {"data.dataset": cfg.data.dataset}
+    ours = {f"model.{k}": v for k, v in on_disk.model.__dict__.items()} | {"data.dataset": on_disk.data.dataset}
+    differ = [k for k in ours if ours[k] != theirs[k]]
+    if differ:
+        shown = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in differ[:4])
+        raise VsbError(f"checkpoint {path / 'checkpoint.pt'} comes from another run than {path / 'config.yaml'} "
+                       f"({shown}); put the run's own checkpoint back or retrain it.")
 
 
 def zero_shot_accuracy(model: torch.nn.Module, q_codes: np.ndarray, q_labels: np.ndarray, vectors: np.ndarray,
@@ -183,6 +384,10 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> d
     if list(prep.dataset.class_names) != list(ckpt["class_names"]):
         raise VsbError(f"the dataset's classes {prep.dataset.class_names} differ from the ones the run was "
                        f"trained on {ckpt['class_names']}; evaluate on the same dataset.")
+    if prep.vectors.shape[1] != int(ckpt["semantic_dim"]):
+        raise VsbError(f"the class vectors ({cfg.data.class_vectors}) are now semantic vectors of dimension "
+                       f"{prep.vectors.shape[1]}, but {path} was trained on dimension {ckpt['semantic_dim']}: the "
+                       f"file changed since training. Restore it (the run's copy is {path / 'class_vectors.npy'}).")
     device = resolve_device(cfg.train.device)
     model.to(device)
     t0 = time.perf_counter()
@@ -204,6 +409,8 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> d
         model, cont["query_unseen"], labels[sp.query_unseen], prep.vectors, sp.unseen)
     metrics["seen"]["zero_shot_accuracy"] = zero_shot_accuracy(
         model, cont["query_seen"], labels[sp.query_seen], prep.vectors, sp.seen + sp.unseen)
+    from .index.evaluation import add_class_query_metrics
+    add_class_query_metrics(metrics, model, prep, packed["database"])
     metrics["meta"] = {
         "method": cfg.model.method, "bits": cfg.model.bits, "dataset": prep.dataset.name,
         "split": sp.describe(prep.dataset.class_names), "encode_seconds": encode_s,

@@ -1,15 +1,23 @@
 """Training loop shared by every torch hashing method.
 
-Deterministic on CPU: the weights are initialised under ``torch.manual_seed(seed)`` and each
-epoch's batch order is drawn from ``numpy.random.default_rng((seed, epoch))``, so a run depends on
-its seed and data alone (and an epoch can be replayed without replaying the ones before it).
+Deterministic on one machine: the weights are initialised under ``torch.manual_seed(seed)`` and
+each epoch's batch order is drawn from ``numpy.random.default_rng((seed, epoch))``, so a run
+depends on its seed and data alone, and an epoch can be replayed without replaying the ones
+before it.  That is what makes resuming exact: the state saved at the end of an epoch (weights
+and buffers, optimizer moments, the torch random state, the validation history) plus the seed
+determine everything that follows.
+
+Under ``torchrun`` every rank draws the same permutation and takes every ``world``-th item of
+each global batch, so the ranks together see exactly the batches a single process would see, and
+DDP averages their gradients.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data.augment import augment_batch
+from .distributed import SINGLE, Dist, broadcast_float, mean_over_ranks
 from .errors import VsbError
 
 
@@ -28,12 +37,19 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise VsbError(f"train.device = {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type not in ("cpu", "cuda"):
+        raise VsbError(f"train.device = {name!r}: vsb2net runs on cpu or cuda; use auto, cpu, cuda or cuda:N.")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VsbError(f"train.device = {name!r} but CUDA is not available here; use --device cpu or auto.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise VsbError(f"train.device = {name!r} but this machine has {torch.cuda.device_count()} GPU(s) "
+                       f"(cuda:0..cuda:{torch.cuda.device_count() - 1}).")
     return device
 
 
 def seed_everything(seed: int, threads: int = 0) -> None:
+    # cuBLAS is deterministic only with a fixed workspace, which must be set before its first use
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     if threads > 0:
@@ -48,66 +64,151 @@ class TrainResult:
     best_epoch: int | None = None
     best_score: float | None = None
     seconds: float = 0.0
+    #: epochs completed, and how many of them since the best validation score (early stopping)
+    epochs_done: int = 0
+    stale: int = 0
+
+
+class _LossOf(nn.Module):
+    """``training_loss`` as ``forward``: DDP synchronises gradients only for work done in forward."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, ctx):
+        return self.model.training_loss(x, y, ctx)
+
+
+def training_state(model: nn.Module, opt: torch.optim.Optimizer, result: TrainResult,
+                   device: torch.device) -> dict[str, Any]:
+    """Everything needed to continue after ``result.epochs_done`` epochs, as tensors and plain data
+    (so that ``torch.load(weights_only=True)`` reads it back)."""
+    state = {
+        "epoch": result.epochs_done,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_score": result.best_score,
+        "stale": result.stale,
+        "seconds": result.seconds,
+        "torch_rng": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore(model: nn.Module, resume: dict[str, Any], device: torch.device) -> TrainResult:
+    try:
+        model.load_state_dict(resume["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise VsbError(f"the saved training state does not fit this model: {str(exc).splitlines()[0][:300]}. "
+                       "It was written by another model or version; start the run again without --resume.") from None
+    torch.set_rng_state(resume["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in resume:
+        torch.cuda.set_rng_state(resume["cuda_rng"], device)
+    return TrainResult(history=list(resume["history"]), best_epoch=resume["best_epoch"],
+                       best_score=resume["best_score"], seconds=float(resume["seconds"]),
+                       epochs_done=int(resume["epoch"]), stale=int(resume["stale"]))
+
+
+def _augment_seed(seed: int, epoch: int, rank: int) -> int:
+    """Seed of an epoch's augmentation draws; rank 0 keeps the single-process stream, and every
+    other rank gets one of its own so that the shards are not shifted in lockstep."""
+    if rank == 0:
+        return seed * 100003 + epoch
+    return int(np.random.SeedSequence((seed, epoch, rank)).generate_state(1, np.uint64)[0] >> 1)
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: TrainConfig, *,
           epochs: int, device: torch.device, validate: Callable[[nn.Module], float] | None = None,
           patience: int | None = None, desc: str = "train",
-          on_epoch_end: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+          resume: dict[str, Any] | None = None, dist: Dist = SINGLE) -> TrainResult:
     """Train ``model`` with Adam for ``epochs`` epochs on (x, y).
 
-    ``validate(model) -> score`` (higher is better) runs after each epoch when given; training stops
-    after ``patience`` epochs without improvement and the best epoch is reported (the caller
-    retrains for that many epochs: we keep no weights chosen by a score).
+    ``validate(model) -> score`` (higher is better) runs after each epoch when given (on rank 0;
+    the score is broadcast); training stops after ``patience`` epochs without improvement and the
+    best epoch is reported (the caller retrains for that many epochs: we keep no weights chosen by
+    a score).  ``on_epoch_end(state)`` gets :func:`training_state` after every epoch (rank 0
+    only); passing such a state back as ``resume`` continues from that epoch boundary.
     """
     if len(x) == 0:
         raise VsbError("the training set is empty: check the split (are all classes unseen?).")
+    result = _restore(model, resume, device) if resume is not None else TrainResult()
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if resume is not None:
+        try:
+            opt.load_state_dict(resume["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise VsbError(f"the saved optimizer state does not fit this model ({exc}); start the run again "
+                           "without --resume.") from None
+    net = None
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # static_graph: every step uses the same parameters, and the ones a method never uses in its
+        # loss (if any) are found once instead of by a graph traversal every step.
+        net = DDP(_LossOf(model), device_ids=[device.index] if device.type == "cuda" else None,
+                  static_graph=True)
     n = len(x)
     steps = math.ceil(n / cfg.batch_size)
-    result = TrainResult()
-    stale = 0
     start = time.perf_counter()
-    bar = tqdm(total=epochs * steps, desc=desc, disable=not cfg.progress, leave=False, dynamic_ncols=True)
+    seconds_before = result.seconds
+    done = (validate is not None and patience is not None and result.stale >= patience)
+    first = result.epochs_done + 1
+    bar = tqdm(total=epochs * steps, initial=min(result.epochs_done, epochs) * steps, desc=desc,
+               disable=not (cfg.progress and dist.is_main), leave=False, dynamic_ncols=True)
     try:
-        for epoch in range(1, epochs + 1):
-            model.train()
+        for epoch in range(first, epochs + 1):
+            if done:
+                break
+            (net or model).train()
             order = np.random.default_rng((cfg.seed, epoch)).permutation(n)
-            aug_gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed, epoch, dist.rank))
             sums: dict[str, float] = {}
+            ran = 0
             for s in range(steps):
-                idx = torch.from_numpy(order[s * cfg.batch_size:(s + 1) * cfg.batch_size])
+                batch = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                if len(batch) < dist.world:
+                    continue  # some rank's shard would be empty; every rank skips the same step
+                idx = torch.from_numpy(batch[dist.rank::dist.world])
                 xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
                 xb = augment_batch(xb, cfg.augment, aug_gen)
-                loss, terms = model.training_loss(xb, yb, loss_ctx)
+                loss, terms = net(xb, yb, loss_ctx) if net is not None else model.training_loss(xb, yb, loss_ctx)
                 if not torch.isfinite(loss):
-                    raise VsbError(f"the loss became {float(loss)} at epoch {epoch}; lower train.lr "
+                    raise VsbError(f"the loss became {float(loss.detach())} at epoch {epoch}; lower train.lr "
                                    "or the loss weights and check the inputs for NaN/inf.")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                ran += 1
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()}, refresh=False)
-            record = {"epoch": epoch, **{k: v / steps for k, v in sums.items()}}
+            means = mean_over_ranks(dist, {k: v / max(ran, 1) for k, v in sums.items()}, device)
+            record = {"epoch": epoch, **means}
             if validate is not None:
-                score = float(validate(model))
+                score = broadcast_float(dist, validate(model) if dist.is_main else None, device)
                 record["val_map"] = score
                 if result.best_score is None or score > result.best_score:
-                    result.best_score, result.best_epoch, stale = score, epoch, 0
+                    result.best_score, result.best_epoch, result.stale = score, epoch, 0
                 else:
-                    stale += 1
+                    result.stale += 1
                 bar.set_description(f"{desc} (val mAP {score:.3f}, best {result.best_score:.3f}@{result.best_epoch})")
             result.history.append(record)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, model, opt)
-            if validate is not None and patience is not None and stale >= patience:
-                break
+            result.epochs_done = epoch
+            result.seconds = seconds_before + time.perf_counter() - start
+            if on_epoch_end is not None and dist.is_main:
+                on_epoch_end(training_state(model, opt, result, device))
+            done = validate is not None and patience is not None and result.stale >= patience
     finally:
         bar.close()
-    result.seconds = time.perf_counter() - start
+    result.seconds = seconds_before + time.perf_counter() - start
     return result
 
 

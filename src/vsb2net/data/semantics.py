@@ -215,6 +215,14 @@ def _load_csv(path: Path, class_names: list[str]) -> np.ndarray:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        # numpy would take it for a pickle and suggest allow_pickle, which is not the problem
+        raise VsbError(
+            f"{path} is not a .npy file (it does not start with the .npy magic bytes); save the "
+            "matrix with np.save(path, matrix), or give a .csv file."
+        )
     try:
         m = np.load(path, allow_pickle=False)
     except ValueError as e:
