@@ -96,9 +96,9 @@ def harmonic_numbers(m: int) -> np.ndarray:
 def default_chunk_size(n_database: int, budget_bytes: int = CHUNK_BYTES) -> int:
     """Queries per chunk so that a chunk's (queries x database) int64 matrix is ~``budget_bytes``.
 
-    That matrix (histogram-bin indices) and the uint64 XOR buffer of
-    :func:`vsb2net.codes.hamming_distances` are the largest temporaries, 8 bytes per pair; the
-    uint16 distance matrix itself is a quarter of it.
+    Multi-label relevance needs that matrix (histogram-bin indices) and the uint64 XOR buffer of
+    :func:`vsb2net.codes.hamming_distances`, 8 bytes per pair.  Single-label evaluation builds
+    no such matrix and uses chunks of at least :data:`SINGLE_LABEL_CHUNK` queries.
     """
     return max(1, int(budget_bytes) // (8 * max(1, int(n_database))))
 
@@ -407,23 +407,131 @@ def _check_codes(q_packed: Any, db_packed: Any, bits: int | None) -> tuple[np.nd
     return q, db, code_bits
 
 
-def _check_chunk(chunk_size: Any, n_db: int) -> int:
+# Single-label chunks hold no (queries x database) matrix, only (queries x bits) histograms; a
+# large chunk spreads the per-chunk Python and thread start-up cost over many queries.
+SINGLE_LABEL_CHUNK = 1024
+
+
+def _check_chunk(chunk_size: Any, n_db: int, multi: bool = True) -> int:
     if chunk_size is None:
-        return default_chunk_size(n_db)
+        return default_chunk_size(n_db) if multi else max(default_chunk_size(n_db), SINGLE_LABEL_CHUNK)
     if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise VsbError(f"chunk_size must be a positive integer (queries per chunk), got {chunk_size!r}.")
     return int(chunk_size)
 
 
-def _histograms(q: np.ndarray, db: np.ndarray, ql: np.ndarray, dl: np.ndarray, multi: bool, bits: int):
-    """(n, r) histograms of one query chunk, via one bincount over q * (bits+1) + distance."""
+# Pairs per block of the counting kernel: 2**17 int32 distances (512 KiB) stay in the L2 cache
+# between faiss writing them and ivec_hist counting them.
+_BLOCK_PAIRS = 1 << 17
+_QUERY_BLOCK = 4
+# Below this many (query, database) pairs a second thread costs more than it saves.
+_PARALLEL_MIN_PAIRS = 1 << 22
+
+
+def _pad_words(codes: np.ndarray) -> np.ndarray:
+    """Codes with zero bytes appended up to a multiple of 8 bytes.
+
+    Hamming distances are unchanged (a zero byte on both sides adds nothing), and faiss counts
+    8-byte words with one popcount each but falls back to a byte loop for other lengths: 48-bit
+    codes are about 4x faster padded to 64 bits.
+    """
+    pad = -codes.shape[1] % 8
+    if pad == 0:
+        return codes
+    out = np.zeros((len(codes), codes.shape[1] + pad), dtype=np.uint8)
+    out[:, :codes.shape[1]] = codes
+    return out
+
+
+def _count_into(out: np.ndarray, q: np.ndarray, db: np.ndarray, bits: int) -> None:
+    import faiss
+
+    nq, nb = len(q), len(db)
+    n_bytes = q.shape[1]
+    qb = min(nq, _QUERY_BLOCK)
+    block = max(1024, _BLOCK_PAIRS // qb)
+    dis = np.empty(qb * min(block, nb), dtype=np.int32)
+    tmp = np.empty((qb, bits + 1), dtype=np.int32)
+    ptr = faiss.swig_ptr
+    for lo in range(0, nb, block):
+        part = db[lo:lo + block]
+        e = len(part)
+        for a in range(0, nq, qb):
+            m = min(qb, nq - a)
+            faiss.hammings(ptr(q[a:a + m]), ptr(part), m, e, n_bytes, ptr(dis))
+            d = dis[:m * e].reshape(m, e)
+            for i in range(m):
+                faiss.ivec_hist(e, ptr(d[i]), bits + 1, ptr(tmp[i]))
+            out[a:a + m] += tmp[:m]
+
+
+def _distance_counts(q: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
+    """``counts[i, d]`` = database codes at Hamming distance d from ``q[i]``; int64 (Q, bits + 1).
+
+    faiss's C++ kernels do the work: ``hammings`` (XOR + popcount into int32 distances) and
+    ``ivec_hist`` (a counting loop), a block of queries x database rows at a time.  numpy needs
+    four passes per pair for the same (XOR, popcount, bin offset, bincount, whose counting loop
+    alone costs about as much as both faiss kernels; docs/PERFORMANCE.md).  faiss releases the
+    GIL, so large inputs are split over ``faiss.omp_get_max_threads()`` threads (the cores, or
+    OMP_NUM_THREADS), each counting its own slice of the database.
+    """
+    import faiss
+
+    nq, nb = len(q), len(db)
+    out = np.zeros((nq, bits + 1), dtype=np.int64)
+    if nq == 0 or nb == 0:
+        return out
+    q = np.ascontiguousarray(_pad_words(q))
+    db = np.ascontiguousarray(_pad_words(db))
+    threads = min(max(1, faiss.omp_get_max_threads()), max(1, nb // 1024))
+    if threads == 1 or nq * nb < _PARALLEL_MIN_PAIRS:
+        _count_into(out, q, db, bits)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = np.linspace(0, nb, threads + 1).astype(int)
+    parts = [np.zeros_like(out) for _ in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(_count_into, parts[t], q, db[bounds[t]:bounds[t + 1]], bits) for t in range(threads)]:
+            f.result()
+    return sum(parts)
+
+
+class _LabelGroups:
+    """The database sorted by label, so that a label's items are one contiguous slice.
+
+    With it, the relevant-item histogram of a single-label query costs a scan of its own class
+    only, not of the whole database with a (queries x database) relevance mask.
+    """
+
+    def __init__(self, db: np.ndarray, dl: np.ndarray):
+        order = np.argsort(dl, kind="stable")
+        self.db = np.ascontiguousarray(_pad_words(db)[order])
+        self.labels = dl[order]
+
+    def counts(self, q: np.ndarray, ql: np.ndarray, bits: int) -> np.ndarray:
+        r = np.zeros((len(q), bits + 1), dtype=np.int64)
+        for label in np.unique(ql):
+            lo = np.searchsorted(self.labels, label, side="left")
+            hi = np.searchsorted(self.labels, label, side="right")
+            if hi > lo:
+                rows = np.flatnonzero(ql == label)
+                r[rows] = _distance_counts(q[rows], self.db[lo:hi], bits)
+        return r
+
+
+def _histograms(q: np.ndarray, db: np.ndarray, ql: np.ndarray, dl: np.ndarray, multi: bool, bits: int,
+                groups: _LabelGroups | None = None):
+    """(n, r) histograms of one query chunk; ``groups`` (single-label only) is reused across chunks."""
+    n = _distance_counts(q, db, bits)
+    if not multi:
+        return n, (groups or _LabelGroups(db, dl)).counts(q, ql, bits)
+    # Multi-label relevance is not a slice of the database: mask the (chunk x database) distances.
     n_bins = bits + 1
     idx = hamming_distances(q, db).astype(np.intp)
     idx += (np.arange(q.shape[0], dtype=np.intp) * n_bins)[:, None]
-    size = q.shape[0] * n_bins
-    n = np.bincount(idx.ravel(), minlength=size).reshape(q.shape[0], n_bins)
-    r = np.bincount(idx[_relevance(ql, dl, multi)], minlength=size).reshape(q.shape[0], n_bins)
-    return n.astype(np.int64), r.astype(np.int64)
+    r = np.bincount(idx[_relevance(ql, dl, multi)], minlength=q.shape[0] * n_bins).reshape(q.shape[0], n_bins)
+    return n, r.astype(np.int64)
 
 
 def distance_histograms(
@@ -444,12 +552,14 @@ def distance_histograms(
     """
     q, db, bits = _check_codes(q_packed, db_packed, bits)
     ql, dl, multi = _check_labels(q_labels, db_labels, q.shape[0], db.shape[0])
-    step = _check_chunk(chunk_size, db.shape[0])
+    step = _check_chunk(chunk_size, db.shape[0], multi)
     n_out = np.empty((q.shape[0], bits + 1), dtype=np.int64)
     r_out = np.empty_like(n_out)
+    q, db = _pad_words(q), _pad_words(db)
+    groups = None if multi else _LabelGroups(db, dl)
     for lo in range(0, q.shape[0], step):
         sl = slice(lo, lo + step)
-        n_out[sl], r_out[sl] = _histograms(q[sl], db, ql[sl], dl, multi, bits)
+        n_out[sl], r_out[sl] = _histograms(q[sl], db, ql[sl], dl, multi, bits, groups)
     return n_out, r_out
 
 
@@ -504,8 +614,10 @@ def evaluate(
     topk_list = _unique(_k_list(topk, "topk"))
     p_ks = _unique(min(k, n_db) for k in _k_list(
         DEFAULT_PRECISION_KS if precision_ks is None else precision_ks, "precision_ks"))
-    step = _check_chunk(chunk_size, n_db)
+    step = _check_chunk(chunk_size, n_db, multi)
     h = harmonic_numbers(n_db)
+    q, db = _pad_words(q), _pad_words(db)
+    groups = None if multi else _LabelGroups(db, dl)
 
     sums = {"map": 0.0, "map_optimistic": 0.0, "map_pessimistic": 0.0}
     sums.update({f"map@{k}": 0.0 for k in topk_list})
@@ -515,7 +627,7 @@ def evaluate(
     no_relevant = 0
     for lo in range(0, n_q, step):
         sl = slice(lo, lo + step)
-        n, r = _histograms(q[sl], db, ql[sl], dl, multi, bits)
+        n, r = _histograms(q[sl], db, ql[sl], dl, multi, bits, groups)
         sums["map"] += average_precision_tie_aware(n, r, h).sum()
         sums["map_optimistic"] += average_precision_optimistic(n, r, h).sum()
         sums["map_pessimistic"] += average_precision_pessimistic(n, r, h).sum()

@@ -1,0 +1,155 @@
+"""k-NN search speed over packed binary codes: faiss flat, a numpy baseline and HammingIndex.
+
+    .venv/bin/python benchmarks/search.py                       # 1,000 queries x 1,000,000 codes
+    .venv/bin/python benchmarks/search.py --database 100000 --bits 64   # a quick look
+    .venv/bin/python benchmarks/search.py --approximate        # also faiss-ivf and faiss-mih
+
+For each code length: random uniform codes, top --k for every query, by
+
+* ``faiss IndexBinaryFlat``: faiss's own exact scan (``index.search``);
+* ``numpy popcount``: vsb2net.codes.hamming_distances over a block of queries, then
+  ``np.argpartition`` for the k smallest and a sort of those k (distance, then position);
+* ``HammingIndex (default)``: vsb2net.index.HammingIndex with its default backend, including
+  what it adds to faiss (tie order by position, id and metadata lookup, one Hits per query);
+* with --approximate, HammingIndex over faiss-ivf (nlist = sqrt(N), default nprobe) and
+  faiss-mih (default nhash/nflip), with their recall@k against the exact top k (as sets of
+  distances, since ties make the id sets arbitrary).
+
+The methods take turns, --rounds times, each on its next slice of the queries, so that a busy
+shared machine slows all alike.  Each exact method's results are checked against the k smallest
+distances.  The memory-scan
+floor is the time to read the database once per query at the memory bandwidth measured here
+(a large array summed by every core): queries x database bytes / bandwidth.  "floor fraction"
+= floor / measured time: 1.0 means the method runs as fast as streaming the codes from memory
+once per query; above 1 it reuses codes from cache across queries.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from vsb2net.codes import hamming_distances  # noqa: E402
+from vsb2net.index import DEFAULT_BACKEND, HammingIndex  # noqa: E402
+
+
+def memory_bandwidth(mib: int = 512, repeats: int = 5) -> float:
+    """Read bandwidth in bytes/s: the best of ``repeats`` sums of a ``mib`` MiB array, one slice per core."""
+    a = np.ones(mib * 2**20 // 8, dtype=np.float64)
+    threads = os.cpu_count() or 1
+    parts = np.array_split(a, threads)
+    best = float("inf")
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(pool.map(np.sum, parts))
+            best = min(best, time.perf_counter() - t0)
+    return a.nbytes / best
+
+
+def numpy_topk(q: np.ndarray, db: np.ndarray, k: int, block: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    dist = np.empty((len(q), k), dtype=np.int64)
+    idx = np.empty((len(q), k), dtype=np.int64)
+    for lo in range(0, len(q), block):
+        d = hamming_distances(q[lo:lo + block], db)
+        part = np.argpartition(d, k - 1, axis=1)[:, :k]
+        pd = np.take_along_axis(d, part, axis=1)
+        order = np.lexsort((part, pd), axis=1)
+        idx[lo:lo + block] = np.take_along_axis(part, order, axis=1)
+        dist[lo:lo + block] = np.take_along_axis(pd, order, axis=1)
+    return dist, idx
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--database", type=int, default=1_000_000)
+    p.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
+    p.add_argument("-k", type=int, default=100)
+    p.add_argument("--approximate", action="store_true", help="also faiss-ivf and faiss-mih (slower to build)")
+    p.add_argument("--rounds", type=int, default=5, help="turns the methods take (same load for all)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    import faiss
+
+    bw = memory_bandwidth()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__} with "
+          f"{faiss.omp_get_max_threads()} threads, numpy {np.__version__}; load average "
+          f"{os.getloadavg()[0]:.1f} at start")
+    print(f"measured memory read bandwidth: {bw / 1e9:.1f} GB/s")
+    print(f"{a.queries} queries, {a.database} database codes, top {a.k}\n")
+    print(f"{'bits':>4}  {'method':<34} {'queries/s':>10} {'seconds':>8} {'floor fraction':>14}  note")
+    rng = np.random.default_rng(a.seed)
+    failed = False
+    for bits in a.bits:
+        nb = bits // 8
+        db = rng.integers(0, 256, (a.database, nb), dtype=np.uint8)
+        q = rng.integers(0, 256, (a.queries, nb), dtype=np.uint8)
+        floor = a.queries * db.nbytes / bw
+
+        def row(name, seconds, note="", bits=bits, floor=floor):
+            print(f"{bits:>4}  {name:<34} {a.queries / seconds:>10.0f} {seconds:>8.2f} "
+                  f"{floor / seconds:>14.2f}  {note}")
+
+        flat = faiss.IndexBinaryFlat(bits)
+        flat.add(db)
+        flat.search(q[:8], a.k)  # start faiss's threads outside the timing
+        methods = {"faiss IndexBinaryFlat": lambda x, flat=flat: flat.search(x, a.k)[0],
+                   "numpy popcount + argpartition": lambda x, db=db: numpy_topk(x, db, a.k)[0]}
+        notes = {}
+        backends = [DEFAULT_BACKEND] + (["faiss-ivf", "faiss-mih"] if a.approximate else [])
+        for backend in backends:
+            index = HammingIndex(bits, backend)
+            _, t_build = timed(index.add, db)
+            name = f"HammingIndex ({backend})"
+            methods[name] = lambda x, index=index: [h.distances for h in index.search(x, a.k)]
+            notes[name] = (f"{index.backend.params}; " if index.backend.params else "") + f"build {t_build:.1f} s"
+        # Methods take turns on slices of the queries, so that all see the same machine load.
+        seconds = dict.fromkeys(methods, 0.0)
+        found = {m: [] for m in methods}
+        for r in range(a.rounds):
+            sl = slice(r * a.queries // a.rounds, (r + 1) * a.queries // a.rounds)
+            for m, fn in methods.items():
+                out, t = timed(fn, q[sl])
+                seconds[m] += t
+                found[m].append(out)
+        exact = np.sort(np.concatenate(found["faiss IndexBinaryFlat"]), axis=1)
+        for m in methods:
+            rows = [d for part in found[m] for d in part]  # approximate methods may return fewer than k
+            note = notes.get(m, "")
+            if m.startswith("HammingIndex") and m != f"HammingIndex ({DEFAULT_BACKEND})":
+                recall = np.mean([_recall(d, e) for d, e in zip(rows, exact)])
+                note += f"; recall@{a.k} {recall:.3f}"
+            elif not all(np.array_equal(d, e) for d, e in zip(rows, exact)):
+                failed = True
+                note += "; WRONG DISTANCES"
+            row(m, seconds[m], note)
+        print()
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
+    return 1 if failed else 0
+
+
+def _recall(found: np.ndarray, exact: np.ndarray) -> float:
+    """Fraction of the exact top-k distance multiset that the approximate list matches."""
+    f_vals, f_counts = np.unique(found, return_counts=True)
+    e_vals, e_counts = np.unique(exact, return_counts=True)
+    common = dict(zip(e_vals.tolist(), e_counts.tolist()))
+    return sum(min(c, common.get(v, 0)) for v, c in zip(f_vals.tolist(), f_counts.tolist())) / len(exact)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""``HammingIndex``: search packed binary codes by Hamming distance, over a choice of backends.
+
+One interface, whatever stores the codes::
+
+    index = HammingIndex(bits=32, backend="faiss-flat", model=fingerprint)
+    index.add(codes, ids=ids, metadata=[{"class": "cat"}, ...])
+    hits = index.search(query_codes, k=10)          # one Hits per query, nearest first
+    hits = index.range_search(query_codes, radius=2)  # everything at distance <= 2
+    index.save("db.vsbidx");  HammingIndex.load("db.vsbidx", bits=32, model=fingerprint)
+
+Codes are packed ``uint8`` arrays of shape (N, bits // 8) as :func:`vsb2net.codes.pack_codes`
+makes them.  Each added code gets a *position* (0, 1, 2, ... in the order of ``add`` calls); the
+backend stores positions, the index maps them to the caller's ``ids`` and ``metadata``.
+
+Backends (registry :data:`BACKENDS`): ``faiss-flat`` (exact scan, the default), ``faiss-ivf``
+(inverted lists; exact when ``nprobe == nlist``), ``faiss-mih`` (multi-index hashing; exact
+range search, approximate k-NN), ``milvus`` (a Milvus server or cluster, or Milvus Lite).
+
+Order of tied hits.  Hamming distances take few values, so ties are the rule.  What the backends
+do on their own (faiss 1.15, checked in tests/test_index.py): ``IndexBinaryFlat`` keeps, among
+items at the cut-off distance, the ones added first, and lists equal distances in insertion
+order; ``IndexBinaryIVF`` and ``IndexBinaryMultiHash`` list ties in the order they scan their
+inverted lists / hash buckets; ``range_search`` returns hits in storage order, not sorted; Milvus
+makes no promise.  ``HammingIndex`` therefore sorts every result by (distance, position), so the
+same index and query always give the same list, and for the exact backends the top k is exactly
+the k first items by (distance, position).  Positions follow the ids wherever ``vsb2net index
+build`` writes an index (ids are added in increasing order), so there ties are broken by id.
+
+Radius: ``range_search(q, r)`` returns the items at distance **<= r** (a Hamming ball of radius
+r, as "precision within Hamming radius 2" uses it).  faiss and Milvus take an exclusive bound,
+which the backends translate.
+
+File format (``save``/``load``), little-endian::
+
+    8 bytes   magic b"VSB2HIX\\n"
+    4 bytes   header length H (uint32)
+    H bytes   header, UTF-8 JSON: format, version, bits, backend, backend_params, model,
+              count, info, and for each section (ids, metadata, payload) its length and SHA-256
+    sections  ids (count x int64), metadata (UTF-8 JSON list), payload (the backend's bytes:
+              faiss.serialize_index_binary output; empty for Milvus, whose data lives on the server)
+
+``load`` checks the magic, the header, the expected bit length and model, the file length and
+every checksum before the payload reaches faiss: faiss's deserialiser trusts its input, so a
+damaged file must never get that far.  Nothing is unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from vsb2net.codes import _check_packed
+from vsb2net.errors import VsbError
+from vsb2net.io import atomic_path
+from vsb2net.registry import Registry
+
+MAGIC = b"VSB2HIX\n"
+FORMAT = "vsb2net-hamming-index"
+VERSION = 1
+SUFFIX = ".vsbidx"
+# A header is a few hundred bytes; anything far larger is not a header of ours.
+MAX_HEADER = 1 << 20
+SECTIONS = ("ids", "metadata", "payload")
+
+BACKENDS: Registry = Registry("index backend")
+DEFAULT_BACKEND = "faiss-flat"
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass
+class Hits:
+    """The hits of one query, nearest first: ``ids``, ``distances`` and ``metadata`` align."""
+
+    ids: np.ndarray                      # int64
+    distances: np.ndarray                # int32
+    positions: np.ndarray                # int64, insertion positions inside the index
+    metadata: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self) -> list[dict]:
+        return [{"rank": i + 1, "id": int(self.ids[i]), "distance": int(self.distances[i]),
+                 "metadata": self.metadata[i]} for i in range(len(self))]
+
+
+# ----------------------------------------------------------------------------- backends
+
+class Backend(ABC):
+    """Stores codes under consecutive positions 0, 1, 2, ... and finds them by Hamming distance.
+
+    Subclasses register with ``@BACKENDS.register(name)``; ``params`` must be plain JSON data, as
+    they are saved in the index header and passed back to ``from_bytes``.
+    """
+
+    name: ClassVar[str]
+    #: whether k-NN search with the default parameters returns the true nearest items
+    exact: ClassVar[bool] = True
+
+    def __init__(self, bits: int, **params: Any):
+        self.bits = bits
+
+    @property
+    @abstractmethod
+    def params(self) -> dict:
+        """The parameters to save (effective values, e.g. a trained nlist)."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def add(self, codes: np.ndarray) -> None:
+        """Append codes; the first gets position ``len(self)`` before the call."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances int32 (Q, k'), positions int64 (Q, k')), k' <= k; position -1 = no hit."""
+
+    @abstractmethod
+    def range_search(self, queries: np.ndarray, radius: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query (distances, positions) of every item at distance <= ``radius``, any order."""
+
+    @abstractmethod
+    def to_bytes(self) -> bytes: ...
+
+    @classmethod
+    @abstractmethod
+    def from_bytes(cls, bits: int, params: dict, payload: bytes, count: int, where: str) -> "Backend":
+        """Rebuild from ``to_bytes`` output; ``count`` is the header's item count, to cross-check."""
+
+    def set_search_params(self, **params: Any) -> None:
+        """Search-time knobs (e.g. ``nprobe``); unknown or None values are ignored."""
+
+    def close(self) -> None:
+        """Release connections (Milvus); a no-op for in-memory backends."""
+
+
+def backend_names() -> list[str]:
+    from . import faiss_backend, milvus_backend  # noqa: F401  (registration)
+
+    return BACKENDS.names()
+
+
+def get_backend(name: str) -> type[Backend]:
+    backend_names()
+    return BACKENDS.get(name)
+
+
+# ----------------------------------------------------------------------------- the index
+
+def _check_codes(codes: Any, bits: int, what: str) -> np.ndarray:
+    arr = _check_packed(codes, what)
+    if arr.shape[1] * 8 != bits:
+        raise VsbError(f"{what} have {arr.shape[1] * 8} bits ({arr.shape[1]} bytes per code) but the index "
+                       f"holds {bits}-bit codes; encode them with a model of {bits} bits.")
+    return np.ascontiguousarray(arr)
+
+
+def _check_k(k: Any, name: str) -> int:
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise VsbError(f"{name} must be a non-negative integer, got {k!r}.")
+    return int(k)
+
+
+class HammingIndex:
+    """Packed binary codes with ids and metadata, searchable by Hamming distance."""
+
+    def __init__(self, bits: int, backend: str = DEFAULT_BACKEND, *, model: dict | None = None,
+                 info: dict | None = None, **params: Any):
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits <= 0 or bits % 8:
+            raise VsbError(f"bits must be a positive multiple of 8, got {bits!r}.")
+        self.bits = int(bits)
+        self.backend_name = backend
+        self.model = model
+        self.info = dict(info or {})
+        self._backend = get_backend(backend)(self.bits, **params)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.metadata: list = []
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"HammingIndex({len(self)} codes, {self.bits} bits, backend={self.backend_name!r})"
+
+    # -- building -------------------------------------------------------------------------------
+    def add(self, codes: Any, ids: Sequence[int] | np.ndarray | None = None,
+            metadata: Sequence[Any] | None = None) -> None:
+        """Add packed codes with their ids (default: consecutive from ``len(self)``) and metadata.
+
+        ids must be unique integers (also across calls); metadata is one JSON-serialisable value
+        per code (default None).
+        """
+        codes = _check_codes(codes, self.bits, "codes to add")
+        n = len(codes)
+        if ids is None:
+            new_ids = np.arange(len(self), len(self) + n, dtype=np.int64)
+        else:
+            raw = np.asarray(ids)
+            if raw.ndim != 1 or len(raw) != n:
+                raise VsbError(f"got {raw.size} ids for {n} codes; give one id per code.")
+            if n and not np.issubdtype(raw.dtype, np.integer):
+                raise VsbError(f"ids must be integers, got dtype {raw.dtype}.")
+            new_ids = raw.astype(np.int64)
+        all_ids = np.concatenate([self.ids, new_ids])
+        if len(np.unique(all_ids)) != len(all_ids):
+            uniq, counts = np.unique(all_ids, return_counts=True)
+            raise VsbError(f"duplicate ids, e.g. {int(uniq[counts > 1][0])}; every code needs its own id.")
+        if metadata is None:
+            new_meta = [None] * n
+        else:
+            new_meta = list(metadata)
+            if len(new_meta) != n:
+                raise VsbError(f"got {len(new_meta)} metadata entries for {n} codes; give one per code.")
+        if n == 0:
+            return
+        self._backend.add(codes)
+        self.ids = all_ids
+        self.metadata.extend(new_meta)
+
+    # -- searching ------------------------------------------------------------------------------
+    def _queries(self, queries: Any) -> np.ndarray:
+        arr = np.asarray(queries)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        return _check_codes(arr, self.bits, "query codes")
+
+    def _hits_rows(self, dist: np.ndarray, pos: np.ndarray) -> list[Hits]:
+        """One Hits per row of (Q, k) backend results; position -1 marks an empty slot."""
+        dist = np.asarray(dist, dtype=np.int32).reshape(len(pos), -1)
+        pos = np.asarray(pos, dtype=np.int64).reshape(len(dist), -1)
+        valid = pos >= 0
+        # deterministic ties: (distance, position); empty slots sort last
+        order = np.lexsort((pos, np.where(valid, dist, np.iinfo(np.int32).max)), axis=-1)
+        dist = np.take_along_axis(dist, order, axis=1)
+        pos = np.take_along_axis(pos, order, axis=1)
+        counts = valid.sum(axis=1)
+        ids = self.ids[np.where(np.take_along_axis(valid, order, axis=1), pos, 0)]
+        meta = self.metadata
+        out = []
+        for i, c in enumerate(counts.tolist()):
+            p = pos[i, :c]
+            out.append(Hits(ids=ids[i, :c], distances=dist[i, :c], positions=p,
+                            metadata=[meta[j] for j in p.tolist()]))
+        return out
+
+    def _hits(self, dist: np.ndarray, pos: np.ndarray) -> Hits:
+        return self._hits_rows(np.asarray(dist)[None, :], np.asarray(pos)[None, :])[0]
+
+    def search(self, queries: Any, k: int = 10) -> list[Hits]:
+        """The k nearest codes of each query (fewer when the index is smaller), nearest first."""
+        q = self._queries(queries)
+        k = _check_k(k, "k")
+        if k == 0 or len(self) == 0:
+            return [self._hits(np.zeros(0, np.int32), np.zeros(0, np.int64)) for _ in range(len(q))]
+        dist, pos = self._backend.search(q, min(k, len(self)))
+        return self._hits_rows(dist, pos)
+
+    def range_search(self, queries: Any, radius: int, k: int | None = None) -> list[Hits]:
+        """Every code within Hamming distance ``radius`` (inclusive) of each query, nearest first;
+        with ``k``, only the first k of them."""
+        q = self._queries(queries)
+        radius = _check_k(radius, "radius")
+        if k is not None:
+            k = _check_k(k, "k")
+        if len(self) == 0:
+            return [self._hits(np.zeros(0, np.int32), np.zeros(0, np.int64)) for _ in range(len(q))]
+        out = []
+        for dist, pos in self._backend.range_search(q, min(radius, self.bits)):
+            hits = self._hits(np.asarray(dist), np.asarray(pos))
+            if k is not None and len(hits) > k:
+                hits = Hits(hits.ids[:k], hits.distances[:k], hits.positions[:k], hits.metadata[:k])
+            out.append(hits)
+        return out
+
+    def set_search_params(self, **params: Any) -> None:
+        self._backend.set_search_params(**params)
+
+    def close(self) -> None:
+        self._backend.close()
+
+    # -- files ----------------------------------------------------------------------------------
+    def header(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "bits": self.bits, "backend": self.backend_name,
+                "backend_params": self._backend.params, "model": self.model, "count": len(self),
+                "info": self.info}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index atomically (a reader never sees a half-written file)."""
+        path = Path(path)
+        try:
+            meta = json.dumps(self.metadata, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise VsbError(f"index metadata is not JSON-serialisable ({exc}); give plain values "
+                           "(str, numbers, lists, dicts, None).") from None
+        sections = {"ids": self.ids.astype("<i8").tobytes(), "metadata": meta,
+                    "payload": self._backend.to_bytes()}
+        header = self.header()
+        header["sections"] = {name: {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                              for name, data in sections.items()}
+        head = json.dumps(header, sort_keys=True).encode("utf-8")
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(MAGIC)
+                fh.write(struct.pack("<I", len(head)))
+                fh.write(head)
+                for name in SECTIONS:
+                    fh.write(sections[name])
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, bits: int | None = None, model: str | dict | None = None,
+             **search_params: Any) -> "HammingIndex":
+        """Read an index written by :meth:`save`.
+
+        ``bits`` and ``model`` (a fingerprint, or a dict with one) are what the caller will
+        query with; an index of another code length or made by another model is refused, as
+        its distances would mean nothing.  ``search_params`` (e.g. ``nprobe``) are applied after
+        loading.
+        """
+        path = Path(path)
+        header, sections = read_index_file(path, bits=bits, model=model)
+        self = cls.__new__(cls)
+        self.bits = header["bits"]
+        self.backend_name = header["backend"]
+        self.model = header["model"]
+        self.info = header.get("info") or {}
+        count = header["count"]
+        ids = np.frombuffer(sections["ids"], dtype="<i8").astype(np.int64)
+        try:
+            metadata = json.loads(sections["metadata"].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise VsbError(f"index {path}: its metadata section is not valid JSON ({exc}); "
+                           "rebuild the index.") from None
+        if len(ids) != count or not isinstance(metadata, list) or len(metadata) != count:
+            raise VsbError(f"index {path}: the header says {count} codes but the file holds "
+                           f"{len(ids)} ids and {len(metadata) if isinstance(metadata, list) else '?'} "
+                           "metadata entries; the file is damaged, rebuild the index.")
+        self.ids, self.metadata = ids, metadata
+        backend_cls = get_backend(self.backend_name)
+        self._backend = backend_cls.from_bytes(self.bits, header.get("backend_params") or {},
+                                               sections["payload"], count, str(path))
+        if len(self._backend) != count:
+            raise VsbError(f"index {path}: its {self.backend_name} data holds {len(self._backend)} codes but the "
+                           f"header says {count}; rebuild the index.")
+        self.set_search_params(**search_params)
+        return self
+
+
+# ----------------------------------------------------------------------------- reading files
+
+def _fingerprint_of(model: str | dict | None) -> str | None:
+    if isinstance(model, dict):
+        return model.get("fingerprint")
+    return model
+
+
+def read_index_file(path: Path, *, bits: int | None = None, model: str | dict | None = None) -> tuple[dict, dict]:
+    """Validated (header, sections) of an index file; raises VsbError on any mismatch or damage."""
+    rebuild = "rebuild it with `vsb2net index build`."
+    if not path.is_file():
+        raise VsbError(f"index file {path} does not exist; build one with `vsb2net index build RUN_DIR ...` "
+                       "(it prints where it wrote the index).")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        magic = fh.read(len(MAGIC))
+        if magic != MAGIC:
+            raise VsbError(f"{path} is not a vsb2net index (it does not start with {MAGIC!r}); give a file "
+                           "written by `vsb2net index build`.")
+        raw_len = fh.read(4)
+        if len(raw_len) < 4:
+            raise VsbError(f"index {path} is truncated (it ends inside the header); {rebuild}")
+        (head_len,) = struct.unpack("<I", raw_len)
+        if head_len > MAX_HEADER:
+            raise VsbError(f"index {path} is damaged (header length {head_len} bytes is implausible); {rebuild}")
+        head = fh.read(head_len)
+        if len(head) < head_len:
+            raise VsbError(f"index {path} is truncated (it ends inside the header); {rebuild}")
+        try:
+            header = json.loads(head.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise VsbError(f"index {path} is damaged (its header is not valid JSON); {rebuild}") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            found = header.get("format") if isinstance(header, dict) else None
+            raise VsbError(f"{path} is not a vsb2net index (header format {found!r}); {rebuild}")
+        if header.get("version") != VERSION:
+            raise VsbError(f"index {path} has format version {header.get('version')!r}; this vsb2net reads version "
+                           f"{VERSION}; {rebuild}")
+        _check_header_fields(header, path, rebuild)
+        if bits is not None and header["bits"] != int(bits):
+            raise VsbError(f"index {path} holds {header['bits']}-bit codes but the run codes queries with {bits} "
+                           f"bits; use an index built from this run, or {rebuild}")
+        want = _fingerprint_of(model)
+        have = _fingerprint_of(header.get("model"))
+        if want is not None and have != want:
+            made_by = header.get("model") or {}
+            origin = f" (run {made_by.get('run')})" if isinstance(made_by, dict) and made_by.get("run") else ""
+            raise VsbError(f"index {path} was built with another model{origin}, fingerprint {have}, not this run's "
+                           f"{want}; codes of different models are not comparable. Use the run that built it, "
+                           f"or {rebuild}")
+        secs = header["sections"]
+        body = head_len + len(MAGIC) + 4
+        expected = body + sum(secs[name]["length"] for name in SECTIONS)
+        if size != expected:
+            state = "truncated" if size < expected else "longer than its header says"
+            raise VsbError(f"index {path} is {state} ({size} bytes, expected {expected}); {rebuild}")
+        sections = {}
+        for name in SECTIONS:
+            data = fh.read(secs[name]["length"])
+            if hashlib.sha256(data).hexdigest() != secs[name]["sha256"]:
+                raise VsbError(f"index {path} is corrupt (checksum of its {name} section does not match); {rebuild}")
+            sections[name] = data
+    if header["backend"] not in backend_names():
+        raise VsbError(f"index {path} uses backend {header['backend']!r}, which this vsb2net does not know "
+                       f"(known: {', '.join(backend_names())}).")
+    return header, sections
+
+
+def _check_header_fields(header: dict, path: Path, rebuild: str) -> None:
+    def bad(what: str) -> VsbError:
+        return VsbError(f"index {path} is damaged ({what}); {rebuild}")
+
+    b = header.get("bits")
+    if isinstance(b, bool) or not isinstance(b, int) or b <= 0 or b % 8:
+        raise bad(f"bits = {b!r}")
+    c = header.get("count")
+    if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+        raise bad(f"count = {c!r}")
+    if not isinstance(header.get("backend"), str):
+        raise bad("no backend name")
+    secs = header.get("sections")
+    if not isinstance(secs, dict) or any(
+            not isinstance(secs.get(name), dict)
+            or not isinstance(secs[name].get("length"), int) or secs[name]["length"] < 0
+            or not isinstance(secs[name].get("sha256"), str) for name in SECTIONS):
+        raise bad("section table missing or malformed")
+    if secs["ids"]["length"] != 8 * c:
+        raise bad(f"{secs['ids']['length']} bytes of ids for {c} codes")
+    if header.get("model") is not None and not isinstance(header["model"], dict):
+        raise bad("model entry is not an object")

@@ -1,0 +1,363 @@
+"""``vsb2net index build|info`` and ``vsb2net search``: the retrieval engine on the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from vsb2net.errors import VsbError
+
+from .base import DEFAULT_BACKEND, SUFFIX
+
+BACKEND_CHOICES = ("faiss-flat", "faiss-ivf", "faiss-mih", "milvus")
+GRID_MAX_HITS = 12
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def register(subparsers, add_config_flags) -> None:
+    del add_config_flags  # these commands read their configuration from the run directory
+    p = subparsers.add_parser("index", help="build a Hamming-distance index of codes (faiss or Milvus)",
+                              description="Build or inspect a search index of binary codes made by a trained run.")
+    sub = p.add_subparsers(dest="index_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    b = sub.add_parser(
+        "build", help="encode items with a run's model and index their codes",
+        description="Encode the items with the run's model and write an index file (format, code length and "
+                    "the model's fingerprint in its header). Items: the run's database split (--dataset with the "
+                    "run's dataset; other datasets: all their images), a folder of images, or a .npy file of codes.")
+    b.add_argument("run_dir", metavar="RUN_DIR", help="trained run directory (vsb2net train/run)")
+    src = b.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", metavar="NAME", help="a dataset: the run's own gives its database split "
+                                                       "(ids = dataset indices, metadata = class name)")
+    src.add_argument("--images", metavar="DIR", help="every image file under DIR (ids 0.. in path order)")
+    src.add_argument("--codes", metavar="FILE.npy", help="codes: packed uint8 (N, bits/8) or unpacked (N, bits)")
+    b.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (with --dataset)")
+    b.add_argument("-o", "--output", metavar="INDEX", help=f"index file (default RUN_DIR/<source>.<backend>{SUFFIX})")
+    b.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
+                   help="faiss-flat (exact scan, default), faiss-ivf, faiss-mih, milvus")
+    g = b.add_argument_group("backend parameters")
+    g.add_argument("--nlist", type=_positive, help="faiss-ivf / milvus BIN_IVF_FLAT: number of lists")
+    g.add_argument("--nprobe", type=_positive,
+                   help="faiss-ivf / milvus: lists scanned per query (nprobe = nlist: exact)")
+    g.add_argument("--nhash", type=_positive, help="faiss-mih: number of hash tables (default bits/16)")
+    g.add_argument("--nflip", type=_non_negative, help="faiss-mih: bit flips probed per table in k-NN search")
+    g.add_argument("--milvus-uri", metavar="URI", help="Milvus server (http://host:19530) or Milvus Lite file "
+                                                       "(*.db; default: beside the index file); token from "
+                                                       "$VSB2NET_MILVUS_TOKEN")
+    g.add_argument("--milvus-collection", metavar="NAME", help="collection name (default from the index file name)")
+    g.add_argument("--milvus-index", choices=("BIN_FLAT", "BIN_IVF_FLAT"), default="BIN_FLAT",
+                   help="Milvus index type (default BIN_FLAT, exact)")
+    g.add_argument("--milvus-overwrite", action="store_true", help="replace an existing collection of that name")
+    b.set_defaults(func=cmd_build)
+
+    i = sub.add_parser("info", help="show an index file's header", description="Print the header of an index file "
+                                                                            "(code length, backend, model, count).")
+    i.add_argument("index", metavar="INDEX")
+    i.set_defaults(func=cmd_info)
+
+    s = subparsers.add_parser(
+        "search", help="search an index by image, class name, class vector or code",
+        description="Encode the queries with the run's model and print the nearest indexed items by Hamming "
+                    "distance (ties in order of id). Class names and vectors go through the semantic branch, so "
+                    "a class never seen in training retrieves its images zero-shot.")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="the run whose model built the index")
+    s.add_argument("index", metavar="INDEX", help="index file from `vsb2net index build`")
+    q = s.add_mutually_exclusive_group(required=True)
+    q.add_argument("--image", nargs="+", metavar="FILE", help="query images (converted to the run's input: 28x28 "
+                                                             "greyscale for the default backbone, light object on "
+                                                             "dark background like the training images)")
+    q.add_argument("--class-name", nargs="+", metavar="NAME", help="class names (GloVe words; one of the run's "
+                                                                  "classes uses the run's own vector)")
+    q.add_argument("--class-vector", metavar="FILE", help=".npy vector/matrix or .csv rows [name,]v1,v2,... of "
+                                                          "class vectors (attributes or word vectors)")
+    q.add_argument("--code", nargs="+", metavar="HEX", help="query codes as hex (2 digits per byte)")
+    s.add_argument("-k", type=_positive, default=None, help="number of hits (default 10; with --radius: all)")
+    s.add_argument("--radius", type=_non_negative, help="all items within this Hamming distance (inclusive)")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.add_argument("--grid", metavar="PNG", help="also save a picture of the queries and their hits")
+    s.add_argument("--nprobe", type=_positive, help="faiss-ivf / milvus: lists scanned per query")
+    s.add_argument("--nflip", type=_non_negative, help="faiss-mih: bit flips probed per table")
+    s.set_defaults(func=cmd_search)
+
+
+# ----------------------------------------------------------------------------- build
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "items"
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from . import runs
+    from .base import HammingIndex
+
+    run = runs.load(args.run_dir)
+    if args.dataset:
+        items = runs.dataset_items(run, args.dataset, args.data_root)
+        stem = _slug(args.dataset)
+    elif args.images:
+        items = runs.image_folder_items(run, Path(args.images))
+        stem = "images-" + _slug(Path(args.images).resolve().name)
+    else:
+        items = runs.code_file_items(run, Path(args.codes))
+        stem = "codes-" + _slug(Path(args.codes).stem)
+    out = Path(args.output) if args.output else run.path / f"{stem}.{args.backend}{SUFFIX}"
+    params = _backend_params(args, out, stem)
+    index = HammingIndex(run.bits, args.backend, model=run.identity(), info={"source": items.source}, **params)
+    # Added in id order, so that ties (broken by position inside the index) are broken by id.
+    order = np.argsort(items.ids, kind="stable")
+    try:
+        index.add(items.codes[order], ids=items.ids[order], metadata=[items.metadata[i] for i in order])
+        index.save(out)
+    finally:
+        index.close()
+    where = {"dataset": f"{items.source.get('split')} split of {items.source.get('name')}",
+             "images": f"images under {items.source.get('folder')}",
+             "codes": f"codes in {items.source.get('file')}"}[items.source["kind"]]
+    print(f"indexed {len(index)} codes ({run.bits} bits, {args.backend}) from the {where}")
+    print(f"model {index.model['fingerprint']}; index: {out}")
+    return 0
+
+
+def _backend_params(args: argparse.Namespace, out: Path, stem: str) -> dict:
+    b = args.backend
+    given = {k: getattr(args, k) for k in ("nlist", "nprobe", "nhash", "nflip") if getattr(args, k) is not None}
+    allowed = {"faiss-flat": set(), "faiss-ivf": {"nlist", "nprobe"}, "faiss-mih": {"nhash", "nflip"},
+               "milvus": {"nlist", "nprobe"}}[b]
+    extra = sorted(set(given) - allowed)
+    if extra:
+        raise VsbError(f"--{' --'.join(extra)} do not apply to backend {b}; "
+                       f"{'it takes none' if not allowed else 'it takes --' + ' --'.join(sorted(allowed))}.")
+    milvus_flags = args.milvus_uri or args.milvus_collection or args.milvus_overwrite or args.milvus_index != "BIN_FLAT"
+    if b != "milvus":
+        if milvus_flags:
+            raise VsbError(f"--milvus-* options apply to --backend milvus, not {b}.")
+        return given
+    name = out.name[:-len(SUFFIX)] if out.name.endswith(SUFFIX) else out.stem
+    return {**given, "uri": args.milvus_uri or str(out.parent / f"{name}.db"),
+            "collection": args.milvus_collection or _slug("vsb2net_" + stem).replace("-", "_").replace(".", "_"),
+            "index_type": args.milvus_index, "overwrite": args.milvus_overwrite}
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .base import read_index_file
+
+    header, _ = read_index_file(Path(args.index))
+    model = header.get("model") or {}
+    print(f"{args.index}: {header['count']} codes, {header['bits']} bits, backend {header['backend']} "
+          f"{json.dumps(header.get('backend_params') or {})}")
+    print(f"model {model.get('fingerprint')} ({model.get('method')}, run {model.get('run')})")
+    print(f"source {json.dumps((header.get('info') or {}).get('source'))}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- search
+
+def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.ndarray | None]:
+    """(query descriptions, packed codes, query images or None)."""
+    from vsb2net.codes import codes_to_hex
+
+    from . import runs
+
+    images = None
+    if args.image:
+        paths = [Path(p) for p in args.image]
+        images = runs.read_images(paths, run.in_shape)
+        codes = runs.encode_images(run, runs.images_tensor(images))
+        desc = [{"kind": "image", "query": str(p)} for p in paths]
+    elif args.class_name:
+        codes = runs.semantic_codes(run, runs.class_name_vectors(run, args.class_name))
+        desc = [{"kind": "class-name", "query": n} for n in args.class_name]
+    elif args.class_vector:
+        names, vectors = runs.read_class_vectors(Path(args.class_vector))
+        codes = runs.semantic_codes(run, vectors)
+        desc = [{"kind": "class-vector", "query": n} for n in names]
+    else:
+        codes = runs.hex_codes(args.code, run.bits)
+        desc = [{"kind": "code", "query": h} for h in args.code]
+    for d, c in zip(desc, codes):
+        d["code"] = codes_to_hex(c)
+    return desc, codes, images
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from . import runs
+    from .base import HammingIndex
+
+    run = runs.load(args.run_dir)
+    index_path = Path(args.index)
+    index = HammingIndex.load(index_path, bits=run.bits, model=run.identity()["fingerprint"],
+                              nprobe=args.nprobe, nflip=args.nflip)
+    try:
+        desc, codes, images = _queries(args, run)
+        if args.radius is None:
+            k = args.k or 10
+            results = index.search(codes, k)
+        else:
+            k = args.k
+            results = index.range_search(codes, args.radius, k=k)
+    finally:
+        index.close()
+    for d, hits in zip(desc, results):
+        d["hits"] = hits.rows()
+    if args.json:
+        print(json.dumps({"run": str(run.path), "index": str(index_path), "model": run.identity()["fingerprint"],
+                          "bits": run.bits, "backend": index.backend_name, "k": k, "radius": args.radius,
+                          "queries": desc}, indent=2))
+    else:
+        _print_table(desc, args.radius, k)
+    if args.grid:
+        path = save_grid(Path(args.grid), run, index, desc, images)
+        if not args.json:
+            print(f"grid: {path}")
+    return 0
+
+
+def _meta_columns(hits: list[dict]) -> list[str]:
+    cols: dict[str, None] = {}
+    for h in hits:
+        if isinstance(h["metadata"], dict):
+            cols.update(dict.fromkeys(h["metadata"]))
+    return list(cols)
+
+
+def _cell(value) -> str:
+    return "" if value is None else (value if isinstance(value, str) else json.dumps(value))
+
+
+def _print_table(desc: list[dict], radius: int | None, k: int | None) -> None:
+    for n, d in enumerate(desc, 1):
+        what = f"within radius {radius}" if radius is not None else f"{k} nearest"
+        if radius is not None and k is not None:
+            what += f", first {k}"
+        label = d["kind"].replace("-", " ")
+        print(f"query {n}/{len(desc)}: {label} {d['query']!r} (code {d['code']}): {len(d['hits'])} hit(s), {what}")
+        hits = d["hits"]
+        if not hits:
+            print("  (no hits)")
+            continue
+        cols = _meta_columns(hits)
+        other = any(h["metadata"] is not None and not isinstance(h["metadata"], dict) for h in hits)
+        head = ["rank", "distance", "id"] + cols + (["metadata"] if other else [])
+        rows = []
+        for h in hits:
+            m = h["metadata"]
+            cells = [_cell(m.get(c)) if isinstance(m, dict) else "" for c in cols]
+            if other:
+                cells.append("" if m is None or isinstance(m, dict) else _cell(m))
+            rows.append([str(h["rank"]), str(h["distance"]), str(h["id"])] + cells)
+        widths = [max(len(head[j]), *(len(r[j]) for r in rows)) for j in range(len(head))]
+        for r in [head] + rows:
+            cells = (c.rjust(w) if j < 3 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))
+            print(("  " + "  ".join(cells)).rstrip())
+
+
+# ----------------------------------------------------------------------------- grid picture
+
+def _hit_images(run, index, ids: list[int]) -> dict[int, np.ndarray]:
+    """Pictures of indexed items by id, from where the index was built."""
+    source = (index.info or {}).get("source") or {}
+    kind = source.get("kind")
+    if kind == "dataset":
+        if source.get("split") == "database":
+            from vsb2net.pipeline import prepare
+
+            x = prepare(run.cfg).dataset.x
+        else:
+            from vsb2net.data import load_dataset
+
+            x = load_dataset(source["name"], source.get("root")).x
+        return {i: x[i] for i in ids if 0 <= i < len(x)}
+    if kind == "images":
+        from PIL import Image
+
+        by_id = dict(zip(index.ids.tolist(), index.metadata))
+        out = {}
+        for i in ids:
+            meta = by_id.get(i) or {}
+            try:
+                with Image.open(meta.get("file", "")) as im:
+                    im = im.convert("RGB")
+                    im.thumbnail((96, 96))
+                    out[i] = np.asarray(im)
+            except (OSError, ValueError):
+                pass  # a file moved since: its cell says so instead of failing the search
+        return out
+    raise VsbError("--grid shows pictures of the hits, but this index was built from codes (--codes), which have "
+                   "none; leave out --grid or index images (--dataset or --images).")
+
+
+def save_grid(path: Path, run, index, desc: list[dict], images: np.ndarray | None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vsb2net.io import atomic_path
+
+    ids = sorted({h["id"] for d in desc for h in d["hits"][:GRID_MAX_HITS]})
+    pictures = _hit_images(run, index, ids)
+    cols = 1 + max([min(len(d["hits"]), GRID_MAX_HITS) for d in desc] + [1])
+    height = 1.5 * len(desc) + 0.5
+    fig, axes = plt.subplots(len(desc), cols, figsize=(1.15 * cols, height), squeeze=False)
+    fig.subplots_adjust(hspace=0.6, top=1 - 0.55 / height)  # room for the title above the first row
+    for row, d in enumerate(desc):
+        qclass = d["query"].strip().lower() if d["kind"] == "class-name" else None
+        ax = axes[row, 0]
+        if images is not None:
+            ax.imshow(images[row], cmap="gray" if images.ndim == 3 else None)
+        else:
+            ax.text(0.5, 0.5, d["query"] if len(d["query"]) <= 14 else d["query"][:13] + "...",
+                    ha="center", va="center", fontsize=8, wrap=True)
+        ax.set_title(f"query\n{d['kind']}", fontsize=7)
+        for col in range(1, cols):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col - 1 >= len(d["hits"][:GRID_MAX_HITS]):
+                ax.axis("off")
+                continue
+            h = d["hits"][col - 1]
+            pic = pictures.get(h["id"])
+            if pic is None:
+                ax.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=7)
+            else:
+                ax.imshow(pic, cmap="gray" if pic.ndim == 2 else None)
+            ax.set_title(f"d={h['distance']}\nid {h['id']}", fontsize=7)
+            meta = h["metadata"] if isinstance(h["metadata"], dict) else {}
+            if qclass is not None and "class" in meta:
+                ok = str(meta["class"]).strip().lower() == qclass
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("#1a9e1a" if ok else "#d62728")
+                    spine.set_linewidth(2.5)
+        axes[row, 0].set_xticks([])
+        axes[row, 0].set_yticks([])
+    fig.suptitle("Queries and their nearest items by Hamming distance (d); ties in order of id"
+                 + ("; green: same class as the queried name" if any(d["kind"] == "class-name" for d in desc) else ""),
+                 fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
