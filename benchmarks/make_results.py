@@ -47,7 +47,8 @@ def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
               f"per split: {sizes['train']} training images (seen classes only), database {sizes['database']}, "
               f"{sizes['query_unseen']} unseen-class and {sizes['query_seen']} seen-class queries",
               "- unseen classes per split: " + "; ".join(f"split {s}: {u}" for s, u in splits),
-              f"- cells: {len(rows)}; compute time summed over cells: {seconds / 60:.1f} min",
+              f"- cells: {len(rows)}; compute time summed over cells: {seconds / 60:.1f} min on "
+              f"{', '.join(sorted({r.get('device', '?') for r in rows}))}",
               f"- tuned defaults: `{spec.tuned}` (chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`)", ""]
     if len({r['split'] for r in rows}) < spec.splits or len(rows) < spec.splits * len(spec.methods) * len(spec.bits):
         lines += ["**Incomplete: some cells have not been computed yet.**", ""]

@@ -212,7 +212,9 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
         result.update({"variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
                        "unseen_classes": [names[c] for c in prep.split.unseen],
                        "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
-                       "seconds": time.perf_counter() - t0, "config": cfg.to_dict()})
+                       "seconds": time.perf_counter() - t0, "config": cfg.to_dict(),
+                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+                       f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"})
         write_json(out / "cells" / f"{variant}_{bits}bits_split{split}.json", result)
     bar.close()
     write_tables(out, spec)

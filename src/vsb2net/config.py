@@ -60,8 +60,10 @@ class ModelConfig:
     #: scale of the prototype logits alpha * <u, z_c> / K
     alpha: float = 30.0
     w_rec: float = 1.0
-    w_rel: float = 1.0
-    w_dis: float = 1.0
+    # 0.1, not 1: chosen by `vsb2net tune` on the validation protocol of both Animal-MNIST and
+    # Fashion-MNIST (configs/tuned/); at weight 1 the relation term costs pseudo-unseen mAP
+    w_rel: float = 0.1
+    w_dis: float = 0.1
     w_q: float = 0.1
     #: neighbours per class in the LLE reconstruction of the semantic space
     lle_neighbors: int = 3
