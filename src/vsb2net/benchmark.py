@@ -352,17 +352,21 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
 # ---------------------------------------------------------------------------------------------
 # command line
 
+def _common_args(p) -> None:
+    p.add_argument("--dataset", default="animal-mnist")
+    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated (default: all)")
+    p.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class")
+
+
 def register(sub, add_config_flags) -> None:
     p = sub.add_parser("benchmark", help="methods x bits x unseen splits, with tables and a plot",
                        description="Run every method (VSB2-Net, its ablations and the baselines) at several "
                                    "code lengths on several seeded unseen splits; resumable. Writes cells/*.json, "
                                    "results.csv, table.md and map_vs_bits.png into --out.")
-    p.add_argument("--dataset", default="animal-mnist")
-    p.add_argument("--data-root", metavar="DIR")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated (default: all)")
+    _common_args(p)
     p.add_argument("--bits", default="16,32,48,64", help="comma-separated code lengths")
     p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
-    p.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class")
     p.add_argument("--tuned", metavar="FILE", help="YAML of per-method defaults written by `vsb2net tune`")
     p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
@@ -373,11 +377,8 @@ def register(sub, add_config_flags) -> None:
                        description="Grid-search each method's few hyper-parameters on the validation protocol "
                                    "(pseudo-unseen seen classes of split 0) and write the chosen defaults, with the "
                                    "command and the whole grid, to a YAML file for `vsb2net benchmark --tuned`.")
-    p.add_argument("--dataset", default="animal-mnist")
-    p.add_argument("--data-root", metavar="DIR")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
-    p.add_argument("--bits", type=int, default=32)
-    p.add_argument("--max-per-class", type=int, metavar="N")
+    _common_args(p)
+    p.add_argument("--bits", type=int, default=32, help="code length the grid is scored at")
     p.add_argument("--max-epochs", type=int, default=10)
     p.add_argument("--out", metavar="FILE", required=True)
     p.add_argument("--no-progress", action="store_true")

@@ -53,3 +53,17 @@ class SmallCNN(nn.Module):
 
 def build_backbone(name: str, in_shape: tuple[int, ...], feature_dim: int) -> nn.Module:
     return BACKBONES.get(name)(in_shape, feature_dim)
+
+
+class BackboneHashHead(nn.Module):
+    """The visual branch deep hashing methods share: backbone, linear layer, tanh."""
+
+    def __init__(self, cfg, in_shape: tuple[int, ...]):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
+        self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Continuous codes u in (-1, 1)^K of images; the binary code is sign(u)."""
+        return torch.tanh(self.hash_head(self.backbone(x)))

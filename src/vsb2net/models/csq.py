@@ -11,10 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.linalg import hadamard
-from torch import nn
 
 from . import METHODS
-from .backbones import build_backbone
+from .backbones import BackboneHashHead
 
 
 def hash_centres(n_classes: int, bits: int, seed: int = 0) -> np.ndarray:
@@ -26,21 +25,15 @@ def hash_centres(n_classes: int, bits: int, seed: int = 0) -> np.ndarray:
 
 
 @METHODS.register("csq", help="CSQ-style hash centres per seen class (supervised, no semantics)")
-class CSQ(nn.Module):
+class CSQ(BackboneHashHead):
     codes_classes = False
 
     def __init__(self, cfg, in_shape, semantic_dim):
-        super().__init__()
-        self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
-        self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
+        super().__init__(cfg, in_shape)
         self.register_buffer("centres", torch.zeros(0, cfg.bits))
 
     def set_class_reference(self, train_vectors: torch.Tensor) -> None:
         self.centres = torch.from_numpy(hash_centres(len(train_vectors), self.cfg.bits))
-
-    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.hash_head(self.backbone(x)))
 
     def training_loss(self, x, y, ctx):
         u = self.hash_images(x)

@@ -11,22 +11,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import METHODS
-from .backbones import build_backbone
+from .backbones import BackboneHashHead
 
 
 @METHODS.register("sitnet", help="SitNet-style: hash codes mapped into the word-vector space")
-class SitNet(nn.Module):
+class SitNet(BackboneHashHead):
     codes_classes = False
 
     def __init__(self, cfg, in_shape, semantic_dim):
-        super().__init__()
-        self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
-        self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
+        super().__init__(cfg, in_shape)
         self.to_semantic = nn.Linear(cfg.bits, semantic_dim)
-
-    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.hash_head(self.backbone(x)))
 
     def training_loss(self, x, y, ctx):
         u = self.hash_images(x)

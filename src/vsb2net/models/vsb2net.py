@@ -25,7 +25,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import METHODS
-from .backbones import build_backbone
+from .backbones import BackboneHashHead
 
 
 def lle_weights(vectors: np.ndarray, k: int, reg: float = 1e-3) -> np.ndarray:
@@ -68,14 +68,11 @@ class ClassContext:
 
 
 @METHODS.register("vsb2net", help="VSB2-Net: visual and semantic branches into one Hamming space")
-class VSB2Net(nn.Module):
+class VSB2Net(BackboneHashHead):
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, in_shape)
         k = cfg.bits
-        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
         fdim = self.backbone.out_dim
-        self.hash_head = nn.Linear(fdim, k)
         self.semantic = nn.Sequential(nn.Linear(semantic_dim, cfg.semantic_hidden), nn.ReLU(inplace=True),
                                       nn.Linear(cfg.semantic_hidden, k))
         # The decoder exists only when its loss is on, so an ablation trains exactly the smaller model.
@@ -86,11 +83,7 @@ class VSB2Net(nn.Module):
         self.decoder = (nn.Sequential(nn.Linear(k, cfg.semantic_hidden), nn.ReLU(inplace=True),
                                       nn.Linear(cfg.semantic_hidden, fdim)) if cfg.w_rec > 0 else None)
 
-    # -- the two branches ------------------------------------------------------------------------
-    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
-        """Continuous codes u in (-1, 1)^K of images; the binary code is sign(u)."""
-        return torch.tanh(self.hash_head(self.backbone(x)))
-
+    # -- the semantic branch (the visual one, hash_images, is BackboneHashHead's) ----------------
     def hash_classes(self, vectors: torch.Tensor) -> torch.Tensor:
         """Continuous semantic hash vectors z in (-1, 1)^K of class vectors; s_c = sign(z_c)."""
         return torch.tanh(self.semantic(vectors - self.semantic_center))
