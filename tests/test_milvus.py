@@ -17,7 +17,7 @@ def _milvus_lite_or_skip():
             import pymilvus  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"the milvus extra is not installed or not importable ({exc}); "
-                    "pip install 'vsb2net[milvus]'")
+                    "pip install 'vsb2net[milvus]'", allow_module_level=True)
 
 
 _milvus_lite_or_skip()
