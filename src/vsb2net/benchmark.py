@@ -198,7 +198,7 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
     device = resolve_device("auto")
     cache = _ClassifierCache()
     prep_cache: dict[int, Prepared] = {}
-    bar = tqdm(todo, desc="benchmark", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(todo, desc="benchmark", disable=None if progress else True, dynamic_ncols=True)
     for split, variant, bits in bar:
         bar.set_description(f"{variant} {bits} bits split {split}")
         cfg = cell_config(spec, tuned, variant, bits, split)

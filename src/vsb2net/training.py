@@ -161,7 +161,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
     done = (validate is not None and patience is not None and result.stale >= patience)
     first = result.epochs_done + 1
     bar = tqdm(total=epochs * steps, initial=min(result.epochs_done, epochs) * steps, desc=desc,
-               disable=not (cfg.progress and dist.is_main), leave=False, dynamic_ncols=True)
+               # None: tqdm shows the bar on a terminal only, so logs and CI output get no redraws
+               disable=None if (cfg.progress and dist.is_main) else True, leave=False, dynamic_ncols=True)
     try:
         for epoch in range(first, epochs + 1):
             if done:
