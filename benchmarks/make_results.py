@@ -49,7 +49,7 @@ def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
               "- unseen classes per split: " + "; ".join(f"split {s}: {u}" for s, u in splits),
               f"- cells: {len(rows)}; compute time summed over cells: {seconds / 60:.1f} min on "
               f"{', '.join(sorted({r.get('device', '?') for r in rows}))}",
-              f"- tuned defaults: `{spec.tuned}` (chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`)", ""]
+              f"- tuned defaults: `{os.path.relpath(spec.tuned, ROOT)}` (chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`)", ""]
     if len({r['split'] for r in rows}) < spec.splits or len(rows) < spec.splits * len(spec.methods) * len(spec.bits):
         lines += ["**Incomplete: some cells have not been computed yet.**", ""]
     lines += ["### Unseen-class queries: mAP@all (tie-aware expectation), mean ± std over splits", "",
@@ -115,9 +115,11 @@ def main() -> int:
         "supervised, no semantics); `sitnet` (SitNet-style, codes mapped into the word-vector space); `tsk` "
         "(TSK/ZSH-style linear mapping of classifier features to the semantic space + ITQ); `itq`, `lsh` "
         "(unsupervised hashing of seen-class classifier features); `random` (the floor).",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} on CPU; "
-        f"this regeneration took {(time.time() - t0) / 60:.1f} min of wall time "
-        "(resumed cells are not recomputed).",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} on CPU. "
+        + ("This file was rewritten from the existing cells (--tables-only); "
+           if args.tables_only else
+           f"This regeneration took {(time.time() - t0) / 60:.1f} min of wall time; ")
+        + "each dataset's line 'compute time summed over cells' is what its table cost.",
         "",
     ]
     write_text(ROOT / "docs" / "RESULTS.md", "\n".join(head + body))
