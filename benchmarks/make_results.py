@@ -11,7 +11,6 @@ the cells already computed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
