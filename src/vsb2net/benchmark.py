@@ -222,11 +222,14 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
 
 
 def _collect(out: Path, spec: BenchmarkSpec) -> list[dict]:
+    """Cells of the splits that every method x bits has finished: a mean over different splits
+    for different methods would not compare like with like."""
     rows = []
-    for split, variant, bits in itertools.product(range(spec.splits), spec.methods, spec.bits):
-        path = out / "cells" / f"{variant}_{bits}bits_split{split}.json"
-        if path.exists():
-            rows.append(json.loads(path.read_text()))
+    for split in range(spec.splits):
+        paths = [out / "cells" / f"{variant}_{bits}bits_split{split}.json"
+                 for variant, bits in itertools.product(spec.methods, spec.bits)]
+        if all(p.exists() for p in paths):
+            rows.extend(json.loads(p.read_text()) for p in paths)
     return rows
 
 
