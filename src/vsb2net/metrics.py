@@ -192,12 +192,7 @@ def average_precision_optimistic(n_hist: Any, r_hist: Any, harmonic: np.ndarray 
     The r relevant items of a group sit at ranks N_b + i, i = 1..r, each with precision
     (R_b + i) / (N_b + i).  Same arguments and return as :func:`average_precision_tie_aware`.
     """
-    n, r, squeeze = _as_hists(n_hist, r_hist)
-    h = _harmonic_for(n, harmonic)
-    nb = np.cumsum(n, axis=1) - n
-    rb = np.cumsum(r, axis=1) - r
-    s = _tie_sum(rb + 1.0, np.ones_like(nb, dtype=np.float64), nb, r, h)
-    return _out(_divide_by_relevant(s.sum(axis=1), r), squeeze)
+    return _bound_ap(n_hist, r_hist, harmonic, relevant_last=False)
 
 
 def average_precision_pessimistic(n_hist: Any, r_hist: Any, harmonic: np.ndarray | None = None):
@@ -207,9 +202,15 @@ def average_precision_pessimistic(n_hist: Any, r_hist: Any, harmonic: np.ndarray
     (R_b + i) / (N_b + n - r + i).  Same arguments and return as
     :func:`average_precision_tie_aware`.
     """
+    return _bound_ap(n_hist, r_hist, harmonic, relevant_last=True)
+
+
+def _bound_ap(n_hist: Any, r_hist: Any, harmonic: np.ndarray | None, relevant_last: bool):
+    """The optimistic/pessimistic AP: a group's r relevant items occupy r consecutive ranks after
+    ``start`` items, where ``start`` is N_b (first) or N_b + n - r (last)."""
     n, r, squeeze = _as_hists(n_hist, r_hist)
     h = _harmonic_for(n, harmonic)
-    start = np.cumsum(n, axis=1) - r
+    start = np.cumsum(n, axis=1) - (r if relevant_last else n)
     rb = np.cumsum(r, axis=1) - r
     s = _tie_sum(rb + 1.0, np.ones_like(start, dtype=np.float64), start, r, h)
     return _out(_divide_by_relevant(s.sum(axis=1), r), squeeze)
