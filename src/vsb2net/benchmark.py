@@ -33,7 +33,7 @@ from .metrics import evaluate
 from .models import METHODS
 from .models.feature_hashing import FeatureHashing
 from .pipeline import Prepared, _fit, class_context, new_model, prepare, zero_shot_accuracy
-from .data.splits import validation_split
+from .data.splits import class_targets, validation_split
 from .training import encode, resolve_device
 
 # variant name -> (registered method, config overrides).  Ablations switch one VSB2-Net term off.
@@ -153,12 +153,12 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Class
     if isinstance(cls, type) and issubclass(cls, FeatureHashing):
         key = cache.key(cfg)
         if key in cache.states:
-            ctx, pos = class_context(prep.vectors, prep.split.seen, prep.split.unseen, cfg, device)
+            ctx = class_context(prep.vectors, prep.split.seen, prep.split.unseen, cfg, device)
             model = new_model(cfg, prep)
             model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
             model.load_state_dict({**model.state_dict(), **cache.states[key]})
             model.to(device)
-            y = torch.from_numpy(np.array([pos[int(c)] for c in prep.dataset.labels[prep.split.train]]))
+            y = torch.from_numpy(class_targets(prep.dataset.labels, prep.split.train, prep.split.seen))
             model.post_fit(prep.x[prep.split.train], y, ctx, device)
             return model
         model, _ = _fit(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method)
@@ -186,6 +186,16 @@ def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -
     return {"unseen": _summary(unseen), "seen": _summary(seen)}
 
 
+def _check_splits_differ(spec: BenchmarkSpec, cfg: RunConfig, prep: Prepared) -> None:
+    """A dataset's proposed split is one split: --splits N would compute it N times and call it a std."""
+    fixed = bool(cfg.data.unseen) or (cfg.data.unseen_split != "random" and prep.dataset.proposed_unseen is not None)
+    if fixed and spec.splits > 1:
+        why = "data.unseen names the unseen classes" if cfg.data.unseen else \
+            f"dataset {prep.dataset.name!r} has a proposed split, used by data.unseen_split={cfg.data.unseen_split}"
+        raise VsbError(f"--splits {spec.splits}: every split would be the same ({why}). Use --splits 1, or "
+                       "--set data.unseen_split=random (with data.n_unseen) for seeded random splits.")
+
+
 def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path:
     spec.check()
     tuned = load_tuned(spec.tuned)
@@ -204,6 +214,7 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
         cfg = cell_config(spec, tuned, variant, bits, split)
         if split not in prep_cache:
             prep_cache = {split: prepare(cfg)}  # one split in memory at a time
+            _check_splits_differ(spec, cfg, prep_cache[split])
         prep = prep_cache[split]
         t0 = time.perf_counter()
         model = fit_cell(cfg, prep, device, cache)

@@ -27,8 +27,10 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="override any config key, e.g. --set model.w_rel=0 (repeatable)")
     g.add_argument("--dataset", help="dataset name (see `vsb2net datasets`); default animal-mnist")
     g.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files")
-    g.add_argument("--class-vectors", metavar="SRC", help="'glove' (default) or a .npy/.csv file of class vectors")
-    g.add_argument("--unseen", metavar="NAMES", help="comma-separated unseen class names (default: 2 by --split-seed)")
+    g.add_argument("--class-vectors", metavar="SRC", help="auto (default: the dataset's attributes when it ships them, else glove), glove, attributes, "
+                        "or a .npy/.csv file of class vectors")
+    g.add_argument("--unseen", metavar="NAMES", help="comma-separated unseen class names (default: the dataset's proposed split, e.g. xlsa17's, "
+                        "else 2 drawn by --split-seed; see data.unseen_split)")
     g.add_argument("--split-seed", type=int, help="seed of the seen/unseen split and query draw")
     g.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class (quick runs)")
     g.add_argument("--method", help="hashing method (default vsb2net)")

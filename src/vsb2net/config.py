@@ -29,10 +29,14 @@ class DataConfig:
     dataset: str = "animal-mnist"
     #: directory with the dataset's files; None = the dataset's default location
     root: str | None = None
-    #: "glove" (word vectors of the class names) or a .npy/.csv file of class vectors/attributes
-    class_vectors: str = "glove"
-    #: unseen classes by name; empty = ``n_unseen`` classes drawn with ``split_seed``
+    #: "auto" (the dataset's own attributes when it ships them, e.g. xlsa17; else "glove"),
+    #: "glove" (word vectors of the class names), "attributes", or a .npy/.csv file of class vectors
+    class_vectors: str = "auto"
+    #: unseen classes by name; empty = the dataset's proposed split or a seeded draw (unseen_split)
     unseen: list[str] = field(default_factory=list)
+    #: when ``unseen`` is empty: "proposed" (the dataset's own split, e.g. xlsa17's), "random"
+    #: (``n_unseen`` classes drawn with ``split_seed``) or "auto" (proposed when there is one)
+    unseen_split: str = "auto"
     n_unseen: int = 2
     split_seed: int = 0
     #: seed of the query draw, apart from split_seed so that every split holds out the same query
@@ -42,8 +46,12 @@ class DataConfig:
     query_fraction: float = 0.1
     #: seen classes held out as pseudo-unseen by the validation protocol (model selection)
     n_val_unseen: int = 2
-    #: keep at most this many images per class (quick runs and tests); None = all
+    #: keep at most this many images per class (quick runs and tests); None = all.  For
+    #: multi-label data: at most max_per_class x classes items, drawn at random
     max_per_class: int | None = None
+    #: resize images to image_size x image_size pixels when loading; None = as stored (an image
+    #: folder whose images differ in size needs it)
+    image_size: int | None = None
 
 
 @dataclass
@@ -51,7 +59,11 @@ class ModelConfig:
     """VSB2-Net (METHOD.md, "Architecture").  A loss weight of 0 switches that term off."""
 
     method: str = "vsb2net"
-    backbone: str = "cnn28"
+    #: "auto" = cnn28 for images, mlp for precomputed features; see `vsb2net methods`
+    backbone: str = "auto"
+    #: torchvision backbones only: "imagenet" (torchvision's pretrained weights), "random" or the
+    #: path of a local weights file; our own backbones (cnn28, mlp) always start from random
+    backbone_weights: str = "imagenet"
     bits: int = 32
     #: width of the backbone's visual feature f
     feature_dim: int = 256
@@ -148,6 +160,11 @@ class RunConfig:
             raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch' or 'l2'.")
         if self.train.augment not in ("none", "shift", "shift-flip"):
             raise VsbError(f"train.augment = {self.train.augment!r}: use none, shift or shift-flip.")
+        if d.unseen_split not in ("auto", "proposed", "random"):
+            raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed or random.")
+        if d.image_size is not None and not 8 <= d.image_size <= 4096:
+            raise VsbError(f"data.image_size = {d.image_size}: give a side length in pixels between 8 and 4096, "
+                           "or none to keep the stored size.")
         if not 0.0 < d.query_fraction < 1.0:
             raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
         for name in ("w_rec", "w_rel", "w_dis", "w_q", "alpha"):

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -22,14 +23,16 @@ from .checkpoint import load_checkpoint, load_training_state, save_checkpoint, s
 from .codes import pack_codes
 from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, save_config
 from .data import Dataset, load_dataset
-from .data.semantics import class_vectors
-from .data.splits import (ZeroShotSplit, choose_unseen, subsample_per_class, validation_split,
+from .data.images import resize_array
+from .data.semantics import class_vectors, resolve_source
+from .data.splits import (ZeroShotSplit, choose_unseen, class_targets, subsample_per_class, validation_split,
                           zero_shot_split)
 from .distributed import SINGLE, Dist
 from .errors import TrainingInterrupted, VsbError
 from .io import write_json, write_npy
 from .metrics import evaluate
 from .models import METHODS, ClassContext, images_to_tensor, lle_weights
+from .models.backbones import set_input_reference
 from .training import TrainResult, encode, resolve_device, seed_everything, train
 
 
@@ -41,6 +44,8 @@ class Prepared:
     split: ZeroShotSplit
     vectors: np.ndarray
     x: torch.Tensor            # the network's view of every image
+    #: where the class vectors came from: "glove", "attributes" or the file given (auto resolved)
+    vectors_source: str = ""
 
 
 def run_dir(cfg: RunConfig) -> Path:
@@ -50,26 +55,42 @@ def run_dir(cfg: RunConfig) -> Path:
 
 def prepare(cfg: RunConfig) -> Prepared:
     d = cfg.data
-    ds = load_dataset(d.dataset, d.root)
+    ds = load_dataset(d.dataset, d.root, image_size=d.image_size)
     keep = subsample_per_class(ds.labels, d.max_per_class, d.query_seed)
     if len(keep) < len(ds.labels):
-        ds = Dataset(name=ds.name, x=ds.x[keep], labels=ds.labels[keep], class_names=ds.class_names,
-                     kind=ds.kind, source=ds.source)
-    unseen = choose_unseen(ds.class_names, d.unseen, d.n_unseen, d.split_seed)
+        ds = ds.subset(keep)
+    unseen = choose_unseen(ds.class_names, unseen_names(cfg, ds), d.n_unseen, d.split_seed)
     split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.query_seed)
-    vectors = class_vectors(d.class_vectors, ds.class_names)
+    vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes)
+    source = resolve_source(d.class_vectors, ds.attributes) or str(d.class_vectors)
+    if ds.kind == "image" and d.image_size is not None and ds.x.shape[1:3] != (d.image_size, d.image_size):
+        # loaders that read one fixed size (the MNIST family) leave resizing to here
+        ds.x = resize_array(ds.x, d.image_size)
     x = images_to_tensor(ds.x) if ds.kind == "image" else torch.from_numpy(np.asarray(ds.x, np.float32))
-    return Prepared(ds, split, vectors, x)
+    return Prepared(ds, split, vectors, x, source)
+
+
+def unseen_names(cfg: RunConfig, ds: Dataset) -> list[str]:
+    """The unseen classes named by the configuration or the dataset's proposed split ([] = draw by seed)."""
+    d = cfg.data
+    if d.unseen:
+        return list(d.unseen)
+    if d.unseen_split == "proposed" and ds.proposed_unseen is None:
+        raise VsbError(f"data.unseen_split = proposed, but dataset {ds.name!r} has no proposed split; use "
+                       "data.unseen_split=random (n_unseen classes drawn with split_seed) or name the unseen "
+                       "classes with data.unseen.")
+    if d.unseen_split in ("proposed", "auto") and ds.proposed_unseen is not None:
+        return list(ds.proposed_unseen)
+    return []
 
 
 def class_context(vectors: np.ndarray, train_classes: list[int], other_classes: list[int],
-                  cfg: RunConfig, device: torch.device) -> tuple[ClassContext, dict[int, int]]:
+                  cfg: RunConfig, device: torch.device) -> ClassContext:
     """Context for the loss: training classes first (in label order), then the other span classes."""
     span = list(train_classes) + (list(other_classes) if cfg.model.class_span == "seen+unseen" else [])
     v = vectors[span]
-    ctx = ClassContext(vectors=torch.from_numpy(v).float().to(device), n_train=len(train_classes),
-                       lle=torch.from_numpy(lle_weights(v, cfg.model.lle_neighbors, cfg.model.lle_reg)).to(device))
-    return ctx, {c: i for i, c in enumerate(train_classes)}
+    return ClassContext(vectors=torch.from_numpy(v).float().to(device), n_train=len(train_classes),
+                        lle=torch.from_numpy(lle_weights(v, cfg.model.lle_neighbors, cfg.model.lle_reg)).to(device))
 
 
 def new_model(cfg: RunConfig, prep: Prepared) -> torch.nn.Module:
@@ -81,11 +102,12 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
          desc: str, validate_on: ZeroShotSplit | None = None, *, resume: dict | None = None,
          on_epoch_end=None, dist: Dist = SINGLE):
     labels = prep.dataset.labels
-    ctx, pos = class_context(prep.vectors, split.seen, split.unseen, cfg, device)
-    y = torch.from_numpy(np.array([pos[int(c)] for c in labels[split.train]], dtype=np.int64))
+    ctx = class_context(prep.vectors, split.seen, split.unseen, cfg, device)
+    y = torch.from_numpy(class_targets(labels, split.train, split.seen))
     model = new_model(cfg, prep)
     if hasattr(model, "set_class_reference"):
         model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
+    set_input_reference(model, prep.x[split.train])
     validate = None
     if validate_on is not None:
         def validate(m: torch.nn.Module) -> float:
@@ -233,6 +255,7 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
         write_npy(out / "class_vectors.npy", prep.vectors.astype(np.float32))
         write_json(out / "split.json", {**prep.split.describe(names), "dataset": prep.dataset.name,
                                         "source": prep.dataset.source, "class_names": list(names),
+                                        "class_vectors": prep.vectors_source,
                                         "split_seed": cfg.data.split_seed})
         write_json(out / "training.json", info)
         # last, so that a kill before this point still leaves a state to resume from
@@ -322,7 +345,9 @@ def load_run(path: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
     _check_same_run(path, cfg, ckpt)
     factory = METHODS.get(ckpt["method"])
     try:
-        model = factory(cfg.model, tuple(int(v) for v in ckpt["in_shape"]), int(ckpt["semantic_dim"]))
+        # the checkpoint holds every weight: do not fetch pretrained ones again just to overwrite them
+        model = factory(dataclasses.replace(cfg.model, backbone_weights="random"),
+                        tuple(int(v) for v in ckpt["in_shape"]), int(ckpt["semantic_dim"]))
     except (TypeError, ValueError) as exc:
         raise VsbError(f"checkpoint {where} describes a model that cannot be built ({exc}); retrain the run.") from None
     try:
@@ -371,7 +396,11 @@ def zero_shot_accuracy(model: torch.nn.Module, q_codes: np.ndarray, q_labels: np
         s = np.where(model.hash_classes(torch.from_numpy(vectors[candidates]).float()).numpy() >= 0, 1, -1)
     b = np.where(q_codes >= 0, 1, -1)
     pred = np.asarray(candidates)[np.argmax(b @ s.T, axis=1)]  # max inner product = min Hamming distance
-    return float(np.mean(pred == q_labels)) if len(q_labels) else 0.0
+    if not len(q_labels):
+        return 0.0
+    if q_labels.ndim == 2:  # multi-label: the predicted class is one of the item's labels
+        return float(np.mean(q_labels[np.arange(len(pred)), pred] == 1))
+    return float(np.mean(pred == q_labels))
 
 
 def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> dict:

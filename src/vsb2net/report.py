@@ -85,8 +85,13 @@ def plot_retrievals(out: Path, images: np.ndarray, labels: np.ndarray, class_nam
     for row, qi in enumerate(pick):
         order = shuffle[np.argsort(dist[row][shuffle], kind="stable")[:top]]
         qlab = labels[q_index[qi]]
-        cells = [(q_index[qi], None, f"query\n{class_names[qlab]}")]
-        cells += [(db_index[j], labels[db_index[j]] == qlab, f"d={dist[row, j]}") for j in order]
+        if labels.ndim == 2:  # multi-label: relevant = sharing a label
+            qname = "+".join(class_names[c] for c in np.flatnonzero(qlab))
+            cells = [(q_index[qi], None, f"query\n{qname}")]
+            cells += [(db_index[j], bool((labels[db_index[j]] & qlab).any()), f"d={dist[row, j]}") for j in order]
+        else:
+            cells = [(q_index[qi], None, f"query\n{class_names[qlab]}")]
+            cells += [(db_index[j], labels[db_index[j]] == qlab, f"d={dist[row, j]}") for j in order]
         for col, (img_i, ok, text) in enumerate(cells):
             ax = axes[row, col]
             ax.imshow(images[img_i], cmap=cmap)
@@ -137,7 +142,8 @@ def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
         f"- training images (seen classes only): {sizes['train']}; database: {sizes['database']} "
         f"(seen and unseen classes); queries: {sizes['query_unseen']} unseen-class, {sizes['query_seen']} seen-class "
         "(held out: never trained on, not in the database)",
-        f"- class vectors: {cfg.data.class_vectors}; relation/discrepancy terms span: {cfg.model.class_span} classes",
+        f"- class vectors: {cfg.data.class_vectors}"
+        f"{'' if prep.vectors_source == cfg.data.class_vectors else f' ({prep.vectors_source})'}; relation/discrepancy terms span: {cfg.model.class_span} classes",
         f"- split seed {cfg.data.split_seed}, query seed {cfg.data.query_seed}, training seed {cfg.train.seed}",
     ]
     if val and val.get("best_map") is not None:

@@ -155,7 +155,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         net = DDP(_LossOf(model), device_ids=[device.index] if device.type == "cuda" else None,
                   static_graph=True)
     n = len(x)
-    steps = math.ceil(n / cfg.batch_size)
+    starts = list(range(0, n, cfg.batch_size))
+    if len(starts) > 1 and n - starts[-1] < 2 * dist.world:
+        # a last batch of one item per rank joins the one before: BatchNorm cannot train on a
+        # single value per channel (torchvision backbones reach 1x1 feature maps on small images)
+        starts.pop()
+    bounds = list(zip(starts, starts[1:] + [n]))
+    steps = len(bounds)
     start = time.perf_counter()
     seconds_before = result.seconds
     done = (validate is not None and patience is not None and result.stale >= patience)
@@ -172,8 +178,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
             aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed, epoch, dist.rank))
             sums: dict[str, float] = {}
             ran = 0
-            for s in range(steps):
-                batch = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            for lo, hi in bounds:
+                batch = order[lo:hi]
                 if len(batch) < dist.world:
                     continue  # some rank's shard would be empty; every rank skips the same step
                 idx = torch.from_numpy(batch[dist.rank::dist.world])

@@ -21,9 +21,16 @@ class Dataset:
     """A labelled dataset held in memory.
 
     ``x`` is either images, uint8 of shape (N, H, W) or (N, H, W, C) (``kind="image"``), or
-    float features of shape (N, D) (``kind="features"``, stored as float32).  ``labels`` are int64
-    in ``0..len(class_names)-1`` and every class has at least one item.  ``class_names`` are the
-    human names used to look up word vectors.  ``source`` records where the data was read from.
+    float features of shape (N, D) (``kind="features"``, stored as float32).  ``labels`` are
+    either int64 class ids in ``0..len(class_names)-1`` (single-label, shape (N,)) or a 0/1
+    matrix of shape (N, C) (multi-label, stored as uint8; every item has at least one label).
+    Every class has at least one item.  ``class_names`` are the human names used to look up word
+    vectors.  ``source`` records where the data was read from.
+
+    ``attributes`` are class vectors shipped with the dataset (e.g. the xlsa17 attribute matrix,
+    (C, A)), used when ``data.class_vectors`` is ``auto`` or ``attributes``.  ``proposed_unseen``
+    names the unseen classes of the dataset's own proposed split, used when ``data.unseen_split``
+    is ``auto`` or ``proposed``.
     """
 
     name: str
@@ -32,6 +39,8 @@ class Dataset:
     class_names: list[str]
     kind: str = "image"
     source: str = ""
+    attributes: np.ndarray | None = None
+    proposed_unseen: list[str] | None = None
 
     def __post_init__(self) -> None:
         where = f"dataset {self.name!r}" + (f" (read from {self.source})" if self.source else "")
@@ -60,11 +69,16 @@ class Dataset:
                 raise VsbError(f"{where}: features contain NaN or infinite values.")
 
         labels = np.asarray(self.labels)
-        if labels.ndim != 1:
-            raise VsbError(f"{where}: labels must be one-dimensional (N,), got shape {labels.shape}.")
-        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        if labels.ndim not in (1, 2):
+            raise VsbError(f"{where}: labels must be class ids (N,) or a 0/1 multi-label matrix (N, C), "
+                           f"got shape {labels.shape}.")
+        if labels.size and not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
             raise VsbError(f"{where}: labels must be integers, got dtype {labels.dtype}.")
-        self.labels = labels.astype(np.int64, copy=False)
+        if labels.ndim == 2:
+            self._check_multilabel(labels, where)
+            self.labels = labels.astype(np.uint8, copy=False)
+        else:
+            self.labels = labels.astype(np.int64, copy=False)
         if len(self.labels) != len(self.x):
             raise VsbError(
                 f"{where}: {len(self.x)} items but {len(self.labels)} labels; the image and label "
@@ -83,16 +97,54 @@ class Dataset:
         self.class_names = names
 
         c = len(names)
-        lo, hi = int(self.labels.min()), int(self.labels.max())
-        if lo < 0 or hi >= c:
-            raise VsbError(
-                f"{where}: labels must lie in 0..{c - 1} ({c} class names), found values "
-                f"{lo}..{hi}. The label file does not match the class list."
-            )
-        counts = np.bincount(self.labels, minlength=c)
-        empty = [names[i] for i in np.flatnonzero(counts == 0)]
+        if self.multilabel:
+            if self.labels.shape[1] != c:
+                raise VsbError(f"{where}: the label matrix has {self.labels.shape[1]} columns but there are "
+                               f"{c} class names; the label file does not match the class list.")
+        else:
+            lo, hi = int(self.labels.min()), int(self.labels.max())
+            if lo < 0 or hi >= c:
+                raise VsbError(
+                    f"{where}: labels must lie in 0..{c - 1} ({c} class names), found values "
+                    f"{lo}..{hi}. The label file does not match the class list."
+                )
+        empty = [names[i] for i in np.flatnonzero(self.class_counts() == 0)]
         if empty:
             raise VsbError(f"{where}: classes with no items: {', '.join(empty)}.")
+        if self.attributes is not None:
+            a = np.asarray(self.attributes, dtype=np.float64)
+            if a.ndim != 2 or len(a) != c or a.shape[1] == 0 or not np.isfinite(a).all():
+                raise VsbError(f"{where}: the class attributes must be a finite ({c}, A) matrix, one row per "
+                               f"class; got shape {a.shape}.")
+            self.attributes = a.astype(np.float32)
+        if self.proposed_unseen is not None:
+            lookup = {n.strip().lower() for n in names}
+            unknown = [n for n in self.proposed_unseen if n.strip().lower() not in lookup]
+            if unknown or not 0 < len(self.proposed_unseen) < c:
+                raise VsbError(f"{where}: the proposed split's unseen classes {unknown or self.proposed_unseen} "
+                               "are not a proper subset of the class names.")
+            self.proposed_unseen = list(self.proposed_unseen)
+
+    @staticmethod
+    def _check_multilabel(labels: np.ndarray, where: str) -> None:
+        if labels.size and not np.isin(labels, (0, 1)).all():
+            raise VsbError(f"{where}: a multi-label matrix must hold only 0 and 1; for class ids give a "
+                           "1-D label vector.")
+        empty = np.flatnonzero(~labels.astype(bool).any(axis=1))
+        if len(empty):
+            raise VsbError(f"{where}: {len(empty)} item(s) have no label (first: row {empty[0]}); an item "
+                           "without labels is relevant to nothing. Drop those rows.")
+
+    @property
+    def multilabel(self) -> bool:
+        """True when ``labels`` is an (N, C) 0/1 matrix."""
+        return self.labels.ndim == 2
+
+    def subset(self, index: np.ndarray) -> "Dataset":
+        """The items ``index``, with the same classes, attributes and proposed split."""
+        return Dataset(name=self.name, x=self.x[index], labels=self.labels[index], class_names=self.class_names,
+                       kind=self.kind, source=self.source, attributes=self.attributes,
+                       proposed_unseen=self.proposed_unseen)
 
     @property
     def num_classes(self) -> int:
@@ -102,10 +154,14 @@ class Dataset:
         return len(self.x)
 
     def class_counts(self) -> np.ndarray:
+        """Items per class (for multi-label data an item counts for each of its labels)."""
+        if self.labels.ndim == 2:
+            return self.labels.sum(axis=0, dtype=np.int64)
         return np.bincount(self.labels, minlength=self.num_classes)
 
 
-Loader = Callable[[str | None], Dataset]
+#: ``loader(root, **options)``; options a loader does not use (e.g. ``image_size``) are ignored
+Loader = Callable[..., Dataset]
 Probe = Callable[..., tuple[bool, str]]
 
 
@@ -164,10 +220,14 @@ def get_dataset_info(name: str) -> DatasetInfo:
     return _REGISTRY[key]
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None) -> Dataset:
-    """Load the registered dataset ``name``, from ``root`` when given."""
+def load_dataset(name: str, root: str | os.PathLike | None = None, **options) -> Dataset:
+    """Load the registered dataset ``name``, from ``root`` when given.
+
+    ``options`` (``image_size`` = side length images are resized to, None = as stored) go to the
+    loader, which ignores those it has no use for.
+    """
     info = get_dataset_info(name)
-    ds = info.loader(None if root is None else os.fspath(root))
+    ds = info.loader(None if root is None else os.fspath(root), **options)
     if not isinstance(ds, Dataset):
         raise TypeError(f"loader of dataset {info.name!r} returned {type(ds).__name__}, not Dataset")
     return ds

@@ -284,10 +284,32 @@ def load_class_vectors(
     return m.astype(np.float32)
 
 
+def resolve_source(source: str | os.PathLike, attributes: np.ndarray | None) -> str | None:
+    """``auto`` -> ``attributes`` or ``glove``; the other keywords lower-cased; None for a file path."""
+    key = source.strip().lower() if isinstance(source, str) else None
+    if key == "auto":
+        return "glove" if attributes is None else "attributes"
+    return key if key in ("glove", "attributes") else None
+
+
 def class_vectors(
-    source: str | os.PathLike, class_names: list[str], *, normalize: bool = True
+    source: str | os.PathLike, class_names: list[str], *, normalize: bool = True,
+    attributes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``source`` is ``"glove"`` (GloVe vectors of the names; always unit-norm) or a file path."""
-    if isinstance(source, str) and source.strip().lower() == "glove":
+    """Class vectors from ``source``:
+
+    ``"glove"`` (GloVe vectors of the names; always unit-norm), ``"attributes"`` (the dataset's
+    own class attributes, passed as ``attributes``), ``"auto"`` (attributes when the dataset has
+    them, else GloVe) or the path of a .npy/.csv file.
+    """
+    key = resolve_source(source, attributes)
+    if key == "glove":
         return glove_vectors(list(class_names))
+    if key == "attributes":
+        if attributes is None:
+            raise VsbError("class vectors 'attributes': this dataset ships no class attributes; use 'glove' "
+                           "(word vectors of the class names) or give a .npy/.csv file of class vectors.")
+        m = np.asarray(attributes, dtype=np.float64)
+        return (_normalize_rows(m, "the dataset's class attributes", list(class_names)) if normalize else m
+                ).astype(np.float32)
     return load_class_vectors(source, class_names, normalize=normalize)

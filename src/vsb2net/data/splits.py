@@ -59,11 +59,44 @@ def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int
     return chosen
 
 
+def classes_present(labels: np.ndarray, pool: np.ndarray) -> list[int]:
+    """Classes with at least one item in ``pool`` (class ids, or columns of a multi-label matrix)."""
+    if labels.ndim == 2:
+        return [int(c) for c in np.flatnonzero(labels[pool].any(axis=0))]
+    return sorted(int(c) for c in np.unique(labels[pool]))
+
+
+def has_any(labels: np.ndarray, index: np.ndarray, classes: list[int]) -> np.ndarray:
+    """Boolean mask over ``index``: the item has (one of) ``classes`` among its labels."""
+    if labels.ndim == 2:
+        return labels[np.ix_(index, classes)].any(axis=1) if len(classes) else np.zeros(len(index), bool)
+    return np.isin(labels[index], classes)
+
+
+def class_targets(labels: np.ndarray, index: np.ndarray, classes: list[int]) -> np.ndarray:
+    """Training targets of the items ``index`` over the training ``classes`` (in that order).
+
+    Single-label: int64 positions in ``classes``.  Multi-label: a float32 0/1 matrix of the
+    items' labels restricted to ``classes`` (every training item has at least one of them).
+    """
+    if labels.ndim == 2:
+        return labels[np.ix_(index, classes)].astype(np.float32)
+    pos = {c: i for i, c in enumerate(classes)}
+    return np.array([pos[int(c)] for c in labels[index]], dtype=np.int64)
+
+
 def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
-    """Indices keeping at most ``max_per_class`` items of each class (sorted, seeded)."""
+    """Indices keeping at most ``max_per_class`` items of each class (sorted, seeded).
+
+    Multi-label data has no single class per item: at most ``max_per_class`` x classes items
+    are kept, drawn uniformly.
+    """
     if max_per_class is None:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
+    if labels.ndim == 2:
+        n = min(len(labels), max_per_class * labels.shape[1])
+        return np.sort(rng.choice(len(labels), n, replace=False))
     keep = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -79,9 +112,15 @@ def zero_shot_split(labels: np.ndarray, unseen: list[int], query_fraction: float
 
     From each class, ``ceil(query_fraction * n)`` images (at least one, at most n - 1) are held out
     as queries.  The draw is seeded and independent of the order of classes.
+
+    Multi-label data (2-D 0/1 labels): ``ceil(query_fraction * N)`` items of the pool are held
+    out at random; a query is an unseen-class query when it has an unseen label, and only items
+    with no unseen label are trained on (a concept is unseen when no training item shows it).
     """
     labels = np.asarray(labels)
     pool = np.arange(len(labels)) if pool is None else np.asarray(pool)
+    if labels.ndim == 2:
+        return _multilabel_split(labels, unseen, query_fraction, seed, pool)
     classes = sorted(int(c) for c in np.unique(labels[pool]))
     unseen_set = set(unseen)
     seen = [c for c in classes if c not in unseen_set]
@@ -112,6 +151,31 @@ def zero_shot_split(labels: np.ndarray, unseen: list[int], query_fraction: float
         query_unseen=np.sort(q[is_unseen_q]),
         query_seen=np.sort(q[~is_unseen_q]),
     )
+
+
+def _multilabel_split(labels: np.ndarray, unseen: list[int], query_fraction: float, seed: int,
+                      pool: np.ndarray) -> ZeroShotSplit:
+    classes = classes_present(labels, pool)
+    present_unseen = [c for c in sorted(set(unseen)) if c in classes]
+    if not present_unseen:
+        raise VsbError("the split has no unseen concept with items; check the unseen class names.")
+    if len(pool) < 2:
+        raise VsbError(f"the split has {len(pool)} item(s); the protocol needs at least 2.")
+    rng = np.random.default_rng(seed)
+    n_q = int(min(len(pool) - 1, max(1, np.ceil(query_fraction * len(pool)))))
+    perm = rng.permutation(pool)
+    q, db = np.sort(perm[:n_q]), np.sort(perm[n_q:])
+    train = db[~has_any(labels, db, present_unseen)]
+    seen = [c for c in classes_present(labels, train) if c not in present_unseen] if len(train) else []
+    if not seen:
+        raise VsbError("every item carries an unseen concept: no seen-class item is left to train on; name "
+                       "fewer or rarer unseen concepts.")
+    is_unseen_q = has_any(labels, q, present_unseen)
+    if not is_unseen_q.any():
+        raise VsbError(f"no query carries an unseen concept ({len(q)} queries drawn); raise "
+                       "data.query_fraction or choose more frequent unseen concepts.")
+    return ZeroShotSplit(seen=seen, unseen=present_unseen, train=train, database=db,
+                         query_unseen=q[is_unseen_q], query_seen=q[~is_unseen_q])
 
 
 def validation_split(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: int,

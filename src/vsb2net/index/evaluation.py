@@ -26,6 +26,8 @@ def class_query_metrics(model, vectors: np.ndarray, classes: list[int], class_na
     with torch.inference_mode():
         queries = pack_codes(model.hash_classes(torch.from_numpy(np.asarray(vectors[classes], np.float32))))
     labels = np.asarray(classes, dtype=np.int64)
+    if np.ndim(db_labels) == 2:  # multi-label database: the query's label row holds its one class
+        labels = np.eye(db_labels.shape[1], dtype=np.uint8)[labels]
     m = evaluate(queries, db_codes, labels, db_labels, topk=(), precision_ks=())
     n, r = distance_histograms(queries, db_codes, labels, db_labels)
     ap = np.atleast_1d(average_precision_tie_aware(n, r))

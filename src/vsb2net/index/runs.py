@@ -163,6 +163,9 @@ def class_name_vectors(run: Run, names: list[str]) -> np.ndarray:
     saved = run.path / "class_vectors.npy"
     run_vectors = np.load(saved, allow_pickle=False) if saved.is_file() else None
     source = str(run.cfg.data.class_vectors)
+    if source.strip().lower() == "auto":  # what auto resolved to, as train recorded it
+        split = run.path / "split.json"
+        source = json.loads(split.read_text()).get("class_vectors", source) if split.is_file() else source
     out = []
     for name in names:
         i = known.get(name.strip().lower())
@@ -279,7 +282,10 @@ def dataset_items(run: Run, name: str, root: str | None) -> Items:
                            f"{run.in_shape}; index a dataset of the same image size.")
         source = {"kind": "dataset", "name": ds.name, "root": root, "split": "all"}
     codes = encode_images(run, x)
-    metadata = [{"class": ds.class_names[int(c)]} for c in ds.labels[ids]]
+    if ds.multilabel:
+        metadata = [{"class": ", ".join(ds.class_names[c] for c in np.flatnonzero(row))} for row in ds.labels[ids]]
+    else:
+        metadata = [{"class": ds.class_names[int(c)]} for c in ds.labels[ids]]
     return Items(codes, ids, metadata, source)
 
 

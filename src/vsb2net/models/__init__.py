@@ -8,7 +8,7 @@ from ..registry import Registry
 
 METHODS: Registry = Registry("method")
 
-from . import backbones, csq, itq, lsh, random_codes, sitnet, tsk, vsb2net  # noqa: E402,F401  (registration)
+from . import backbones, csq, itq, lsh, random_codes, sitnet, torchvision_backbones, tsk, vsb2net  # noqa: E402,F401  (registration)
 from .backbones import BACKBONES, build_backbone, images_to_tensor  # noqa: E402
 from .vsb2net import ClassContext, lle_weights  # noqa: E402
 

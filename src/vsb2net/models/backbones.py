@@ -11,6 +11,14 @@ from ..registry import Registry
 BACKBONES: Registry = Registry("backbone")
 
 
+def _no_weights_file(name: str, weights: str) -> None:
+    # "imagenet" is the default of model.backbone_weights and means nothing to our own backbones,
+    # which always start from random initialisation; a file given for them is a mistake to report
+    if weights.strip().lower() not in ("imagenet", "random"):
+        raise VsbError(f"model.backbone_weights = {weights!r}: backbone {name} trains from random initialisation "
+                       "and loads no weights file; weights files are for torchvision backbones (resnet18, ...).")
+
+
 def images_to_tensor(x: np.ndarray) -> torch.Tensor:
     """uint8 images (N, H, W) or (N, H, W, C) -> float tensor (N, C, H, W) scaled to [-1, 1]."""
     x = np.asarray(x)
@@ -34,8 +42,9 @@ class SmallCNN(nn.Module):
     fast as 32/64/128 channels (measured 61 vs 120 ms per batch of 128).
     """
 
-    def __init__(self, in_shape: tuple[int, ...], feature_dim: int):
+    def __init__(self, in_shape: tuple[int, ...], feature_dim: int, weights: str = "random"):
         super().__init__()
+        _no_weights_file("cnn28", weights)
         channels = in_shape[0] if len(in_shape) == 3 else 1
 
         def block(cin: int, cout: int) -> nn.Sequential:
@@ -51,8 +60,57 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x))
 
 
-def build_backbone(name: str, in_shape: tuple[int, ...], feature_dim: int) -> nn.Module:
-    return BACKBONES.get(name)(in_shape, feature_dim)
+@BACKBONES.register("mlp", help="two-layer MLP over precomputed features (feature mode)")
+class FeatureMLP(nn.Module):
+    """The visual branch when the inputs are fixed features (e.g. xlsa17's ResNet-101 features),
+    as most zero-shot hashing papers on AwA2/CUB/SUN use: Linear-ReLU-Dropout-Linear-ReLU.
+
+    The input is standardised with the training features' per-dimension mean and std, set once
+    by :meth:`set_input_reference`; raw CNN features differ in scale by orders of magnitude.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], feature_dim: int, weights: str = "random", hidden: int = 1024):
+        super().__init__()
+        _no_weights_file("mlp", weights)
+        (d,) = in_shape
+        self.register_buffer("in_mean", torch.zeros(d))
+        self.register_buffer("in_std", torch.ones(d))
+        self.net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Dropout(0.2),
+                                 nn.Linear(hidden, feature_dim), nn.ReLU(inplace=True))
+        self.out_dim = feature_dim
+
+    @torch.no_grad()
+    def set_input_reference(self, x: torch.Tensor) -> None:
+        self.in_mean.copy_(x.mean(0))
+        self.in_std.copy_(x.std(0, unbiased=False).clamp_min(1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.in_mean) / self.in_std)
+
+
+def resolve_backbone(name: str, in_shape: tuple[int, ...]) -> str:
+    """``auto`` -> ``mlp`` for feature vectors, ``cnn28`` for images; checks the pairing otherwise."""
+    features = len(in_shape) == 1
+    if name == "auto":
+        return "mlp" if features else "cnn28"
+    cls = BACKBONES.get(name)
+    if features != (cls is FeatureMLP):
+        what = "precomputed features" if features else "images"
+        fix = "mlp" if features else "cnn28 or a torchvision model (resnet18, ...)"
+        raise VsbError(f"backbone {name!r} cannot take {what} of shape {tuple(in_shape)}; use model.backbone="
+                       f"auto (or {fix}).")
+    return name
+
+
+def build_backbone(name: str, in_shape: tuple[int, ...], feature_dim: int, weights: str = "random") -> nn.Module:
+    return BACKBONES.get(resolve_backbone(name, in_shape))(in_shape, feature_dim, weights=weights)
+
+
+def set_input_reference(model: nn.Module, x: torch.Tensor) -> None:
+    """Give every backbone of ``model`` that standardises its input the training inputs' statistics."""
+    for m in model.modules():
+        if hasattr(m, "set_input_reference") and m is not model:
+            m.set_input_reference(x)
 
 
 class BackboneHashHead(nn.Module):
@@ -61,7 +119,7 @@ class BackboneHashHead(nn.Module):
     def __init__(self, cfg, in_shape: tuple[int, ...]):
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
+        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights)
         self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from scipy.linalg import hadamard
 
 from . import METHODS
 from .backbones import BackboneHashHead
+from .losses import class_distribution
 
 
 def hash_centres(n_classes: int, bits: int, seed: int = 0) -> np.ndarray:
@@ -37,7 +38,10 @@ class CSQ(BackboneHashHead):
 
     def training_loss(self, x, y, ctx):
         u = self.hash_images(x)
-        target = (self.centres.to(u.device)[y] + 1) / 2
+        centres = self.centres.to(u.device)
+        # multi-label: the centroid of the labels' centres (CSQ), kept soft: a bit on which the
+        # labels disagree gets target 0.5 instead of a coin flip
+        target = ((class_distribution(y, len(centres)) @ centres if y.ndim == 2 else centres[y]) + 1) / 2
         central = F.binary_cross_entropy((u + 1) / 2, target, reduction="none").clamp_max(100).mean()
         terms = {"central": central}
         if self.cfg.w_q > 0:

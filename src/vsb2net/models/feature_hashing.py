@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
 from ..errors import VsbError
 from .backbones import build_backbone
+from .losses import classification_loss
 
 
 def itq_rotation(v: np.ndarray, iterations: int = 50, seed: int = 0) -> np.ndarray:
@@ -45,7 +45,7 @@ class FeatureHashing(nn.Module):
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim)
+        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights)
         # The number of training classes is known only when training starts (set_class_reference).
         self.head: nn.Linear | None = None
         self.register_buffer("mean", torch.zeros(self.backbone.out_dim))
@@ -60,7 +60,7 @@ class FeatureHashing(nn.Module):
 
     def training_loss(self, x, y, ctx):
         f = self.backbone(x)
-        loss = F.cross_entropy(self.head(f), y)
+        loss = classification_loss(self.head(f), y)
         return loss, {"cls": float(loss.detach())}
 
     @torch.no_grad()

@@ -12,6 +12,7 @@ from torch import nn
 
 from . import METHODS
 from .backbones import BackboneHashHead
+from .losses import classification_loss
 
 
 @METHODS.register("sitnet", help="SitNet-style: hash codes mapped into the word-vector space")
@@ -26,7 +27,7 @@ class SitNet(BackboneHashHead):
         u = self.hash_images(x)
         s = F.normalize(self.to_semantic(u), dim=1)
         a = F.normalize(ctx.vectors[: ctx.n_train], dim=1)
-        terms = {"cls": F.cross_entropy(self.cfg.alpha * s @ a.T, y)}
+        terms = {"cls": classification_loss(self.cfg.alpha * s @ a.T, y)}
         if self.cfg.w_q > 0:
             terms["q"] = (u - torch.sign(u).detach()).pow(2).mean()
         loss = terms["cls"] + self.cfg.w_q * terms.get("q", 0.0)

@@ -28,7 +28,9 @@ class TSK(FeatureHashing):
         self.register_buffer("semantic_projection", torch.zeros(semantic_dim, cfg.bits))
 
     def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
-        targets = ctx.vectors[: ctx.n_train].cpu().double().numpy()[y]
+        vectors = ctx.vectors[: ctx.n_train].cpu().double().numpy()
+        # a multi-label item's target is the mean vector of its labels
+        targets = (y / y.sum(1, keepdims=True)) @ vectors if y.ndim == 2 else vectors[y]
         d = centred.shape[1]
         w = np.linalg.solve(centred.T @ centred + self.ridge * len(centred) * np.eye(d) / d, centred.T @ targets)
         emb = centred @ w

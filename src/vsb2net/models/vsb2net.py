@@ -26,6 +26,7 @@ from torch import nn
 from ..config import ModelConfig
 from . import METHODS
 from .backbones import BackboneHashHead
+from .losses import class_distribution, classification_loss
 
 
 def lle_weights(vectors: np.ndarray, k: int, reg: float = 1e-3) -> np.ndarray:
@@ -120,10 +121,11 @@ class VSB2Net(BackboneHashHead):
             nb = ctx.lle[: ctx.n_train, : ctx.n_train].clamp_min(0)
             nb = nb / nb.sum(1, keepdim=True).clamp_min(1e-12)
             eps = cfg.cls_semantic_smoothing
-            target = (1 - eps) * F.one_hot(y, ctx.n_train).float() + eps * nb[y]
+            hard = class_distribution(y, ctx.n_train)
+            target = (1 - eps) * hard + eps * hard @ nb
             terms = {"cls": -(target * F.log_softmax(logits, dim=1)).sum(1).mean()}
         else:
-            terms = {"cls": F.cross_entropy(logits, y)}
+            terms = {"cls": classification_loss(logits, y)}
         if self.decoder is not None:
             terms["rec"] = (self.decoder(u) - self._rec_target(f)).pow(2).mean()
         if cfg.w_rel > 0:
