@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import gzip
-import importlib
 import importlib.util
 import io
 import os
-import pickle
 import zlib
 from pathlib import Path
 
@@ -14,44 +12,12 @@ import numpy as np
 
 from vsb2net.data.base import Dataset, register_dataset
 from vsb2net.data.idx import load_idx_split_dir, probe_idx_split_dir
+from vsb2net.data.safe_pickle import _NumpyOnlyUnpickler
 from vsb2net.errors import VsbError
 
 # --- restricted unpickling -----------------------------------------------------------------------
 
-# Unpickling can run arbitrary code: a pickle names callables that are called on load.  A numpy
-# array pickle needs only these names; anything else is refused.  ``_frombuffer`` appears in
-# protocol-5 pickles and ``_codecs.encode`` (str -> bytes) in protocol-2 ones; both are pure.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("_codecs", "encode"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    def __init__(self, fh, path: Path):
-        super().__init__(fh)
-        self._path = path
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise VsbError(
-                f"{self._path}: the pickle refers to {module}.{name}, which is not part of a "
-                "numpy array; refusing to load it (pickles can run code). Use a trusted copy of "
-                "the file."
-            )
-        if module.startswith("numpy.core.") and importlib.util.find_spec("numpy._core"):
-            module = "numpy._core." + module[len("numpy.core."):]  # numpy 2 renamed numpy.core
-        return getattr(importlib.import_module(module), name)
-
-    def persistent_load(self, pid):  # pragma: no cover - no legitimate array pickle uses it
-        raise VsbError(f"{self._path}: pickle uses persistent ids; refusing to load it.")
+# The restricted unpickler (_NumpyOnlyUnpickler) lives in safe_pickle; CIFAR uses it too.
 
 
 def load_numpy_pickle(path: str | os.PathLike) -> np.ndarray:
@@ -134,7 +100,7 @@ def _probe_animal_mnist(root: str | None = None) -> tuple[bool, str]:
     how_to_get=ANIMAL_MNIST_HOW,
     probe=_probe_animal_mnist,
 )
-def load_animal_mnist(root: str | None = None) -> Dataset:
+def load_animal_mnist(root: str | None = None, **_options) -> Dataset:
     d = _animal_mnist_dir(root)
     xp, yp = (d / f for f in ANIMAL_MNIST_FILES)
     missing = [str(p) for p in (xp, yp) if not p.is_file()]
@@ -196,7 +162,7 @@ def _idx_loader(name: str, classes: list[str], env: str, default: str, how: str)
         d, _ = _resolve_root(root, env, default)
         return probe_idx_split_dir(d)
 
-    def load(root: str | None = None) -> Dataset:
+    def load(root: str | None = None, **_options) -> Dataset:
         d, origin = _resolve_root(root, env, default)
         x, y, _ = load_idx_split_dir(d, dataset=f"{name} ({origin})", how_to_get=how)
         return Dataset(
