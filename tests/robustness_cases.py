@@ -607,8 +607,68 @@ def _npy_bytes_object() -> bytes:
     return buf.getvalue()
 
 
+def _files(d: Path, files: dict[str, bytes | np.ndarray], argv: list[str]) -> list[str]:
+    """Write ``files`` (bytes, or arrays saved as .npy / PNG by extension) under ``d``; return argv."""
+    from PIL import Image
+
+    for rel, content in files.items():
+        path = d / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif rel.endswith(".png"):
+            Image.fromarray(content).save(path)
+        else:
+            np.save(path, content)
+    return argv
+
+
+def _grey(h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(h * w).integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def format_cases() -> list[Case]:
+    """The other dataset formats (CIFAR, xlsa17, image folders, npy directories, NUS-WIDE)."""
+    feats = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
+    npy_ok = {"f/features.npy": feats, "f/labels.npy": np.arange(12) % 4, "f/classes.txt": b"cat\ndog\ncow\npig\n"}
+    return [
+        Case("cifar-missing", "dataset files (CIFAR)", "--data-root without the CIFAR files",
+             lambda d, s: _mkdir(d / "empty", ["train", *TINY, "--dataset", "cifar10", "--data-root", "empty", *OUT]),
+             "cifar"),
+        Case("xlsa17-not-mat", "dataset files (xlsa17)", ".mat files that are not MATLAB files",
+             lambda d, s: _files(d, {"AWA2/res101.mat": b"not a mat file", "AWA2/att_splits.mat": b"nor this"},
+                                 ["train", *TINY, "--dataset", "awa2", "--data-root", "AWA2", *OUT]), "not a readable MATLAB"),
+        Case("folder-corrupt-image", "dataset files (image folder)", "a .png that does not decode",
+             lambda d, s: _files(d, {"imgs/cat/a.png": b"\x89PNG garbage", "imgs/dog/b.png": _grey(8, 8)},
+                                 ["train", *TINY, "--dataset", "image-folder", "--data-root", "imgs", *OUT]), "a.png"),
+        Case("folder-sizes", "dataset files (image folder)", "images of different sizes, no data.image_size",
+             lambda d, s: _files(d, {"imgs/cat/a.png": _grey(8, 8), "imgs/cat/b.png": _grey(8, 8),
+                                     "imgs/dog/c.png": _grey(9, 8), "imgs/dog/d.png": _grey(8, 8)},
+                                 ["train", *TINY, "--dataset", "image-folder", "--data-root", "imgs", *OUT]),
+             "data.image_size"),
+        Case("npy-count", "dataset files (npy directory)", "13 labels for 12 feature rows",
+             lambda d, s: _files(d, {**npy_ok, "f/labels.npy": np.arange(13) % 4},
+                                 ["train", *TINY, "--dataset", "npy", "--data-root", "f", *OUT]), "holds 12 items"),
+        Case("npy-multilabel-not01", "dataset files (npy directory)", "a label matrix holding a 2",
+             lambda d, s: _files(d, {**npy_ok, "f/labels.npy": np.full((12, 4), 2)},
+                                 ["train", *TINY, "--dataset", "npy", "--data-root", "f", *OUT]), "only 0 and 1"),
+        Case("npy-backbone", "config value", "an image backbone (cnn28) on precomputed features",
+             lambda d, s: _files(d, npy_ok, ["train", *TINY, "--dataset", "npy", "--data-root", "f",
+                                             "--set", "model.backbone=cnn28", *OUT]), "cannot take precomputed features"),
+        Case("nus-wide-labels", "dataset files (NUS-WIDE)", "label files of different lengths",
+             lambda d, s: _files(d, {"N/Groundtruth/AllLabels/Labels_sky.txt": b"1\n0\n1\n",
+                                     "N/Groundtruth/AllLabels/Labels_water.txt": b"1\n0\n",
+                                     "N/Low_Level_Features/Normalized_CH.dat": b"0.1 0.2\n0.3 0.4\n0.5 0.6\n"},
+                                 ["train", *TINY, "--dataset", "nus-wide", "--data-root", "N", *OUT]),
+             "different number of lines"),
+        Case("proposed-split-missing", "config value", "data.unseen_split=proposed on a dataset without one",
+             _set("data.unseen_split=proposed"), "has no proposed split"),
+    ]
+
+
 def all_cases() -> list[Case]:
-    return dataset_cases() + vector_cases() + config_cases() + checkpoint_cases() + retrieval_cases()
+    return (dataset_cases() + format_cases() + vector_cases() + config_cases() + checkpoint_cases()
+            + retrieval_cases())
 
 
 # --- running a case -----------------------------------------------------------------------------
