@@ -78,3 +78,50 @@ def test_retuning_one_method_keeps_the_others(tmp_path):
     run_tune("animal-mnist", ["itq"], 16, 30, 1, str(out), "second", progress=False, log=lambda *_: None)
     doc = yaml.safe_load(out.read_text())
     assert set(doc["methods"]) == {"lsh", "itq"} and doc["commands"] == ["first", "second"]
+
+
+def test_tune_averages_over_validation_folds(tmp_path):
+    out = tmp_path / "tuned.yaml"
+    run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(out), "folds", progress=False, log=lambda *_: None, folds=3)
+    doc = yaml.safe_load(out.read_text())
+    row = doc["grid"][0]
+    assert doc["val_folds"] == 3 and len(row["folds"]) == 3 and all(len(c) == 2 for c in row["folds"])
+    mean = [sum(c[e] for c in row["folds"]) / 3 for e in range(2)]
+    assert row["history"] == pytest.approx(mean)
+    assert row["best_epoch"] == 1 + max(range(2), key=lambda e: mean[e]) and row["val_map"] == pytest.approx(max(mean))
+    assert doc["selection"].count("[") >= 4  # the three folds' pseudo-unseen classes and the seen classes
+
+
+def test_validation_folds_hold_out_other_classes():
+    import numpy as np
+
+    from vsb2net.data.splits import validation_split, validation_splits, zero_shot_split
+
+    labels = np.repeat(np.arange(10), 20)
+    sp = zero_shot_split(labels, [3, 7], 0.1, seed=0)
+    folds = validation_splits(labels, sp, 2, 0.1, seed=0, folds=4)
+    first = validation_split(labels, sp, 2, 0.1, seed=0)
+    assert folds[0].unseen == first.unseen and np.array_equal(folds[0].train, first.train)
+    held = [tuple(f.unseen) for f in folds]
+    assert len(set(held)) == 4 and len({c for h in held for c in h}) == 8  # 8 seen classes, each once
+    for f in folds:
+        assert not set(f.unseen) & {3, 7} and np.isin(f.database, sp.train).all()
+
+
+def test_a_cell_whose_settings_changed_is_recomputed(bench, tmp_path):
+    import shutil
+
+    spec, out = bench
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(yaml.safe_dump({"methods": {"lsh": {"train.epochs": 2}}}))
+    changed = BenchmarkSpec(methods=spec.methods, bits=spec.bits, splits=spec.splits, max_per_class=30,
+                            out=str(copy), overrides=[o for o in TINY if not o.startswith("train.epochs")],
+                            tuned=str(tuned))
+    messages = []
+    run_benchmark(changed, progress=False, log=messages.append)
+    # lsh: 2 epochs now; every other method lost its train.epochs=1 override (back to the default)
+    assert "to recompute because their settings changed" in messages[0]
+    rows = [json.loads(p.read_text()) for p in (copy / "cells").glob("lsh_*.json")]
+    assert rows and all(r["config"]["train"]["epochs"] == 2 for r in rows)

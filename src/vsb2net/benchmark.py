@@ -33,7 +33,7 @@ from .metrics import evaluate
 from .models import METHODS
 from .models.feature_hashing import FeatureHashing
 from .pipeline import Prepared, _fit, class_context, new_model, prepare, zero_shot_accuracy
-from .data.splits import class_targets, validation_split
+from .data.splits import class_targets, validation_splits
 from .training import encode, resolve_device
 
 # variant name -> (registered method, config overrides).  Ablations switch one VSB2-Net term off.
@@ -129,6 +129,35 @@ def cell_config(spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split
     return build_config(None, _overrides(values) + list(spec.overrides))
 
 
+def _cell_path(out: Path, variant: str, bits: int, split: int) -> Path:
+    return out / "cells" / f"{variant}_{bits}bits_split{split}.json"
+
+
+def cell_is_current(out: Path, spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split: int) -> bool:
+    """The cell file exists and was computed with the settings the cell gets now.
+
+    Compared are the settings the benchmark chooses (the tuned values, the variant's switches,
+    --set overrides, bits, split, subsample), so re-tuning a method recomputes its cells while a
+    cell stays valid across changes that do not touch what it computed.
+    """
+    path = _cell_path(out, variant, bits, split)
+    if not path.exists():
+        return False
+    try:
+        stored = json.loads(path.read_text()).get("config", {})
+    except (OSError, ValueError):
+        return False
+    now = cell_config(spec, tuned, variant, bits, split).to_dict()
+    keys = ({"model.method", "model.bits", "data.split_seed", "data.max_per_class", "data.dataset"}
+            | set(_tuned_for(tuned, variant)) | set(VARIANTS[variant][1])
+            | {item.split("=", 1)[0].strip() for item in spec.overrides})
+    for key in keys:
+        section, name = key.split(".", 1)
+        if section in now and name in now[section] and stored.get(section, {}).get(name) != now[section][name]:
+            return False
+    return True
+
+
 def _summary(m: dict) -> dict:
     keep = ("map", "map_optimistic", "map_pessimistic", "precision_radius2", "zero_shot_accuracy", "n_queries")
     out = {k: m.get(k) for k in keep}
@@ -203,8 +232,10 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
     (out / "cells").mkdir(parents=True, exist_ok=True)
     write_json(out / "spec.json", {**spec.__dict__, "tuned_methods": tuned.get("methods", {})})
     cells = list(itertools.product(range(spec.splits), spec.methods, spec.bits))
-    todo = [c for c in cells if not (out / "cells" / f"{c[1]}_{c[2]}bits_split{c[0]}.json").exists()]
-    log(f"benchmark {spec.dataset}: {len(cells)} cells, {len(cells) - len(todo)} already done -> {out}")
+    todo = [c for c in cells if not cell_is_current(out, spec, tuned, c[1], c[2], c[0])]
+    changed = sum(_cell_path(out, v, b, s).exists() for s, v, b in todo)
+    log(f"benchmark {spec.dataset}: {len(cells)} cells, {len(cells) - len(todo)} already done"
+        + (f", {changed} to recompute because their settings changed" if changed else "") + f" -> {out}")
     device = resolve_device("auto")
     cache = _ClassifierCache()
     prep_cache: dict[int, Prepared] = {}
@@ -226,7 +257,7 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
                        "seconds": time.perf_counter() - t0, "config": cfg.to_dict(),
                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
                        f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"})
-        write_json(out / "cells" / f"{variant}_{bits}bits_split{split}.json", result)
+        write_json(_cell_path(out, variant, bits, split), result)
     bar.close()
     write_tables(out, spec)
     return out
@@ -235,12 +266,12 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
 def _collect(out: Path, spec: BenchmarkSpec) -> list[dict]:
     """Cells of the splits that every method x bits has finished: a mean over different splits
     for different methods would not compare like with like."""
+    tuned = load_tuned(spec.tuned)
     rows = []
     for split in range(spec.splits):
-        paths = [out / "cells" / f"{variant}_{bits}bits_split{split}.json"
-                 for variant, bits in itertools.product(spec.methods, spec.bits)]
-        if all(p.exists() for p in paths):
-            rows.extend(json.loads(p.read_text()) for p in paths)
+        combos = list(itertools.product(spec.methods, spec.bits))
+        if all(cell_is_current(out, spec, tuned, v, b, split) for v, b in combos):
+            rows.extend(json.loads(_cell_path(out, v, b, split).read_text()) for v, b in combos)
     return rows
 
 
@@ -313,9 +344,17 @@ def write_tables(out: Path, spec: BenchmarkSpec) -> None:
 # tuning on the validation protocol
 
 def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
-             out: str, command: str, root: str | None = None, progress: bool = True, log=print) -> Path:
+             out: str, command: str, root: str | None = None, progress: bool = True, log=print,
+             folds: int = 1) -> Path:
     """Grid-search each method on the validation protocol; the file is rewritten after every
-    method, so an interrupted tuning keeps what it finished."""
+    method, so an interrupted tuning keeps what it finished.
+
+    With ``folds`` > 1 every setting is trained on each of ``folds`` validation protocols (other
+    pseudo-unseen classes each) for the full ``max_epochs``, and the epoch and setting with the
+    best pseudo-unseen mAP averaged over the folds win.
+    """
+    if folds < 1:
+        raise VsbError(f"--val-folds {folds}: give at least 1.")
     base_methods = sorted({VARIANTS[m][0] for m in methods if VARIANTS[m][0] in GRID},
                           key=list(GRID).index)
     device = resolve_device("auto")
@@ -331,6 +370,8 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
             params = dict(zip(keys, combo))
             values = {"data.dataset": dataset, "model.method": method, "model.bits": bits,
                       "train.epochs": max_epochs, "train.progress": progress, **params}
+            if folds > 1:  # whole curves: an average over folds needs every fold at every epoch
+                values["train.patience"] = max_epochs
             if root:
                 values["data.root"] = root
             if max_per_class:
@@ -338,21 +379,35 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
             cfg = build_config(None, _overrides(values))
             if prep is None:
                 prep = prepare(cfg)
-                val = validation_split(prep.dataset.labels, prep.split, cfg.data.n_val_unseen,
-                                       cfg.data.query_fraction, cfg.data.split_seed)
-            _, res = _fit(cfg, prep, val, max_epochs, device, f"tune {method}", validate_on=val)
-            results.append({"method": method, "params": params, "val_map": res.best_score,
-                            "best_epoch": res.best_epoch, "history": [h.get("val_map") for h in res.history]})
-            log(f"{method} {params}: best pseudo-unseen mAP {res.best_score:.4f} at epoch {res.best_epoch}")
+                vals = validation_splits(prep.dataset.labels, prep.split, cfg.data.n_val_unseen,
+                                         cfg.data.query_fraction, cfg.data.split_seed, folds)
+            curves = []
+            for k, val in enumerate(vals):
+                _, res = _fit(cfg, prep, val, max_epochs, device,
+                              f"tune {method}" + (f" fold {k + 1}/{folds}" if folds > 1 else ""), validate_on=val)
+                curves.append([h.get("val_map") for h in res.history])
+            if folds == 1:
+                row = {"val_map": res.best_score, "best_epoch": res.best_epoch, "history": curves[0]}
+            else:
+                mean = np.mean(np.array(curves, dtype=np.float64), axis=0)
+                best = int(np.argmax(mean))
+                row = {"val_map": float(mean[best]), "best_epoch": best + 1, "history": mean.tolist(),
+                       "folds": [[float(v) for v in c] for c in curves]}
+            results.append({"method": method, "params": params, **row})
+            log(f"{method} {params}: best pseudo-unseen mAP {row['val_map']:.4f} at epoch {row['best_epoch']}"
+                + (f" (mean over {folds} folds)" if folds > 1 else ""))
         best = max((r for r in results if r["method"] == method), key=lambda r: r["val_map"])
         chosen[method] = {**best["params"], "train.epochs": best["best_epoch"]}
         names = prep.dataset.class_names
         doc = {
             "commands": commands,
             "dataset": dataset,
-            "selection": (f"validation protocol of split 0: pseudo-unseen classes {[names[c] for c in val.unseen]} "
+            "selection": (f"validation protocol of split 0: pseudo-unseen classes "
+                          f"{' / '.join(str([names[c] for c in v.unseen]) for v in vals)} "
+                          f"({'mean over ' + str(folds) + ' folds' if folds > 1 else 'one fold'}) "
                           f"held out of the seen classes {[names[c] for c in prep.split.seen]}; {bits} bits; "
                           f"best epoch of at most {max_epochs}. No unseen class or test query was used."),
+            "val_folds": folds,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
             "methods": chosen,
             "grid": results,
@@ -394,6 +449,9 @@ def register(sub, add_config_flags) -> None:
     _common_args(p)
     p.add_argument("--bits", type=int, default=32, help="code length the grid is scored at")
     p.add_argument("--max-epochs", type=int, default=10)
+    p.add_argument("--val-folds", type=int, default=1, metavar="K",
+                   help="average the validation score over K folds, each holding out other seen classes "
+                        "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
     p.add_argument("--out", metavar="FILE", required=True)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_tune)
@@ -426,6 +484,6 @@ def _cmd_tune(args) -> int:
         raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(VARIANTS)}.")
     command = "vsb2net " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = run_tune(args.dataset, methods, args.bits, args.max_per_class, args.max_epochs, args.out, command,
-                   root=args.data_root, progress=not args.no_progress)
+                   root=args.data_root, progress=not args.no_progress, folds=args.val_folds)
     print(f"tuned defaults: {out}")
     return 0

@@ -191,3 +191,28 @@ def validation_split(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: int
     rng = np.random.default_rng(seed + 7919)  # a draw of its own, not a copy of the test split's
     pseudo = sorted(int(c) for c in rng.choice(split.seen, n_val_unseen, replace=False))
     return zero_shot_split(labels, pseudo, query_fraction, seed + 7919, pool=split.train)
+
+
+def validation_splits(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: int, query_fraction: float,
+                      seed: int, folds: int) -> list[ZeroShotSplit]:
+    """``folds`` validation protocols with different pseudo-unseen classes (fold 0 is
+    :func:`validation_split`'s).  Two pseudo-unseen classes score a model on a few hundred
+    queries, too few to rank close settings; averaging over folds that hold out other seen
+    classes steadies the score.  Later folds take classes not held out yet first.
+    """
+    first = validation_split(labels, split, n_val_unseen, query_fraction, seed)
+    out, used = [first], list(first.unseen)
+    rng = np.random.default_rng(seed + 104729)
+    for k in range(1, folds):
+        fresh = [c for c in split.seen if c not in used]
+        if len(fresh) < n_val_unseen:
+            used, fresh = [], list(split.seen)
+        pseudo = sorted(int(c) for c in rng.choice(fresh, n_val_unseen, replace=False))
+        previous = [sorted(v.unseen) for v in out]
+        for _ in range(100):  # a fold that repeats an earlier one adds nothing
+            if pseudo not in previous:
+                break
+            pseudo = sorted(int(c) for c in rng.choice(split.seen, n_val_unseen, replace=False))
+        used += pseudo
+        out.append(zero_shot_split(labels, pseudo, query_fraction, seed + 7919 + k, pool=split.train))
+    return out
