@@ -125,3 +125,20 @@ def test_a_cell_whose_settings_changed_is_recomputed(bench, tmp_path):
     assert "to recompute because their settings changed" in messages[0]
     rows = [json.loads(p.read_text()) for p in (copy / "cells").glob("lsh_*.json")]
     assert rows and all(r["config"]["train"]["epochs"] == 2 for r in rows)
+
+
+def test_parallel_jobs_compute_the_same_cells(tmp_path):
+    spec = BenchmarkSpec(methods=["lsh", "itq", "csq"], bits=[16], splits=2, max_per_class=30,
+                         out=str(tmp_path / "par"), overrides=TINY)
+    messages = []
+    run_benchmark(spec, progress=False, log=messages.append, jobs=2)
+    rows = {p.name: json.loads(p.read_text()) for p in (tmp_path / "par" / "cells").glob("*.json")}
+    assert len(rows) == 6 and "(2 job(s))" in messages[-1]
+    serial = BenchmarkSpec(methods=["lsh"], bits=[16], splits=1, max_per_class=30, out=str(tmp_path / "ser"),
+                           overrides=TINY)
+    run_benchmark(serial, progress=False, log=lambda *_: None)
+    one = json.loads((tmp_path / "ser" / "cells" / "lsh_16bits_split0.json").read_text())
+    # same cell, other thread count: equal up to float summation order
+    assert one["unseen"]["map"] == pytest.approx(rows["lsh_16bits_split0.json"]["unseen"]["map"], abs=0.02)
+    with pytest.raises(VsbError, match="--jobs 0"):
+        run_benchmark(serial, progress=False, log=lambda *_: None, jobs=0)

@@ -225,8 +225,71 @@ def _check_splits_differ(spec: BenchmarkSpec, cfg: RunConfig, prep: Prepared) ->
                        "--set data.unseen_split=random (with data.n_unseen) for seeded random splits.")
 
 
-def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path:
+class _CellRunner:
+    """Computes cells and writes their files; keeps one split's data and the shared classifiers."""
+
+    def __init__(self, spec: BenchmarkSpec, tuned: dict):
+        self.spec, self.tuned, self.out = spec, tuned, Path(spec.out)
+        self.device = resolve_device("auto")
+        self.cache = _ClassifierCache()
+        self.prep: dict[int, Prepared] = {}
+
+    def run(self, split: int, variant: str, bits: int) -> float:
+        cfg = cell_config(self.spec, self.tuned, variant, bits, split)
+        if split not in self.prep:
+            self.prep = {split: prepare(cfg)}  # one split in memory at a time
+            _check_splits_differ(self.spec, cfg, self.prep[split])
+        prep, device = self.prep[split], self.device
+        t0 = time.perf_counter()
+        model = fit_cell(cfg, prep, device, self.cache)
+        result = evaluate_cell(model, prep, cfg, device)
+        names = prep.dataset.class_names
+        seconds = time.perf_counter() - t0
+        result.update({"variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
+                       "unseen_classes": [names[c] for c in prep.split.unseen],
+                       "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
+                       "seconds": seconds, "config": cfg.to_dict(),
+                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+                       f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"})
+        write_json(_cell_path(self.out, variant, bits, split), result)
+        return seconds
+
+
+_WORKER: _CellRunner | None = None
+
+
+def _init_worker(spec: BenchmarkSpec, tuned: dict, threads: int) -> None:
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = _CellRunner(spec, tuned)
+
+
+def _run_group(cells: list[tuple[int, str, int]]) -> list[tuple[tuple[int, str, int], float]]:
+    return [(c, _WORKER.run(*c)) for c in cells]
+
+
+def _groups(todo: list[tuple[int, str, int]]) -> list[list[tuple[int, str, int]]]:
+    """Work units for parallel workers: the cells of one split that share a trained classifier
+    (LSH, ITQ, TSK) stay together, every other cell is a unit of its own."""
+    groups: dict[tuple, list] = {}
+    for split, variant, bits in todo:
+        cls = METHODS.get(VARIANTS[variant][0])
+        shared = isinstance(cls, type) and issubclass(cls, FeatureHashing)
+        key = (split, "classifier") if shared else (split, variant, bits)
+        groups.setdefault(key, []).append((split, variant, bits))
+    return list(groups.values())
+
+
+def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: int = 1) -> Path:
+    """Compute the missing (or outdated) cells, then write the tables and the plot.
+
+    ``jobs`` > 1 runs cells in that many worker processes, the CPU threads split between them
+    (a cell's numbers may then differ from a serial run's in the last digits: float sums in
+    another thread order).
+    """
     spec.check()
+    if jobs < 1:
+        raise VsbError(f"--jobs {jobs}: give at least 1.")
     tuned = load_tuned(spec.tuned)
     out = Path(spec.out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -236,29 +299,30 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print) -> Path
     changed = sum(_cell_path(out, v, b, s).exists() for s, v, b in todo)
     log(f"benchmark {spec.dataset}: {len(cells)} cells, {len(cells) - len(todo)} already done"
         + (f", {changed} to recompute because their settings changed" if changed else "") + f" -> {out}")
-    device = resolve_device("auto")
-    cache = _ClassifierCache()
-    prep_cache: dict[int, Prepared] = {}
-    bar = tqdm(todo, desc="benchmark", disable=None if progress else True, dynamic_ncols=True)
-    for split, variant, bits in bar:
-        bar.set_description(f"{variant} {bits} bits split {split}")
-        cfg = cell_config(spec, tuned, variant, bits, split)
-        if split not in prep_cache:
-            prep_cache = {split: prepare(cfg)}  # one split in memory at a time
-            _check_splits_differ(spec, cfg, prep_cache[split])
-        prep = prep_cache[split]
-        t0 = time.perf_counter()
-        model = fit_cell(cfg, prep, device, cache)
-        result = evaluate_cell(model, prep, cfg, device)
-        names = prep.dataset.class_names
-        result.update({"variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
-                       "unseen_classes": [names[c] for c in prep.split.unseen],
-                       "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
-                       "seconds": time.perf_counter() - t0, "config": cfg.to_dict(),
-                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
-                       f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"})
-        write_json(_cell_path(out, variant, bits, split), result)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="benchmark", disable=None if progress else True, dynamic_ncols=True)
+    if jobs == 1 or len(todo) <= 1:
+        runner = _CellRunner(spec, tuned)
+        for split, variant, bits in todo:
+            bar.set_description(f"{variant} {bits} bits split {split}")
+            runner.run(split, variant, bits)
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        ctx = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(spec, tuned, threads)) as pool:
+            futures = [pool.submit(_run_group, g) for g in _groups(todo)]
+            for fut in as_completed(futures):
+                for (split, variant, bits), _ in fut.result():
+                    bar.set_description(f"{variant} {bits} bits split {split}")
+                    bar.update(1)
     bar.close()
+    if todo:
+        log(f"computed {len(todo)} cell(s) in {time.perf_counter() - t0:.0f} s wall time ({jobs} job(s))")
     write_tables(out, spec)
     return out
 
@@ -439,6 +503,8 @@ def register(sub, add_config_flags) -> None:
     p.add_argument("--tuned", metavar="FILE", help="YAML of per-method defaults written by `vsb2net tune`")
     p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="compute cells in N worker processes, sharing the CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_benchmark)
 
@@ -468,7 +534,7 @@ def _cmd_benchmark(args) -> int:
     spec = BenchmarkSpec(dataset=args.dataset, root=args.data_root, methods=_split_list(args.methods),
                          bits=_split_list(args.bits, int), splits=args.splits, max_per_class=args.max_per_class,
                          tuned=args.tuned, out=args.out or "", overrides=args.set)
-    out = run_benchmark(spec, progress=not args.no_progress)
+    out = run_benchmark(spec, progress=not args.no_progress, jobs=args.jobs)
     print((out / "table.md").read_text())
     print(f"results: {out}")
     return 0
