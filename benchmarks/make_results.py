@@ -11,6 +11,7 @@ the cells already computed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -40,6 +41,8 @@ def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
     sizes = first["sizes"]
     splits = sorted({(r["split"], "+".join(r["unseen_classes"])) for r in rows})
     seconds = sum(r["seconds"] for r in rows)
+    runs_file = out / "runs.json"
+    whole = [r for r in (json.loads(runs_file.read_text()) if runs_file.is_file() else []) if r["cells"] == r["of"]]
     tuned = load_tuned(spec.tuned)
     lines = [f"## {name}", ""]
     lines += [f"- images per class: {'all' if spec.max_per_class is None else spec.max_per_class}; "
@@ -48,6 +51,9 @@ def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
               "- unseen classes per split: " + "; ".join(f"split {s}: {u}" for s, u in splits),
               f"- cells: {len(rows)}; compute time summed over cells: {seconds / 60:.1f} min on "
               f"{', '.join(sorted({r.get('device', '?') for r in rows}))}",
+              (f"- wall time of the last run that computed the whole table ({whole[-1]['finished']}): "
+               f"{whole[-1]['wall_seconds'] / 60:.1f} min with --jobs {whole[-1]['jobs']} on {whole[-1]['cpu_count']} "
+               "CPU cores" if whole else "- the table was computed over several runs; no single run's wall time covers it"),
               f"- tuned defaults: `{os.path.relpath(spec.tuned, ROOT)}` (chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`)", ""]
     if len({r['split'] for r in rows}) < spec.splits or len(rows) < spec.splits * len(spec.methods) * len(spec.bits):
         lines += ["**Incomplete: some cells have not been computed yet.**", ""]
@@ -79,6 +85,7 @@ def main() -> int:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes per benchmark (default 2)")
     args = ap.parse_args()
     t0 = time.time()
     body = []
@@ -87,7 +94,7 @@ def main() -> int:
                              tuned=str(ROOT / "configs" / "tuned" / f"{name}.yaml"),
                              out=str(ROOT / "benchmarks" / "results" / name)).check()
         if name in args.datasets.split(",") and not args.tables_only:
-            run_benchmark(spec, progress=not args.no_progress)
+            run_benchmark(spec, progress=not args.no_progress, jobs=args.jobs)
         body += section(name, spec, Path(spec.out))
     import torch
 

@@ -15,6 +15,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -322,7 +323,14 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: i
                     bar.update(1)
     bar.close()
     if todo:
-        log(f"computed {len(todo)} cell(s) in {time.perf_counter() - t0:.0f} s wall time ({jobs} job(s))")
+        wall = time.perf_counter() - t0
+        log(f"computed {len(todo)} cell(s) in {wall:.0f} s wall time ({jobs} job(s))")
+        # the record of wall times: what a whole table costs is only known from a run that computed it all
+        history = json.loads((out / "runs.json").read_text()) if (out / "runs.json").is_file() else []
+        history.append({"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": len(todo), "of": len(cells),
+                        "wall_seconds": round(wall, 1), "jobs": jobs, "cpu_count": os.cpu_count(),
+                        "machine": platform.machine()})
+        write_json(out / "runs.json", history)
     write_tables(out, spec)
     return out
 
