@@ -257,3 +257,18 @@ def test_benchmark_on_multilabel_features_and_the_one_proposed_split(tmp_path):
     for c in cells:
         r = json.loads(c.read_text())
         assert r["unseen_classes"] == ["person"] and 0 <= r["unseen"]["map"] <= 1
+
+
+def test_strided_cnn_has_cnn28s_layers_at_a_quarter_of_the_positions():
+    import torch
+
+    pooled, strided = build_backbone("cnn28", (1, 28, 28), 8), build_backbone("cnn28s", (1, 28, 28), 8)
+    # the same parameter shapes: only the backbone name saved in a run's config tells the two apart
+    assert {k: v.shape for k, v in pooled.state_dict().items()} == {k: v.shape for k, v in strided.state_dict().items()}
+    convs = [m for m in strided.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2)] * 3
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in strided.modules())
+    x = torch.randn(3, 1, 28, 28)
+    assert strided(x).shape == (3, 8) and build_backbone("cnn28s", (3, 32, 32), 8)(torch.randn(2, 3, 32, 32)).shape == (2, 8)
+    with pytest.raises(VsbError, match="backbone cnn28s trains from random"):
+        build_backbone("cnn28s", (1, 28, 28), 8, weights="/tmp/w.pth")

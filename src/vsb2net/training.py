@@ -55,6 +55,9 @@ def seed_everything(seed: int, threads: int = 0) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic mode also fills every new tensor with NaN to expose reads of uninitialised
+    # memory; no result depends on it, and it cost 11% of a cnn28 training step on CPU
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 @dataclass
@@ -139,7 +142,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         raise VsbError("the training set is empty: check the split (are all classes unseen?).")
     result = _restore(model, resume, device) if resume is not None else TrainResult()
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel for all parameters instead of a dozen per tensor (0.9 instead of 2.7 ms a
+    # step for VSB2-Net on 2 CPU cores); the same update, supported on CPU and CUDA
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if resume is not None:
         try:
             opt.load_state_dict(resume["optimizer"])
