@@ -142,3 +142,15 @@ def test_parallel_jobs_compute_the_same_cells(tmp_path):
     assert one["unseen"]["map"] == pytest.approx(rows["lsh_16bits_split0.json"]["unseen"]["map"], abs=0.02)
     with pytest.raises(VsbError, match="--jobs 0"):
         run_benchmark(serial, progress=False, log=lambda *_: None, jobs=0)
+
+
+def test_tune_settings_from_set_are_saved_with_each_choice(tmp_path):
+    out = tmp_path / "tuned.yaml"
+    run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "set", progress=False, log=lambda *_: None,
+             overrides=["model.backbone=cnn28s"])
+    doc = yaml.safe_load(out.read_text())
+    assert doc["methods"]["lsh"]["model.backbone"] == "cnn28s"
+    with pytest.raises(VsbError, match="section.key=value"):
+        run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["backbone"])
+    with pytest.raises(VsbError, match="unknown key"):
+        run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["model.bakbone=x"])
