@@ -118,8 +118,8 @@ def main() -> int:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
-    # two 1-thread workers train about 15% more steps per second than one 2-thread process on the
-    # 2-core reference machine (benchmarks/backbone_speed.py); the tables' wall times used 2
+    # two 1-thread workers train more steps per second than one 2-thread process on the 2-core
+    # reference machine (docs/PERFORMANCE.md, "Training"); the tables' wall times used 2
     ap.add_argument("--jobs", type=int, default=2, help="worker processes per benchmark (default 2)")
     args = ap.parse_args()
     t0 = time.time()

@@ -69,15 +69,21 @@ def _first_line(exc: BaseException) -> str:
     return first.split(". ")[0].rstrip(".")[:200]
 
 
+def _check_marker(payload: Any, path: Path, what: str, kind: str, fmt: str, version: int, fix: str,
+                  version_fix: str) -> None:
+    """The format marker and version every vsb2net file carries."""
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise VsbError(f"{what} {path} is not {kind} (no '{fmt}' marker); {fix}")
+    if payload.get("version") != version:
+        raise VsbError(f"{what} {path} has format version {payload.get('version')}; this vsb2net reads "
+                       f"version {version}{version_fix}")
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     fix = "train again (vsb2net train) or give the run directory that holds a complete checkpoint.pt."
     payload = _read(path, "checkpoint", fix)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise VsbError(f"checkpoint {path} is not a vsb2net checkpoint (no '{FORMAT}' marker); {fix}")
-    if payload.get("version") != VERSION:
-        raise VsbError(f"checkpoint {path} has format version {payload.get('version')}; this vsb2net reads "
-                       f"version {VERSION}. Retrain with this version.")
+    _check_marker(payload, path, "checkpoint", "a vsb2net checkpoint", FORMAT, VERSION, fix, ". Retrain with this version.")
     missing = [k for k in ("state_dict", "method", "bits", "config", "class_names", "in_shape", "semantic_dim")
                if k not in payload]
     if missing:
@@ -107,11 +113,8 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     fix = "start the run again without --resume."
     payload = _read(path, "training state", fix)
-    if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
-        raise VsbError(f"training state {path} is not a vsb2net resume file (no '{RESUME_FORMAT}' marker); {fix}")
-    if payload.get("version") != RESUME_VERSION:
-        raise VsbError(f"training state {path} has format version {payload.get('version')}; this vsb2net reads "
-                       f"version {RESUME_VERSION}; {fix}")
+    _check_marker(payload, path, "training state", "a vsb2net resume file", RESUME_FORMAT, RESUME_VERSION, fix,
+                  "; " + fix)
     train = payload.get("train")
     if (payload.get("phase") not in PHASES or not isinstance(payload.get("config"), dict)
             or not isinstance(train, dict)

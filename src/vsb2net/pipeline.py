@@ -108,16 +108,16 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
     if hasattr(model, "set_class_reference"):
         model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
     set_input_reference(model, prep.x[split.train])
-    validate = None
-    if validate_on is not None:
-        def validate(m: torch.nn.Module) -> float:
-            m.eval()
-            if hasattr(m, "post_fit"):
-                # a two-stage method codes nothing before its projection is fitted
-                m.post_fit(prep.x[split.train], y, ctx, device)
-            q = pack_codes(encode(m.hash_images, prep.x[validate_on.query_unseen], device))
-            db = pack_codes(encode(m.hash_images, prep.x[validate_on.database], device))
-            return evaluate(q, db, labels[validate_on.query_unseen], labels[validate_on.database], topk=())["map"]
+    def pseudo_unseen_map(m: torch.nn.Module) -> float:
+        m.eval()
+        if hasattr(m, "post_fit"):
+            # a two-stage method codes nothing before its projection is fitted
+            m.post_fit(prep.x[split.train], y, ctx, device)
+        q = pack_codes(encode(m.hash_images, prep.x[validate_on.query_unseen], device))
+        db = pack_codes(encode(m.hash_images, prep.x[validate_on.database], device))
+        return evaluate(q, db, labels[validate_on.query_unseen], labels[validate_on.database], topk=())["map"]
+
+    validate = pseudo_unseen_map if validate_on is not None else None
     if not getattr(model, "trainable", True):
         return model.to(device), TrainResult(best_epoch=None)
     result = train(model, prep.x[split.train], y, ctx, cfg.train, epochs=epochs, device=device,

@@ -62,20 +62,20 @@ class SmallCNN(nn.Module):
                                       nn.AdaptiveAvgPool2d(2), nn.Flatten())
         self.fc = nn.Sequential(nn.Linear(64 * 4, feature_dim), nn.ReLU(inplace=True))
         self.out_dim = feature_dim
-        # channels-last (NHWC) convolution, pooling and BatchNorm kernels: a training step on 2 CPU
-        # cores took 27 instead of 47 ms (28x28 grey, batch 128), 32 instead of 53 ms on 32x32 RGB
-        # (benchmarks/backbone_speed.py); the weights load and save as usual
+        # channels-last (NHWC) convolution, pooling and BatchNorm kernels train markedly faster on
+        # CPU than NCHW ones (docs/PERFORMANCE.md, "Training"); the weights load and save as usual
         self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x.contiguous(memory_format=torch.channels_last)))
 
 
-@BACKBONES.register("cnn28s", help="cnn28 with stride-2 convolutions instead of max pooling: 2.5x faster to train")
+@BACKBONES.register("cnn28s", help="cnn28 with stride-2 convolutions instead of max pooling: about 2x faster to train")
 class StridedSmallCNN(SmallCNN):
     """cnn28's layers with each convolution computed at stride 2 instead of pooled afterwards:
-    every convolution, BatchNorm and ReLU runs on a quarter of the positions
-    (benchmarks/backbone_speed.py)."""
+    every convolution, BatchNorm and ReLU runs on a quarter of the positions (docs/PERFORMANCE.md,
+    "Training"); on Animal-MNIST's validation protocol it cost VSB2-Net and CSQ accuracy
+    (configs/tuned/animal-mnist.cnn28s.yaml)."""
 
     name = "cnn28s"
     strided = True
