@@ -154,3 +154,32 @@ def test_tune_settings_from_set_are_saved_with_each_choice(tmp_path):
         run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["backbone"])
     with pytest.raises(VsbError, match="unknown key"):
         run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["model.bakbone=x"])
+
+
+def _make_results():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "make_results.py"
+    spec = importlib.util.spec_from_file_location("make_results", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_comparison_of_results_split_by_split():
+    mr = _make_results()
+
+    def rows(gaps):
+        out = []
+        for s, g in enumerate(gaps):
+            out += [{"variant": "vsb2net", "bits": 32, "split": s, "unseen": {"map": 0.5 + g}},
+                    {"variant": "lsh", "bits": 32, "split": s, "unseen": {"map": 0.5}}]
+        return out
+
+    ahead = mr._paired_row(rows([0.05, 0.06, 0.04, 0.05, 0.05]), 32, "lsh").split(" | ")
+    assert ahead[2] == "+0.050" and ahead[4] == "5 of 5" and ahead[5].startswith("VSB2-Net ahead")
+    mixed = mr._paired_row(rows([0.10, -0.08, 0.02, -0.05, 0.01]), 32, "lsh")
+    assert "within the split-to-split spread" in mixed and "3 of 5" in mixed
+    behind = mr._paired_row(rows([-0.03, -0.04, -0.03, -0.035, -0.03]), 32, "lsh")
+    assert "VSB2-Net behind" in behind and "0 of 5" in behind
