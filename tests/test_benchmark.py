@@ -154,6 +154,8 @@ def test_tune_settings_from_set_are_saved_with_each_choice(tmp_path):
         run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["backbone"])
     with pytest.raises(VsbError, match="unknown key"):
         run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["model.bakbone=x"])
+    with pytest.raises(VsbError, match="tune sets these itself"):
+        run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["model.bits=64"])
 
 
 def _make_results():

@@ -447,6 +447,11 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
             params = dict(zip(keys, combo))
             values = {"data.dataset": dataset, "model.method": method, "model.bits": bits,
                       "train.epochs": max_epochs, "train.progress": progress, **params}
+            clash = sorted(set(fixed) & (set(values) | {"train.patience", "data.root", "data.max_per_class"}))
+            if clash:
+                raise VsbError(f"--set {', '.join(clash)}: tune sets these itself (they are its options or the "
+                               f"{method} grid); use --bits, --max-epochs, --dataset, --data-root or "
+                               "--max-per-class, or leave the grid to search them.")
             if folds > 1:  # whole curves: an average over folds needs every fold at every epoch
                 values["train.patience"] = max_epochs
             if root:
