@@ -202,8 +202,10 @@ def main() -> int:
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} on CPU. "
         + ("This file was rewritten from the existing cells (--tables-only); "
            if args.tables_only else
-           f"This regeneration took {(time.time() - t0) / 60:.1f} min of wall time; ")
-        + "each dataset's line 'compute time summed over cells' is what its table cost.",
+           f"This run of make_results took {(time.time() - t0) / 60:.1f} min of wall time (cells computed "
+           "before are kept, not recomputed); ")
+        + "each dataset's section gives the wall time of the last run that computed its whole table and the "
+          "compute time summed over its cells.",
         "",
     ]
     write_text(ROOT / "docs" / "RESULTS.md", "\n".join(head + body))
