@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/backbone_speed.py
 
 Prints milliseconds per step (forward, backward, Adam) on random batches of 128, for 28x28 grey
-and 32x32 RGB images; the figures quoted in vsb2net.models.backbones come from it.  Then, for the
+and 32x32 RGB images (docs/PERFORMANCE.md, "Training", quotes its output).  Then, for the
 channels-last cnn28 and cnn28s on 28x28 images, what `benchmark --jobs` trades: one process with
 all threads against one 1-thread process per core running at the same time (steps per second
 over all processes).
