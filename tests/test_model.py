@@ -86,3 +86,67 @@ def test_semantic_smoothing_changes_the_target_not_the_terms():
     assert set(t_hard) == set(t_soft)
     assert t_hard["cls"] != pytest.approx(t_soft["cls"])
     assert t_hard["rec"] == pytest.approx(t_soft["rec"])
+
+
+# ----------------------------------------------------------------------------- each term's formula
+
+class _Fixed(torch.nn.Module):
+    """A stand-in branch that returns fixed outputs, so each term can be computed by hand."""
+
+    def __init__(self, out, out_dim=None):
+        super().__init__()
+        self.out = out
+        self.out_dim = out_dim or out.shape[1]
+
+    def forward(self, _x):
+        return self.out
+
+
+def _hand_model(**kw):
+    """VSB2-Net with 4 bits whose branches return known values: u = tanh(atanh(U)) = U, z = Z."""
+    cfg = ModelConfig(bits=4, feature_dim=2, semantic_hidden=4, alpha=2.0, w_rec=1, w_rel=1, w_dis=1, w_q=1,
+                      center_semantics=False, **kw)
+    m = METHODS.get("vsb2net")(cfg, (1, 28, 28), 2)
+    U = torch.tensor([[0.5, -0.5, 0.5, 0.5], [-0.5, -0.5, 0.5, -0.5]])
+    Z = torch.tensor([[0.5, 0.5, 0.5, 0.5], [-0.5, -0.5, -0.5, 0.5], [0.5, -0.5, 0.5, -0.5]])
+    F_ = torch.tensor([[1.0, 3.0], [3.0, 1.0]])
+    m.backbone = _Fixed(F_)
+    m.hash_head = _Fixed(torch.atanh(U))
+    m.semantic = _Fixed(torch.atanh(Z))
+    m.decoder = _Fixed(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+    lle = torch.tensor([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    c = ClassContext(torch.zeros(3, 2), 2, lle)
+    return m, U, Z, c
+
+
+def test_each_loss_term_matches_its_formula_on_a_hand_computed_case():
+    m, U, Z, c = _hand_model()
+    y = torch.tensor([0, 1])
+    loss, t = m.training_loss(torch.zeros(2, 1, 28, 28), y, c)
+    k = 4
+    # L_cls: logits alpha <u, z_c>/K over the 2 training classes; the inner products by hand:
+    # U0.Z0 = .25-.25+.25+.25 = .5, U0.Z1 = -.25+.25-.25+.25 = 0; U1.Z0 = -.25-.25+.25-.25 = -.5,
+    # U1.Z1 = .25+.25-.25-.25 = 0.  logits = 2 * ip / 4.
+    l0 = torch.tensor([0.25, 0.0])
+    l1 = torch.tensor([-0.25, 0.0])
+    cls = 0.5 * (-(l0[0] - torch.logsumexp(l0, 0)) - (l1[1] - torch.logsumexp(l1, 0)))
+    assert t["cls"] == pytest.approx(float(cls), abs=1e-6)
+    # L_rec: decoder output vs f standardised per dimension over the batch: f = [[1,3],[3,1]] -> [[-1,1],[1,-1]]
+    rec = ((torch.tensor([[0.0, 0.0], [2.0, 0.0]]) - torch.tensor([[-1.0, 1.0], [1.0, -1.0]])) ** 2).mean()
+    assert t["rec"] == pytest.approx(float(rec), abs=1e-4)
+    # L_rel: ||z_c - sum_j w_cj z_j||^2 / K, mean over the 3 span classes
+    rel = sum(float(((Z[i] - c.lle[i] @ Z) ** 2).sum()) for i in range(3)) / 3 / k
+    assert t["rel"] == pytest.approx(rel, abs=1e-6)
+    # L_dis: mean over ordered pairs c != c' of relu(<z_c, z_c'>/K - m)^2 with margin 0
+    sims = [float(Z[i] @ Z[j]) / k for i in range(3) for j in range(3) if i != j]
+    assert t["dis"] == pytest.approx(np.mean([max(s, 0.0) ** 2 for s in sims]), abs=1e-6)
+    # L_q: (||u - sign u||^2 + ||z - sign z||^2) / K, each a mean over its rows: every entry is 0.25 off
+    assert t["q"] == pytest.approx((4 * 0.25 + 4 * 0.25) / k, abs=1e-6)
+    assert float(loss) == pytest.approx(sum(t.values()), abs=1e-5)
+
+
+def test_discrepancy_margin_spares_pairs_below_it():
+    m, _, Z, c = _hand_model(dis_margin=0.2)
+    _, t = m.training_loss(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), c)
+    sims = [float(Z[i] @ Z[j]) / 4 for i in range(3) for j in range(3) if i != j]
+    assert t["dis"] == pytest.approx(np.mean([max(s - 0.2, 0.0) ** 2 for s in sims]), abs=1e-6)

@@ -108,16 +108,6 @@ def test_class_query_map_is_in_metrics_and_report(run, split):
     assert metrics["unseen"]["class_query_map"] == pytest.approx(np.mean(aps), abs=1e-12)
 
 
-def test_class_query_metrics_none_without_semantic_branch():
-    from vsb2net.index.evaluation import class_query_metrics
-
-    class NoSemantics:
-        codes_classes = False
-
-    assert class_query_metrics(NoSemantics(), np.zeros((2, 3)), [0, 1], ["a", "b"],
-                               np.zeros((4, 2), np.uint8), np.zeros(4, int)) is None
-
-
 # ----------------------------------------------------------------------------- build and search
 
 def test_build_from_dataset_indexes_the_database_split(run, dataset_index, capsys):

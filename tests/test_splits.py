@@ -65,3 +65,14 @@ def test_too_small_class_is_a_clear_error():
     y = np.array([0, 0, 1, 2, 2])
     with pytest.raises(VsbError, match="class 1 has 1 image"):
         zero_shot_split(y, [2], 0.5, seed=0)
+
+
+def test_combination_split_numbers_every_pair_once():
+    from vsb2net.data.splits import choose_unseen
+    from vsb2net.errors import VsbError
+
+    names = [f"c{i}" for i in range(10)]
+    pairs = [tuple(choose_unseen(names, [], 2, k, combination=True)) for k in range(45)]
+    assert len(set(pairs)) == 45 and pairs[0] == (0, 1) and pairs[-1] == (8, 9)
+    with pytest.raises(VsbError, match="0 to 44"):
+        choose_unseen(names, [], 2, 45, combination=True)

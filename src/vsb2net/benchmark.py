@@ -26,16 +26,15 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from .codes import pack_codes
+from .evaluation import evaluate_model, summary
 from .config import RunConfig, build_config
 from .errors import VsbError
 from .io import atomic_path, write_json, write_text
-from .metrics import evaluate
 from .models import METHODS
 from .models.feature_hashing import FeatureHashing
-from .pipeline import Prepared, _fit, class_context, new_model, prepare, zero_shot_accuracy
+from .pipeline import Prepared, _fit, class_context, new_model, prepare
 from .data.splits import class_targets, validation_splits
-from .training import encode, resolve_device
+from .training import resolve_device
 
 # variant name -> (registered method, config overrides).  Ablations switch one VSB2-Net term off.
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
@@ -160,13 +159,6 @@ def cell_is_current(out: Path, spec: BenchmarkSpec, tuned: dict, variant: str, b
     return True
 
 
-def _summary(m: dict) -> dict:
-    keep = ("map", "map_optimistic", "map_pessimistic", "precision_radius2", "zero_shot_accuracy", "n_queries")
-    out = {k: m.get(k) for k in keep}
-    out.update({k: v for k, v in m.items() if k.startswith("map@")})
-    return out
-
-
 class _ClassifierCache:
     """LSH, ITQ and TSK share their first stage (the same seeded classifier): train it once per split."""
 
@@ -201,25 +193,17 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Class
 
 
 def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> dict:
-    model.eval()
-    sp, labels = prep.split, prep.dataset.labels
-    cont = {name: encode(model.hash_images, prep.x[idx], device)
-            for name, idx in (("query_unseen", sp.query_unseen), ("query_seen", sp.query_seen), ("database", sp.database))}
-    packed = {k: pack_codes(v) for k, v in cont.items()}
-    model.cpu()
-    unseen = evaluate(packed["query_unseen"], packed["database"], labels[sp.query_unseen], labels[sp.database],
-                      topk=tuple(cfg.eval.topk))
-    seen = evaluate(packed["query_seen"], packed["database"], labels[sp.query_seen], labels[sp.database],
-                    topk=tuple(cfg.eval.topk))
-    unseen["zero_shot_accuracy"] = zero_shot_accuracy(model, cont["query_unseen"], labels[sp.query_unseen],
-                                                      prep.vectors, sp.unseen)
-    seen["zero_shot_accuracy"] = None
-    return {"unseen": _summary(unseen), "seen": _summary(seen)}
+    """The run's evaluation (vsb2net.evaluation), without curves and per-class detail."""
+    metrics, _ = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
+                                prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
+    out = summary(metrics)
+    out["semantics"]["source"] = prep.vectors_source
+    return out
 
 
 def _check_splits_differ(spec: BenchmarkSpec, cfg: RunConfig, prep: Prepared) -> None:
     """A dataset's proposed split is one split: --splits N would compute it N times and call it a std."""
-    fixed = bool(cfg.data.unseen) or (cfg.data.unseen_split != "random" and prep.dataset.proposed_unseen is not None)
+    fixed = bool(cfg.data.unseen) or (cfg.data.unseen_split in ("auto", "proposed") and prep.dataset.proposed_unseen is not None)
     if fixed and spec.splits > 1:
         why = "data.unseen names the unseen classes" if cfg.data.unseen else \
             f"dataset {prep.dataset.name!r} has a proposed split, used by data.unseen_split={cfg.data.unseen_split}"
@@ -349,10 +333,22 @@ def _collect(out: Path, spec: BenchmarkSpec) -> list[dict]:
 
 
 def aggregate(rows: list[dict], part: str = "unseen", key: str = "map") -> dict[tuple[str, int], tuple[float, float, int]]:
+    """(method, bits) -> (mean, sample std (ddof 1; 0 for one split), splits) of ``r[part][key]``.
+
+    Cells without the value (a method without a semantic branch has no class-name mAP; cells
+    computed before a metric existed) are left out, so a method shows '-' rather than a mean over
+    fewer splits than its neighbours.
+    """
     groups: dict[tuple[str, int], list[float]] = {}
+    missing: set[tuple[str, int]] = set()
     for r in rows:
-        groups.setdefault((r["variant"], r["bits"]), []).append(r[part][key])
-    return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in groups.items()}
+        value = r.get(part, {}).get(key)
+        if value is None:
+            missing.add((r["variant"], r["bits"]))
+            continue
+        groups.setdefault((r["variant"], r["bits"]), []).append(value)
+    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
+            for k, v in groups.items() if k not in missing}
 
 
 def markdown_table(agg: dict, methods: list[str], bits: list[int], bold_best: bool = True) -> str:
@@ -382,13 +378,20 @@ def write_tables(out: Path, spec: BenchmarkSpec) -> None:
         return
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["method", "bits", "split", "unseen_classes", "unseen_map", "unseen_map_optimistic",
-                "unseen_map_pessimistic", "unseen_precision_radius2", "seen_map", "epochs", "seconds"])
+    unseen_cols = ("map", "map_optimistic", "map_pessimistic", "precision_radius2", "map_unseen_db",
+                   "class_query_map", "class_query_chance", "zero_shot_accuracy", "zero_shot_chance",
+                   "oracle_class_map", "distinct_codes", "nearest_tie_group")
+    w.writerow(["method", "bits", "split", "unseen_classes", *(f"unseen_{c}" for c in unseen_cols), "seen_map",
+                "semantic_alignment", "epochs", "seconds"])
+
+    def fmt(v) -> str:
+        return "" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v))
+
     for r in rows:
         u, s = r["unseen"], r["seen"]
-        w.writerow([r["variant"], r["bits"], r["split"], "+".join(r["unseen_classes"]), f"{u['map']:.6f}",
-                    f"{u['map_optimistic']:.6f}", f"{u['map_pessimistic']:.6f}", f"{u['precision_radius2']:.6f}",
-                    f"{s['map']:.6f}", r["epochs"], f"{r['seconds']:.2f}"])
+        w.writerow([r["variant"], r["bits"], r["split"], "+".join(r["unseen_classes"]),
+                    *(fmt(u.get(c)) for c in unseen_cols), fmt(s["map"]),
+                    fmt(r.get("semantics", {}).get("alignment")), r["epochs"], f"{r['seconds']:.2f}"])
     write_text(out / "results.csv", buf.getvalue())
     unseen, seen = aggregate(rows, "unseen"), aggregate(rows, "seen")
     n_splits = max(v[2] for v in unseen.values())

@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .distributed import from_env
     from .pipeline import evaluate_run, prepare, train_run
-    from .report import metric_table
+    from .report import print_tables
 
     t0 = time.perf_counter()
     cfg, state = _resume_from_args(args)
@@ -102,8 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not from_env().is_main:
         return 0  # rank 0 evaluates; the other ranks only helped train
     metrics = evaluate_run(out, prep, log=lambda *_: None)
-    print()
-    print(metric_table(metrics))
+    print_tables(metrics)
     print(f"\nunseen-class mAP@all (tie-aware): {metrics['unseen']['map']:.4f}   "
           f"[{cfg.model.method}, {cfg.model.bits} bits, {cfg.data.dataset}]")
     print(f"report: {out / 'report.md'}   ({time.perf_counter() - t0:.0f} s)")
@@ -112,11 +111,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_run
-    from .report import metric_table
+    from .report import print_tables
 
     metrics = evaluate_run(args.run_dir)
-    print()
-    print(metric_table(metrics))
+    print_tables(metrics)
     print(f"report: {Path(args.run_dir) / 'report.md'}")
     return 0
 

@@ -35,7 +35,8 @@ class DataConfig:
     #: unseen classes by name; empty = the dataset's proposed split or a seeded draw (unseen_split)
     unseen: list[str] = field(default_factory=list)
     #: when ``unseen`` is empty: "proposed" (the dataset's own split, e.g. xlsa17's), "random"
-    #: (``n_unseen`` classes drawn with ``split_seed``) or "auto" (proposed when there is one)
+    #: (``n_unseen`` classes drawn with ``split_seed``), "auto" (proposed when there is one) or
+    #: "combination" (``split_seed`` numbers one of all choices of ``n_unseen`` classes: 0..44 for pairs of 10)
     unseen_split: str = "auto"
     n_unseen: int = 2
     split_seed: int = 0
@@ -67,7 +68,7 @@ class ModelConfig:
     bits: int = 32
     #: width of the backbone's visual feature f
     feature_dim: int = 256
-    #: hidden width of the semantic-branch MLP
+    #: hidden width of the semantic-branch MLP; 0 = a linear semantic branch
     semantic_hidden: int = 256
     #: scale of the prototype logits alpha * <u, z_c> / K
     alpha: float = 30.0
@@ -106,6 +107,9 @@ class TrainConfig:
     device: str = "auto"
     #: choose the number of epochs on the validation protocol, then retrain on all seen classes
     select_epochs: bool = True
+    #: what the validation protocol maximises on the pseudo-unseen classes: "image" (image ->
+    #: image mAP@all) or "image+class" (its mean with the class-name mAP, for semantic methods)
+    select_on: str = "image"
     #: stop the validation run after this many epochs without improvement
     patience: int = 3
     #: training-time augmentation for every method alike: "none", "shift" or "shift-flip"
@@ -154,14 +158,19 @@ class RunConfig:
         if m.bits <= 0 or m.bits % 8:
             raise VsbError(f"model.bits = {m.bits}: the code length must be a positive multiple of 8 "
                            "(codes are stored packed in bytes); try 16, 32, 48 or 64.")
+        if m.semantic_hidden < 0:
+            raise VsbError(f"model.semantic_hidden = {m.semantic_hidden}: give a width >= 1, or 0 for a linear "
+                           "semantic branch.")
         if m.class_span not in ("seen", "seen+unseen"):
             raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
         if m.rec_target not in ("batch", "l2"):
             raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch' or 'l2'.")
+        if t.select_on not in ("image", "image+class"):
+            raise VsbError(f"train.select_on = {t.select_on!r}: use image or image+class.")
         if self.train.augment not in ("none", "shift", "shift-flip"):
             raise VsbError(f"train.augment = {self.train.augment!r}: use none, shift or shift-flip.")
-        if d.unseen_split not in ("auto", "proposed", "random"):
-            raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed or random.")
+        if d.unseen_split not in ("auto", "proposed", "random", "combination"):
+            raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed, random or combination.")
         if d.image_size is not None and not 8 <= d.image_size <= 4096:
             raise VsbError(f"data.image_size = {d.image_size}: give a side length in pixels between 8 and 4096, "
                            "or none to keep the stored size.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import platform
 import signal
 import time
 from dataclasses import dataclass
@@ -20,20 +19,20 @@ import torch
 
 from . import __version__, distributed
 from .checkpoint import load_checkpoint, load_training_state, save_checkpoint, save_training_state
-from .codes import pack_codes
 from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, save_config
 from .data import Dataset, load_dataset
 from .data.images import resize_array
 from .data.semantics import class_vectors, resolve_source
+from .data.sentence import class_descriptions
 from .data.splits import (ZeroShotSplit, choose_unseen, class_targets, subsample_per_class, validation_split,
                           zero_shot_split)
 from .distributed import SINGLE, Dist
 from .errors import TrainingInterrupted, VsbError
-from .io import write_json, write_npy
-from .metrics import evaluate
+from .io import atomic_path, write_json, write_npy
+from .evaluation import evaluate_model, run_meta, validation_score
 from .models import METHODS, ClassContext, images_to_tensor, lle_weights
 from .models.backbones import set_input_reference
-from .training import TrainResult, encode, resolve_device, seed_everything, train
+from .training import TrainResult, resolve_device, seed_everything, train
 
 
 @dataclass
@@ -59,10 +58,12 @@ def prepare(cfg: RunConfig) -> Prepared:
     keep = subsample_per_class(ds.labels, d.max_per_class, d.query_seed)
     if len(keep) < len(ds.labels):
         ds = ds.subset(keep)
-    unseen = choose_unseen(ds.class_names, unseen_names(cfg, ds), d.n_unseen, d.split_seed)
+    unseen = choose_unseen(ds.class_names, unseen_names(cfg, ds), d.n_unseen, d.split_seed,
+                           combination=d.unseen_split == "combination")
     split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.query_seed)
-    vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes)
     source = resolve_source(d.class_vectors, ds.attributes) or str(d.class_vectors)
+    vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes,
+                            descriptions=class_descriptions(ds.name) if source == "minilm" else None)
     if ds.kind == "image" and d.image_size is not None and ds.x.shape[1:3] != (d.image_size, d.image_size):
         # loaders that read one fixed size (the MNIST family) leave resizing to here
         ds.x = resize_array(ds.x, d.image_size)
@@ -105,25 +106,24 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
     ctx = class_context(prep.vectors, split.seen, split.unseen, cfg, device)
     y = torch.from_numpy(class_targets(labels, split.train, split.seen))
     model = new_model(cfg, prep)
-    if hasattr(model, "set_class_reference"):
-        model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
+    model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
     set_input_reference(model, prep.x[split.train])
-    def pseudo_unseen_map(m: torch.nn.Module) -> float:
-        m.eval()
-        if hasattr(m, "post_fit"):
-            # a two-stage method codes nothing before its projection is fitted
-            m.post_fit(prep.x[split.train], y, ctx, device)
-        q = pack_codes(encode(m.hash_images, prep.x[validate_on.query_unseen], device))
-        db = pack_codes(encode(m.hash_images, prep.x[validate_on.database], device))
-        return evaluate(q, db, labels[validate_on.query_unseen], labels[validate_on.database], topk=())["map"]
+    def pseudo_unseen_score(m: torch.nn.Module) -> float:
+        # a two-stage method codes nothing before its projection is fitted
+        m.post_fit(prep.x[split.train], y, ctx, device)
+        metrics, _ = evaluate_model(m, prep.x, labels, validate_on, prep.vectors, prep.dataset.class_names,
+                                    device, topk=(), curves=False, rows=("unseen",), alignment=False)
+        row = metrics["unseen"]
+        return validation_score(metrics, cfg.train.select_on), {
+            "val_image_map": row["map"], "val_class_map": row["class_query_map"]}
 
-    validate = pseudo_unseen_map if validate_on is not None else None
-    if not getattr(model, "trainable", True):
+    validate = pseudo_unseen_score if validate_on is not None else None
+    if not model.trainable:
         return model.to(device), TrainResult(best_epoch=None)
     result = train(model, prep.x[split.train], y, ctx, cfg.train, epochs=epochs, device=device,
                    validate=validate, patience=cfg.train.patience if validate else None, desc=desc,
                    on_epoch_end=on_epoch_end, resume=resume, dist=dist)
-    if hasattr(model, "post_fit") and dist.is_main:
+    if dist.is_main:
         # two-stage methods (features, then a projection fitted on them) finish here; only rank 0's
         # model is saved, so the other ranks skip it
         model.post_fit(prep.x[split.train], y, ctx, device)
@@ -384,25 +384,6 @@ def _check_same_run(path: Path, cfg: RunConfig, ckpt: dict) -> None:
                        f"({shown}); put the run's own checkpoint back or retrain it.")
 
 
-def zero_shot_accuracy(model: torch.nn.Module, q_codes: np.ndarray, q_labels: np.ndarray, vectors: np.ndarray,
-                       candidates: list[int]) -> float:
-    """Zero-shot classification: the nearest semantic hash vector among the candidate classes.
-
-    None for methods without a semantic branch (they cannot code a class).
-    """
-    if not getattr(model, "codes_classes", True):
-        return None
-    with torch.no_grad():
-        s = np.where(model.hash_classes(torch.from_numpy(vectors[candidates]).float()).numpy() >= 0, 1, -1)
-    b = np.where(q_codes >= 0, 1, -1)
-    pred = np.asarray(candidates)[np.argmax(b @ s.T, axis=1)]  # max inner product = min Hamming distance
-    if not len(q_labels):
-        return 0.0
-    if q_labels.ndim == 2:  # multi-label: the predicted class is one of the item's labels
-        return float(np.mean(q_labels[np.arange(len(pred)), pred] == 1))
-    return float(np.mean(pred == q_labels))
-
-
 def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> dict:
     """Encode queries and database with a trained run, compute the metrics and write the report."""
     from .report import write_report
@@ -418,42 +399,19 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> d
                        f"{prep.vectors.shape[1]}, but {path} was trained on dimension {ckpt['semantic_dim']}: the "
                        f"file changed since training. Restore it (the run's copy is {path / 'class_vectors.npy'}).")
     device = resolve_device(cfg.train.device)
-    model.to(device)
-    t0 = time.perf_counter()
     sp, labels = prep.split, prep.dataset.labels
-    cont = {name: encode(model.hash_images, prep.x[idx], device)
-            for name, idx in (("query_unseen", sp.query_unseen), ("query_seen", sp.query_seen),
-                              ("database", sp.database))}
-    model.cpu()
-    packed = {name: pack_codes(c) for name, c in cont.items()}
-    encode_s = time.perf_counter() - t0
-    topk = tuple(cfg.eval.topk)
-    metrics = {
-        "unseen": evaluate(packed["query_unseen"], packed["database"], labels[sp.query_unseen],
-                           labels[sp.database], topk=topk),
-        "seen": evaluate(packed["query_seen"], packed["database"], labels[sp.query_seen],
-                         labels[sp.database], topk=topk),
-    }
-    metrics["unseen"]["zero_shot_accuracy"] = zero_shot_accuracy(
-        model, cont["query_unseen"], labels[sp.query_unseen], prep.vectors, sp.unseen)
-    metrics["seen"]["zero_shot_accuracy"] = zero_shot_accuracy(
-        model, cont["query_seen"], labels[sp.query_seen], prep.vectors, sp.seen + sp.unseen)
-    from .index.evaluation import add_class_query_metrics
-    add_class_query_metrics(metrics, model, prep, packed["database"])
-    metrics["meta"] = {
-        "method": cfg.model.method, "bits": cfg.model.bits, "dataset": prep.dataset.name,
-        "split": sp.describe(prep.dataset.class_names), "encode_seconds": encode_s,
-        "evaluate_seconds": time.perf_counter() - t0, "vsb2net_version": __version__,
-        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-    }
-    tmp_codes = {f"{name}_codes": c for name, c in packed.items()}
-    tmp_codes.update({f"{name}_index": idx for name, idx in
-                      (("query_unseen", sp.query_unseen), ("query_seen", sp.query_seen), ("database", sp.database))})
-    tmp_codes["labels"] = labels
-    from .io import atomic_path
+    metrics, enc = evaluate_model(model, prep.x, labels, sp, prep.vectors, prep.dataset.class_names, device,
+                                  topk=tuple(cfg.eval.topk))
+    metrics["semantics"]["source"] = prep.vectors_source
+    metrics["meta"] = {"method": cfg.model.method, "bits": cfg.model.bits, "dataset": prep.dataset.name,
+                       "split": sp.describe(prep.dataset.class_names), **metrics.pop("timing"), **run_meta()}
+    packed = enc.packed
+    codes = {f"{name}_codes": c for name, c in packed.items()}
+    codes.update({f"{name}_index": getattr(sp, name) for name in packed})
+    codes["labels"] = labels
     with atomic_path(path / "codes.npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **tmp_codes)
+            np.savez(fh, **codes)
     write_json(path / "metrics.json", metrics)
     report = write_report(path, cfg, metrics, prep, packed)
     log(f"report: {report}")

@@ -9,8 +9,10 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, base: type | None = None):
         self.kind = kind
+        #: every registered class must derive from it (its interface is declared, not probed)
+        self.base = base
         self._items: dict[str, T] = {}
         self._help: dict[str, str] = {}
 
@@ -18,6 +20,8 @@ class Registry(Generic[T]):
         def deco(obj: T) -> T:
             if name in self._items:
                 raise RuntimeError(f"{self.kind} {name!r} registered twice")
+            if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
+                raise TypeError(f"{self.kind} {name!r} must be a subclass of {self.base.__name__}")
             self._items[name] = obj
             self._help[name] = help or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
             return obj

@@ -18,11 +18,31 @@ COLUMNS = [("map", "mAP@all"), ("map_optimistic", "(optimistic)"), ("map_pessimi
 
 def _columns(metrics: dict) -> list[tuple[str, str]]:
     cols = list(COLUMNS)
-    if "class_query_map" in metrics["unseen"]:  # metrics.json of older runs lacks it
-        cols.append(("class_query_map", "class-name mAP"))
     cols += [(k, k.replace("map@", "mAP@")) for k in metrics["unseen"] if k.startswith("map@")]
-    cols += [("precision_radius2", "P@r<=2"), ("zero_shot_accuracy", "ZS acc")]
+    cols += [("precision_radius2", "P@r<=2")]
     return cols
+
+
+def _fmt(value, chance=None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if chance is None else f"{value:.4f} ({chance:.4f})"
+
+
+def transfer_table(metrics: dict) -> str:
+    """What carries over to the row's classes: class-name queries, zero-shot accuracy (each with its
+    chance level), retrieval among the row's classes only, the mean-code oracle and code collapse."""
+    lines = ["| queries | class-name mAP (chance) | ZS acc (chance) | mAP, database of these classes only "
+             "| oracle mean-code mAP | distinct codes / images | nearest tie group |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for part, label in (("unseen", "unseen classes"), ("seen", "seen classes")):
+        m = metrics[part]
+        own = m.get("map_unseen_db", m.get("map_seen_db"))
+        lines.append(f"| {label} | {_fmt(m.get('class_query_map'), m.get('class_query_chance'))} "
+                     f"| {_fmt(m.get('zero_shot_accuracy'), m.get('zero_shot_chance'))} | {_fmt(own)} "
+                     f"| {_fmt(m.get('oracle_class_map'))} | {m.get('distinct_codes')} / {m.get('n_database_of_classes')} "
+                     f"| {m.get('nearest_tie_group', 0):.1f} |")
+    return "\n".join(lines)
 
 
 def metric_table(metrics: dict) -> str:
@@ -35,6 +55,14 @@ def metric_table(metrics: dict) -> str:
         lines.append(f"| {label} | {m['n_queries']} | "
                      + " | ".join("n/a" if m.get(k) is None else f"{m[k]:.4f}" for k, _ in cols) + " |")
     return "\n".join(lines)
+
+
+def print_tables(metrics: dict) -> None:
+    """The metric and transfer tables, as ``run`` and ``evaluate`` print them."""
+    print()
+    print(metric_table(metrics))
+    print()
+    print(transfer_table(metrics))
 
 
 def _save_fig(fig, path: Path) -> None:
@@ -125,14 +153,25 @@ def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
         "",
         metric_table(metrics),
         "",
-        f"Tie rule: {metrics['unseen']['tie_rule']}",
+        f"Tie rule: {metrics['unseen']['tie_rule']} Chance (every item tied): "
+        f"{metrics['unseen']['map_chance']:.4f} unseen, {metrics['seen']['map_chance']:.4f} seen.",
         "",
-        "ZS acc: zero-shot classification accuracy, nearest semantic hash vector among the unseen classes "
-        "(unseen row) or among all classes (seen row).",
+        "## Zero-shot transfer",
         "",
-        "class-name mAP: each class of the row queries the database with its semantic code "
-        "sign(hash_classes(class vector)), one query per class; relevant = its images; same tie-aware mAP@all "
-        "(n/a for methods without a semantic branch).",
+        transfer_table(metrics),
+        "",
+        "- class-name mAP: each class of the row queries the whole database with its semantic code "
+        "sign(hash_classes(class vector)), one query per class; relevant = its images; tie-aware mAP@all "
+        "(n/a for methods without a semantic branch). Chance: the mAP of a ranking that knows nothing.",
+        "- ZS acc: zero-shot classification, nearest semantic code among the unseen classes (unseen row) or "
+        "among all classes (seen row); chance 1 / candidates.",
+        "- oracle mean-code mAP: each class's mean image code (sign of the mean of its database images' codes) "
+        "as the query: the best any class-level query could do with these image codes.",
+        "- distinct codes among the row classes' database images, and the mean number of database items tied "
+        "at a query's nearest Hamming distance (large = collapsed codes, ranking inside the tie is random).",
+        f"- semantic-visual alignment of the class vectors ({metrics.get('semantics', {}).get('source', '?')}): "
+        f"{_fmt(metrics.get('semantics', {}).get('alignment'))} (Spearman, over pairs of training classes, between "
+        "class-vector cosine and the cosine of the classes' mean standardised inputs).",
         "",
         "## Protocol",
         "",

@@ -205,8 +205,12 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
             means = mean_over_ranks(dist, {k: v / max(ran, 1) for k, v in sums.items()}, device)
             record = {"epoch": epoch, **means}
             if validate is not None:
-                score = broadcast_float(dist, validate(model) if dist.is_main else None, device)
+                # validate may return (score, {name: value}) to record details beside the score
+                out = validate(model) if dist.is_main else None
+                out, details = out if isinstance(out, tuple) else (out, {})
+                score = broadcast_float(dist, out, device)
                 record["val_map"] = score
+                record.update(details)
                 if result.best_score is None or score > result.best_score:
                     result.best_score, result.best_epoch, result.stale = score, epoch, 0
                 else:

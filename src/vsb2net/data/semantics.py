@@ -289,22 +289,28 @@ def resolve_source(source: str | os.PathLike, attributes: np.ndarray | None) -> 
     key = source.strip().lower() if isinstance(source, str) else None
     if key == "auto":
         return "glove" if attributes is None else "attributes"
-    return key if key in ("glove", "attributes") else None
+    return key if key in ("glove", "attributes", "minilm") else None
 
 
 def class_vectors(
     source: str | os.PathLike, class_names: list[str], *, normalize: bool = True,
-    attributes: np.ndarray | None = None,
+    attributes: np.ndarray | None = None, descriptions: dict[str, str] | None = None,
 ) -> np.ndarray:
     """Class vectors from ``source``:
 
-    ``"glove"`` (GloVe vectors of the names; always unit-norm), ``"attributes"`` (the dataset's
-    own class attributes, passed as ``attributes``), ``"auto"`` (attributes when the dataset has
-    them, else GloVe) or the path of a .npy/.csv file.
+    ``"glove"`` (GloVe vectors of the names; always unit-norm), ``"minilm"`` (all-MiniLM-L6-v2
+    sentence embeddings of ``"<name>: <description>"`` when ``descriptions`` (class -> text) are
+    given, else of the names; always unit-norm; see :mod:`vsb2net.data.sentence`),
+    ``"attributes"`` (the dataset's own class attributes, passed as ``attributes``), ``"auto"``
+    (attributes when the dataset has them, else GloVe) or the path of a .npy/.csv file.
     """
     key = resolve_source(source, attributes)
     if key == "glove":
         return glove_vectors(list(class_names))
+    if key == "minilm":
+        from vsb2net.data.sentence import minilm_class_vectors
+
+        return minilm_class_vectors(list(class_names), descriptions)
     if key == "attributes":
         if attributes is None:
             raise VsbError("class vectors 'attributes': this dataset ships no class attributes; use 'glove' "

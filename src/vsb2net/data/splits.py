@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import itertools
+import math
+
 import numpy as np
 
 from ..errors import VsbError
@@ -39,8 +42,13 @@ class ZeroShotSplit:
 
 
 def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int,
-                  seed: int) -> list[int]:
-    """Unseen classes by name (case-insensitive) or, when none are named, ``n_unseen`` by seed."""
+                  seed: int, combination: bool = False) -> list[int]:
+    """Unseen classes by name (case-insensitive) or, when none are named, ``n_unseen`` by seed.
+
+    With ``combination`` the seed is an index instead: the ``seed``-th of every choice of
+    ``n_unseen`` classes in lexicographic order of class ids (seeds 0..44 are all 45 pairs of 10
+    classes), so a benchmark can cover every split without split-sampling noise.
+    """
     lookup = {name.lower(): i for i, name in enumerate(class_names)}
     if unseen_names:
         missing = [n for n in unseen_names if n.lower() not in lookup]
@@ -52,8 +60,17 @@ def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int
         if not 1 <= n_unseen < len(class_names):
             raise VsbError(f"n_unseen = {n_unseen}: choose between 1 and {len(class_names) - 1} "
                            f"unseen classes (the dataset has {len(class_names)}).")
-        rng = np.random.default_rng(seed)
-        chosen = sorted(int(c) for c in rng.choice(len(class_names), n_unseen, replace=False))
+        if combination:
+            combos = math.comb(len(class_names), n_unseen)
+            if seed >= combos:
+                raise VsbError(f"data.split_seed = {seed}: with data.unseen_split=combination it numbers one of the "
+                               f"{combos} choices of {n_unseen} unseen classes among {len(class_names)}; give 0 to "
+                               f"{combos - 1}.")
+            chosen = list(next(itertools.islice(itertools.combinations(range(len(class_names)), n_unseen),
+                                                seed, None)))
+        else:
+            rng = np.random.default_rng(seed)
+            chosen = sorted(int(c) for c in rng.choice(len(class_names), n_unseen, replace=False))
     if len(chosen) >= len(class_names):
         raise VsbError("every class is unseen: keep at least one seen class to train on.")
     return chosen

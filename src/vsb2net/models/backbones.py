@@ -7,6 +7,7 @@ from torch import nn
 
 from ..errors import VsbError
 from ..registry import Registry
+from .base import HashingMethod
 
 BACKBONES: Registry = Registry("backbone")
 
@@ -134,7 +135,7 @@ def set_input_reference(model: nn.Module, x: torch.Tensor) -> None:
             m.set_input_reference(x)
 
 
-class BackboneHashHead(nn.Module):
+class BackboneHashHead(HashingMethod):
     """The visual branch deep hashing methods share: backbone, linear layer, tanh."""
 
     def __init__(self, cfg, in_shape: tuple[int, ...]):

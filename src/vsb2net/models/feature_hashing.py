@@ -13,6 +13,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import VsbError
 from .backbones import build_backbone
+from .base import HashingMethod
 from .losses import classification_loss
 
 
@@ -37,7 +38,7 @@ def pca_directions(x: np.ndarray, k: int) -> np.ndarray:
     return vt[:k].T
 
 
-class FeatureHashing(nn.Module):
+class FeatureHashing(HashingMethod):
     """Backbone + linear classifier; codes = sign((f - mean) @ projection) after ``post_fit``."""
 
     codes_classes = False

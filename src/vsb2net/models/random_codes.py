@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 from . import METHODS
+from .base import HashingMethod
 
 
 @METHODS.register("random", help="content-independent pseudo-random codes (the floor)")
-class RandomCodes(nn.Module):
+class RandomCodes(HashingMethod):
     codes_classes = False
     trainable = False
 

@@ -70,19 +70,25 @@ class ClassContext:
 
 @METHODS.register("vsb2net", help="VSB2-Net: visual and semantic branches into one Hamming space")
 class VSB2Net(BackboneHashHead):
+    codes_classes = True
+
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
         super().__init__(cfg, in_shape)
         k = cfg.bits
         fdim = self.backbone.out_dim
-        self.semantic = nn.Sequential(nn.Linear(semantic_dim, cfg.semantic_hidden), nn.ReLU(inplace=True),
-                                      nn.Linear(cfg.semantic_hidden, k))
+        # semantic_hidden = 0: a linear map, the bilinear compatibility of classic zero-shot learning;
+        # an MLP fitted to a handful of seen classes has little reason to place an unseen one well
+        self.semantic = (nn.Linear(semantic_dim, k) if cfg.semantic_hidden == 0 else
+                         nn.Sequential(nn.Linear(semantic_dim, cfg.semantic_hidden), nn.ReLU(inplace=True),
+                                       nn.Linear(cfg.semantic_hidden, k)))
         # The decoder exists only when its loss is on, so an ablation trains exactly the smaller model.
         # Mean of the training classes' vectors, subtracted before the semantic MLP: word vectors
         # of related class names share a large common component, which at initialisation maps
         # every class to nearly the same code and stalls the prototype classifier.
         self.register_buffer("semantic_center", torch.zeros(semantic_dim))
-        self.decoder = (nn.Sequential(nn.Linear(k, cfg.semantic_hidden), nn.ReLU(inplace=True),
-                                      nn.Linear(cfg.semantic_hidden, fdim)) if cfg.w_rec > 0 else None)
+        hidden = cfg.semantic_hidden or 256  # the decoder keeps its width when the semantic branch is linear
+        self.decoder = (nn.Sequential(nn.Linear(k, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, fdim))
+                        if cfg.w_rec > 0 else None)
 
     # -- the semantic branch (the visual one, hash_images, is BackboneHashHead's) ----------------
     def hash_classes(self, vectors: torch.Tensor) -> torch.Tensor:

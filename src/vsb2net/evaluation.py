@@ -1,0 +1,255 @@
+"""The one evaluation of a trained model: every consumer (``run``, ``evaluate``, the validation
+protocol of ``train``/``tune``, every benchmark cell) calls :func:`evaluate_model` and gets the same
+metrics dictionary.
+
+For each query row (``unseen``: the zero-shot number; ``seen``) it holds
+
+* image -> image retrieval over the whole database (unseen@all), tie-aware, from
+  :func:`vsb2net.metrics.evaluate`, and ``map_unseen_db``: the same queries against the database
+  items of the row's classes only (unseen@unseen, the other protocol the literature reports);
+* ``map_chance``: the mAP of a ranking that knows nothing (every item tied);
+* class-name retrieval: each class's semantic code ``sign(hash_classes(a_c))`` queries the
+  database (``class_query_map``; chance ``class_query_chance``), and zero-shot classification by
+  the nearest semantic code (``zero_shot_accuracy``; chance ``zero_shot_chance``).  None for
+  methods without a semantic branch;
+* ``oracle_class_map``: each class's *mean image code* (sign of the mean of its database images'
+  codes) as the query: the best any class-level query can do with these image codes;
+* code collapse: ``distinct_codes`` among the row classes' database images and
+  ``nearest_tie_group``, the mean number of database items tied at a query's nearest distance.
+
+``semantics`` holds ``alignment``: Spearman's rank correlation, over pairs of training classes,
+between the cosine similarity of their class vectors and of their mean inputs (pixels, or the
+given features) standardised over the training items: how much the class vectors could tell about
+how classes look, measured on training classes only.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import __version__
+from .codes import pack_codes, unpack_codes
+from .data.splits import ZeroShotSplit, has_any
+from .metrics import average_precision_tie_aware, distance_histograms, evaluate
+from .models.base import HashingMethod
+from .training import encode
+
+#: row -> which queries; the database is the same for both rows
+ROWS = ("unseen", "seen")
+
+
+@dataclass
+class EncodedSplit:
+    """Continuous codes of one split's queries and database, plus their packed binary codes."""
+
+    continuous: dict[str, np.ndarray]
+    packed: dict[str, np.ndarray]
+    seconds: float
+
+
+def encode_split(model: HashingMethod, x: torch.Tensor, split: ZeroShotSplit, device: torch.device,
+                 parts: tuple[str, ...] = ("query_unseen", "query_seen", "database")) -> EncodedSplit:
+    t0 = time.perf_counter()
+    model.eval()
+    cont = {name: encode(model.hash_images, x[getattr(split, name)], device) for name in parts}
+    return EncodedSplit(cont, {k: pack_codes(v) for k, v in cont.items()}, time.perf_counter() - t0)
+
+
+def class_codes(model: HashingMethod, vectors: np.ndarray, classes: list[int]) -> np.ndarray | None:
+    """Packed semantic codes of ``classes`` (None for a method without a semantic branch)."""
+    if not model.codes_classes or not len(classes):
+        return None
+    with torch.inference_mode():
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        z = model.hash_classes(torch.from_numpy(np.asarray(vectors[classes], np.float32)).to(device))
+    return pack_codes(z.cpu())
+
+
+def _class_labels(classes: list[int], db_labels: np.ndarray) -> np.ndarray:
+    """Labels for one query per class, in the database's label format."""
+    labels = np.asarray(classes, dtype=np.int64)
+    if db_labels.ndim == 2:  # multi-label database: the query's label row holds its one class
+        labels = np.eye(db_labels.shape[1], dtype=np.uint8)[labels]
+    return labels
+
+
+def chance_ap(n_relevant: np.ndarray, n_database: int) -> np.ndarray:
+    """Expected AP of a ranking that knows nothing: every item tied at one distance."""
+    r = np.asarray(n_relevant, dtype=np.int64).reshape(-1, 1)
+    return np.atleast_1d(average_precision_tie_aware(np.full_like(r, n_database), r))
+
+
+def _relevant_counts(q_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
+    if db_labels.ndim == 2:
+        return ((q_labels.astype(np.int64) @ db_labels.T.astype(np.int64)) > 0).sum(axis=1)
+    classes, counts = np.unique(db_labels, return_counts=True)
+    lookup = dict(zip(classes.tolist(), counts.tolist()))
+    return np.array([lookup.get(int(c), 0) for c in q_labels], dtype=np.int64)
+
+
+def _code_queries(codes: np.ndarray | None, classes: list[int], names: list[str],
+                  db_codes: np.ndarray, db_labels: np.ndarray) -> dict | None:
+    """Tie-aware mAP of one query code per class (its relevant items: the class's images)."""
+    if codes is None or not len(classes):
+        return None
+    labels = _class_labels(classes, db_labels)
+    m = evaluate(codes, db_codes, labels, db_labels, topk=(), precision_ks=())
+    n, r = distance_histograms(codes, db_codes, labels, db_labels)
+    ap = np.atleast_1d(average_precision_tie_aware(n, r))
+    return {"map": m["map"], "map_optimistic": m["map_optimistic"], "map_pessimistic": m["map_pessimistic"],
+            "n_queries": m["n_queries"], "per_class": {names[c]: float(a) for c, a in zip(classes, ap)}}
+
+
+def _mean_codes(cont_db: np.ndarray, db_labels: np.ndarray, classes: list[int]) -> np.ndarray:
+    """sign of the mean binary code of each class's database images, packed."""
+    b = np.where(cont_db >= 0, 1.0, -1.0)
+    rows = [b[has_any(db_labels, np.arange(len(db_labels)), [c])].mean(0) for c in classes]
+    return pack_codes(np.where(np.stack(rows) >= 0, 1.0, -1.0))
+
+
+def zero_shot_accuracy(q_codes: np.ndarray, q_labels: np.ndarray, class_packed: np.ndarray | None,
+                       candidates: list[int], bits: int) -> float | None:
+    """Zero-shot classification: the nearest semantic code among the candidate classes.
+
+    ``q_codes`` are packed query codes; ties go to the earlier candidate.
+    """
+    if class_packed is None:
+        return None
+    if not len(q_labels):
+        return 0.0
+    b = unpack_codes(q_codes, bits).astype(np.float32)
+    s = unpack_codes(class_packed, bits).astype(np.float32)
+    pred = np.asarray(candidates)[np.argmax(b @ s.T, axis=1)]  # max inner product = min Hamming distance
+    if q_labels.ndim == 2:  # multi-label: the predicted class is one of the item's labels
+        return float(np.mean(q_labels[np.arange(len(pred)), pred] == 1))
+    return float(np.mean(pred == q_labels))
+
+
+def _nearest_tie_group(n_hist: np.ndarray) -> float:
+    first = np.argmax(n_hist > 0, axis=1)
+    return float(n_hist[np.arange(len(n_hist)), first].mean()) if len(n_hist) else 0.0
+
+
+def _row(model: HashingMethod, enc: EncodedSplit, query: str, classes: list[int], candidates: list[int],
+         labels: np.ndarray, split: ZeroShotSplit, vectors: np.ndarray, names: list[str],
+         topk: tuple[int, ...], curves: bool, class_packed: np.ndarray | None) -> dict:
+    q_idx = getattr(split, f"query_{query}")
+    db_idx = split.database
+    q, db = enc.packed[f"query_{query}"], enc.packed["database"]
+    ql, dl = labels[q_idx], labels[db_idx]
+    bits = int(q.shape[1] * 8)
+    row = evaluate(q, db, ql, dl, topk=topk, precision_ks=None if curves else ())
+    if not curves:
+        row.pop("pr_curve", None)
+        row.pop("precision_at_k", None)
+    row["map_chance"] = float(chance_ap(_relevant_counts(ql, dl), len(dl)).mean()) if len(ql) else 0.0
+    in_row = has_any(labels, db_idx, classes)
+    sub_db, sub_dl = db[in_row], dl[in_row]
+    row["map_unseen_db" if query == "unseen" else "map_seen_db"] = (
+        evaluate(q, sub_db, ql, sub_dl, topk=(), precision_ks=())["map"] if len(ql) and len(sub_dl) else 0.0)
+    n_hist, _ = distance_histograms(q, db, ql, dl) if len(ql) else (np.zeros((0, bits + 1), np.int64), None)
+    row["nearest_tie_group"] = _nearest_tie_group(n_hist)
+    row["distinct_codes"] = int(len(np.unique(sub_db, axis=0))) if len(sub_db) else 0
+    row["n_database_of_classes"] = int(len(sub_db))
+    own = None if class_packed is None else class_packed[[candidates.index(c) for c in classes]]
+    cq = _code_queries(own, classes, names, db, dl)
+    row["class_query_map"] = None if cq is None else cq["map"]
+    row["class_query"] = cq
+    row["class_query_chance"] = float(chance_ap(_relevant_counts(_class_labels(classes, dl), dl),
+                                                len(dl)).mean()) if len(classes) else 0.0
+    oracle = (_code_queries(_mean_codes(enc.continuous["database"][in_row], sub_dl, classes), classes, names, db, dl)
+              if len(sub_dl) else None)
+    row["oracle_class_map"] = None if oracle is None else oracle["map"]
+    row["zero_shot_accuracy"] = zero_shot_accuracy(q, ql, class_packed, candidates, bits)
+    row["zero_shot_chance"] = 1.0 / len(candidates) if candidates else None
+    return row
+
+
+def semantic_alignment(x: torch.Tensor, labels: np.ndarray, train_idx: np.ndarray, classes: list[int],
+                       vectors: np.ndarray) -> float | None:
+    """Spearman correlation over training-class pairs: class-vector cosine vs mean-input cosine."""
+    from scipy.stats import spearmanr
+
+    if len(classes) < 3 or labels.ndim != 1:
+        return None
+    feats = x[train_idx].flatten(1).double().numpy()
+    feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    y = labels[train_idx]
+    cent = np.stack([feats[y == c].mean(0) for c in classes])
+    vec = np.asarray(vectors[classes], np.float64)
+
+    def cos(m: np.ndarray) -> np.ndarray:
+        m = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+        return m @ m.T
+
+    iu = np.triu_indices(len(classes), 1)
+    rho = spearmanr(cos(vec)[iu], cos(cent)[iu]).statistic
+    return None if not np.isfinite(rho) else float(rho)
+
+
+def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, split: ZeroShotSplit,
+                   vectors: np.ndarray, class_names: list[str], device: torch.device, *,
+                   topk: tuple[int, ...] = (100, 1000), curves: bool = True, rows: tuple[str, ...] = ROWS,
+                   alignment: bool = True) -> tuple[dict, EncodedSplit]:
+    """Encode ``split`` with ``model`` and compute every metric (module docstring).
+
+    Returns the metrics and the codes.  ``rows`` limits the query rows (the validation protocol
+    asks for ``("unseen",)``); ``curves`` False drops the precision@K and PR curves.
+    """
+    t0 = time.perf_counter()
+    model.to(device)
+    parts = tuple(f"query_{r}" for r in rows) + ("database",)
+    enc = encode_split(model, x, split, device, parts)
+    names = list(class_names)
+    metrics: dict = {}
+    for r in rows:
+        classes = list(split.unseen if r == "unseen" else split.seen)
+        # seen-class queries choose among every class (generalised zero-shot), unseen among unseen
+        candidates = list(split.unseen) if r == "unseen" else list(split.seen) + list(split.unseen)
+        packed = class_codes(model, vectors, candidates)
+        metrics[r] = _row(model, enc, r, classes, candidates, labels, split, vectors, names, topk, curves, packed)
+    metrics["semantics"] = {"alignment": semantic_alignment(x, labels, split.train, list(split.seen), vectors)
+                            if alignment else None}
+    metrics["timing"] = {"encode_seconds": enc.seconds, "evaluate_seconds": time.perf_counter() - t0}
+    return metrics, enc
+
+
+def run_meta() -> dict:
+    """What produced a metrics dictionary: package and platform versions."""
+    return {"vsb2net_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine()}
+
+
+#: the per-row scalars a benchmark cell keeps (curves and per-class detail stay in run directories)
+SUMMARY_KEYS = ("map", "map_optimistic", "map_pessimistic", "map_chance", "map_unseen_db", "map_seen_db",
+                "precision_radius2", "zero_shot_accuracy", "zero_shot_chance", "class_query_map",
+                "class_query_chance", "oracle_class_map", "distinct_codes", "n_database_of_classes",
+                "nearest_tie_group", "n_queries")
+
+
+def summary(metrics: dict) -> dict:
+    out = {}
+    for r in ROWS:
+        if r in metrics:
+            m = metrics[r]
+            out[r] = {k: m[k] for k in SUMMARY_KEYS if k in m}
+            out[r].update({k: v for k, v in m.items() if k.startswith("map@")})
+    out["semantics"] = metrics.get("semantics", {})
+    return out
+
+
+def validation_score(metrics: dict, select_on: str) -> float:
+    """The number the validation protocol maximises, from the pseudo-unseen row.
+
+    ``image``: image -> image mAP@all.  ``image+class``: the mean of that and the class-name mAP
+    (image mAP alone for a method without a semantic branch), so selection also rewards codes
+    whose class names find their images.
+    """
+    row = metrics["unseen"]
+    if select_on == "image+class" and row.get("class_query_map") is not None:
+        return 0.5 * (row["map"] + row["class_query_map"])
+    return row["map"]
