@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-
-from vsb2net.benchmark import (BenchmarkSpec, _collect, aggregate, load_tuned, markdown_table,  # noqa: E402
+from vsb2net.benchmark import (BenchmarkSpec, aggregate, collect_cells, load_tuned, markdown_table,
                                run_benchmark)
-from vsb2net.io import write_text  # noqa: E402
+from vsb2net.io import write_text
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # dataset -> images per class (None = all).  Fashion-MNIST is subsampled to fit this project's
 # 2-core time budget; the subsample is seeded (data.query_seed) and the same for every method.
@@ -35,10 +33,20 @@ COMMAND = ".venv/bin/python benchmarks/make_results.py"
 #: with these seeds at SEED_CHECK_BITS, to show how much of a gap the training seed alone moves
 SEED_CHECK_SEEDS = (1, 2)
 SEED_CHECK_BITS = 32
+#: seeded random unseen splits of the main tables
+SPLITS = 10
+#: every pair of classes as the unseen split, at one code length: no split-sampling noise at all
+PAIRS_BITS = 32
+#: the main tables: VSB2-Net and every baseline at every length
+MAIN_METHODS = ["vsb2net", "csq", "sitnet", "tsk", "itq", "lsh", "random"]
+PAIR_METHODS = MAIN_METHODS
+#: the ablations (each switches one VSB2-Net term off), on the main splits at one length
+ABLATION_METHODS = ["vsb2net", "vsb2net-no-rec", "vsb2net-no-rel", "vsb2net-no-dis"]
+ABLATION_BITS = 32
 
 
 def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
-    rows = _collect(out, spec)
+    rows = collect_cells(out, spec)
     if not rows:
         return [f"## {name}", "", "(not run yet)", ""]
     unseen, seen = aggregate(rows, "unseen"), aggregate(rows, "seen")
@@ -76,25 +84,11 @@ def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
             lines.append(f"| {method} | {setting} | {chosen.get('train.epochs', '')} | "
                          f"{best['val_map']:.3f} | {len(rows_m)} |" if best else f"| {method} | {setting} | | | |")
         lines.append("")
-    lines += ["### Unseen-class queries: mAP@all (tie-aware expectation), mean ± std over splits", "",
+    lines += ["### Unseen-class queries: mAP@all (tie-aware expectation), mean ± sample std over splits", "",
               markdown_table(unseen, spec.methods, spec.bits), ""]
-    vs = [b for b in spec.bits if ("vsb2net", b) in unseen]
-    verdict, paired = [], []
-    for b in vs:
-        best_rival = _best_rival(unseen, spec.methods, b)
-        if best_rival is None:
-            continue
-        gap = unseen[("vsb2net", b)][0] - unseen[(best_rival, b)][0]
-        verdict.append(f"{b} bits: VSB2-Net {'wins' if gap > 0 else 'does NOT win'} "
-                       f"({gap:+.3f} against the best baseline, {best_rival})")
-        paired.append(_paired_row(rows, b, best_rival))
-    if verdict:
-        lines += ["Where VSB2-Net stands: " + "; ".join(verdict) + ".", "",
-                  "The same comparison split by split (VSB2-Net minus the best baseline of the row above, on the "
-                  "same split). A gap smaller than twice its standard error is within what changing the split "
-                  "alone moves:", "",
-                  "| bits | best baseline | mean gap | standard error | splits where VSB2-Net is ahead | verdict |",
-                  "|---:|---|---:|---:|---:|---|", *paired, ""]
+    lines += tuning_note(spec, rows)
+    lines += verdict_lines(rows, unseen, spec)
+    lines += transfer_lines(rows, spec)
     lines += ["### Unseen-class queries: optimistic / pessimistic tie bounds of mAP@all", "",
               markdown_table({k: (opt[k][0], pes[k][0], opt[k][2]) for k in opt}, spec.methods, spec.bits,
                              bold_best=False).replace(" ± ", " / "), "",
@@ -104,14 +98,173 @@ def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
     return lines
 
 
+def verdict_lines(rows: list[dict], unseen: dict, spec: BenchmarkSpec) -> list[str]:
+    """VSB2-Net against the best baseline at each length, judged split by split (paired)."""
+    paired, verdict = [], []
+    for b in (b for b in spec.bits if ("vsb2net", b) in unseen):
+        rival = _best_rival(unseen, spec.methods, b)
+        if rival is None:
+            continue
+        row, word = _paired_row(rows, b, rival)
+        paired.append(row)
+        verdict.append(f"{b} bits: {word} ({rival})")
+    if not paired:
+        return []
+    return ["Where VSB2-Net stands, split by split (VSB2-Net minus the best baseline at that length, on the same "
+            "split). VSB2-Net *wins* only where the mean paired gap is above twice its standard error; a smaller "
+            "gap is within what changing the split alone moves: " + "; ".join(verdict) + ".", "",
+            "| bits | best baseline | mean gap | standard error | splits where VSB2-Net is ahead | verdict |",
+            "|---:|---|---:|---:|---:|---|", *paired, ""]
+
+
+def transfer_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
+    """What carries over to the unseen classes, beside the chance levels (docs/METHOD.md, metrics)."""
+    def table(key: str, title: str, chance: str | None = None) -> list[str]:
+        agg = aggregate(rows, "unseen", key)
+        methods = [m for m in spec.methods if any((m, b) in agg for b in spec.bits)]
+        if not methods:
+            return []
+        text = markdown_table(agg, methods, spec.bits)
+        if chance:
+            ch = aggregate(rows, "unseen", chance)
+            level = {b: next((v for (m, bb), v in ch.items() if bb == b), None) for b in spec.bits}
+            text += "\n| *chance* | " + " | ".join("-" if level[b] is None else f"*{level[b][0]:.3f}*"
+                                                  for b in spec.bits) + " |"
+        return [f"### {title}", "", text, ""]
+
+    out = table("map_unseen_db", "Unseen-class queries against the unseen-class database only (unseen@unseen mAP)")
+    out += table("class_query_map", "Class-name queries: each unseen class's semantic code queries the whole "
+                 "database (mAP; methods with a semantic branch)", "class_query_chance")
+    out += table("zero_shot_accuracy", "Zero-shot classification among the unseen classes (nearest semantic code)",
+                 "zero_shot_chance")
+    out += table("oracle_class_map", "Oracle: each unseen class's mean image code as the query (the best a "
+                 "class-level query could do with these image codes)")
+    out += table("distinct_codes", "Code collapse: distinct codes among the unseen classes' database images")
+    align = [r["semantics"]["alignment"] for r in rows if r.get("semantics", {}).get("alignment") is not None]
+    if align:
+        source = sorted({r["semantics"].get("source", "?") for r in rows if r.get("semantics")})
+        out += [f"Semantic-visual alignment of the class vectors ({', '.join(source)}): Spearman correlation, over "
+                "pairs of training classes, of class-vector cosine and mean-input cosine: "
+                f"{np.mean(align):.3f} (mean over cells; range {min(align):.3f} to {max(align):.3f}).", ""]
+    return out
+
+
 def _best_rival(unseen: dict, methods: list[str], bits: int) -> str | None:
     """The baseline with the highest mean unseen-class mAP at ``bits`` (VSB2-Net's ablations excluded)."""
     rivals = [m for m in methods if not m.startswith("vsb2net") and (m, bits) in unseen]
     return max(rivals, key=lambda m: unseen[(m, bits)][0], default=None)
 
 
+def pairs_spec(name: str, spec: BenchmarkSpec) -> BenchmarkSpec:
+    """All C(10, 2) = 45 unseen pairs (data.unseen_split=combination) at PAIRS_BITS, no ablations."""
+    return BenchmarkSpec(dataset=name, max_per_class=spec.max_per_class, tuned=spec.tuned, methods=PAIR_METHODS,
+                         bits=[PAIRS_BITS], splits=45, overrides=["data.unseen_split=combination"],
+                         out=str(ROOT / "benchmarks" / "results" / f"{name}-pairs")).check()
+
+
+def pairs_section(spec: BenchmarkSpec) -> list[str]:
+    rows = collect_cells(Path(spec.out), spec)
+    head = [f"### Every unseen pair at {PAIRS_BITS} bits", ""]
+    if not rows:
+        return head + ["(not run yet)", ""]
+    unseen = aggregate(rows, "unseen")
+    n = len({r["split"] for r in rows})
+    lines = head + [f"Each of the {n} pairs of classes is the unseen split once (`data.unseen_split=combination`), "
+                    "so no split-sampling noise is left; same tuned settings as above. Unseen-class mAP@all, mean ± "
+                    "sample std over pairs:" + (" **incomplete**" if n < spec.splits else ""), "",
+                    markdown_table(unseen, spec.methods, spec.bits), ""]
+    lines += tuning_note(spec, rows)
+    lines += verdict_lines(rows, unseen, spec)
+    for key, title, chance in (("class_query_map", "class-name mAP", "class_query_chance"),
+                               ("zero_shot_accuracy", "zero-shot accuracy", "zero_shot_chance")):
+        agg, ch = aggregate(rows, "unseen", key), aggregate(rows, "unseen", chance)
+        if ("vsb2net", PAIRS_BITS) in agg:
+            lines.append(f"- VSB2-Net {title}: {agg[('vsb2net', PAIRS_BITS)][0]:.3f} (chance "
+                         f"{ch[('vsb2net', PAIRS_BITS)][0]:.3f}).")
+    return lines + [""]
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def readme_lines(name: str, spec: BenchmarkSpec) -> list[str]:
+    """One line per dataset for the README: VSB2-Net against the best baseline at 32 bits, with the
+    paired verdict and the class-name mAP beside its chance level."""
+    rows = collect_cells(Path(spec.out), spec)
+    unseen = aggregate(rows, "unseen")
+    b = SEED_CHECK_BITS
+    rival = _best_rival(unseen, spec.methods, b)
+    if ("vsb2net", b) not in unseen or rival is None:
+        return [f"- {name}: not computed yet."]
+    _, word = _paired_row(rows, b, rival)
+    cq, ch = aggregate(rows, "unseen", "class_query_map"), aggregate(rows, "unseen", "class_query_chance")
+    n = unseen[("vsb2net", b)][2]
+    text = (f"- {name}, {b} bits, {n} unseen splits: VSB2-Net unseen-class mAP@all {unseen[('vsb2net', b)][0]:.3f}, "
+            f"best baseline {rival} {unseen[(rival, b)][0]:.3f} ({word.replace('**', '')}, paired over splits)")
+    if ("vsb2net", b) in cq:
+        text += (f"; class-name mAP {cq[('vsb2net', b)][0]:.3f} (chance {ch[('vsb2net', b)][0]:.3f}, "
+                 f"{cq[('vsb2net', b)][0] / ch[('vsb2net', b)][0]:.1f}x)")
+    return [text + "."]
+
+
+def write_readme_block(path: Path, lines: list[str]) -> None:
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        return
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    block = "\n".join(["", *lines, "See [docs/RESULTS.md](docs/RESULTS.md) for every table, the ablations and "
+                        "what the tuning saw.", ""])
+    write_text(path, head + README_START + block + README_END + tail)
+
+
+def ablation_spec(name: str, spec: BenchmarkSpec) -> BenchmarkSpec:
+    return BenchmarkSpec(dataset=name, max_per_class=spec.max_per_class, tuned=spec.tuned, methods=ABLATION_METHODS,
+                         bits=[ABLATION_BITS], splits=spec.splits,
+                         out=str(ROOT / "benchmarks" / "results" / f"{name}-ablations")).check()
+
+
+def ablation_section(spec: BenchmarkSpec) -> list[str]:
+    rows = collect_cells(Path(spec.out), spec)
+    head = [f"### Ablations at {ABLATION_BITS} bits: what each term contributes", ""]
+    if not rows:
+        return head + ["(not run yet)", ""]
+    cols = [("map", "unseen mAP@all"), ("map_unseen_db", "unseen@unseen mAP"),
+            ("class_query_map", "class-name mAP"), ("zero_shot_accuracy", "ZS accuracy"),
+            ("oracle_class_map", "oracle mAP"), ("distinct_codes", "distinct codes")]
+    aggs = {k: aggregate(rows, "unseen", k) for k, _ in cols}
+    n = len({r["split"] for r in rows})
+    lines = head + [f"Same {n} splits as above; each ablation switches one term off and keeps VSB2-Net's tuned "
+                    "settings otherwise. Mean ± sample std over splits:", "",
+                    "| variant | " + " | ".join(label for _, label in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for m in spec.methods:
+        cells = []
+        for k, _ in cols:
+            v = aggs[k].get((m, ABLATION_BITS))
+            cells.append("-" if v is None else (f"{v[0]:.0f} ± {v[1]:.0f}" if k == "distinct_codes"
+                                                 else f"{v[0]:.3f} ± {v[1]:.3f}"))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def tuning_note(spec: BenchmarkSpec, rows: list[dict]) -> list[str]:
+    """Which classes the tuning saw, and so which test splits' unseen classes it had in its pool."""
+    tuned = load_tuned(spec.tuned)
+    pool = set(tuned.get("tuning_classes", []))
+    if not pool:
+        return []
+    splits = sorted({(r["split"], tuple(r["unseen_classes"])) for r in rows})
+    touched = [s for s, u in splits if pool & set(u)]
+    return [f"What the tuning saw: its training pools were made of the classes {', '.join(sorted(pool))} "
+            "(seen classes of the splits it names, pseudo-unseen folds inside them); no test query and no image "
+            "of a split's own unseen classes took part in choosing that split's setting when the split is not "
+            f"among {', '.join(str(s) for s in tuned.get('tuning_splits', [0]))}. The unseen classes of "
+            f"{len(touched)} of the {len(splits)} splits were inside those pools (as seen or pseudo-unseen classes), "
+            "so for them one tuning per dataset is less strict than tuning each split on its own seen classes.", ""]
+
+
 def seed_specs(name: str, spec: BenchmarkSpec) -> list[tuple[int, BenchmarkSpec]]:
-    rival = _best_rival(aggregate(_collect(Path(spec.out), spec), "unseen"), spec.methods, SEED_CHECK_BITS)
+    rival = _best_rival(aggregate(collect_cells(Path(spec.out), spec), "unseen"), spec.methods, SEED_CHECK_BITS)
     if rival is None or SEED_CHECK_BITS not in spec.bits:
         return []
     return [(seed, BenchmarkSpec(dataset=name, max_per_class=spec.max_per_class, tuned=spec.tuned,
@@ -132,7 +285,7 @@ def seed_section(spec: BenchmarkSpec, checks: list[tuple[int, BenchmarkSpec]]) -
              "between rows is what the training seed alone moves. Unseen-class mAP@all, mean ± std over splits:", "",
              f"| train.seed | vsb2net | {rival} | gap |", "|---:|---:|---:|---:|"]
     for seed, sp in [(0, spec)] + checks:
-        unseen = aggregate(_collect(Path(sp.out), sp), "unseen")
+        unseen = aggregate(collect_cells(Path(sp.out), sp), "unseen")
         if ("vsb2net", b) not in unseen or (rival, b) not in unseen:
             lines.append(f"| {seed} | (not run yet) | | |")
             continue
@@ -141,16 +294,16 @@ def seed_section(spec: BenchmarkSpec, checks: list[tuple[int, BenchmarkSpec]]) -
     return lines + [""]
 
 
-def _paired_row(rows: list[dict], bits: int, rival: str) -> str:
+def _paired_row(rows: list[dict], bits: int, rival: str) -> tuple[str, str]:
     maps = {(r["variant"], r["split"]): r["unseen"]["map"] for r in rows if r["bits"] == bits}
     gaps = np.array([maps[("vsb2net", s)] - maps[(rival, s)] for (v, s) in maps if v == "vsb2net" and (rival, s) in maps])
     mean = float(gaps.mean())
     se = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else float("nan")
-    if not se > 0 or abs(mean) < 2 * se:
-        word = "within the split-to-split spread"
+    if not se > 0 or abs(mean) <= 2 * se:
+        word = "no win (within the split-to-split spread)"
     else:
-        word = "VSB2-Net ahead" if mean > 0 else "VSB2-Net behind"
-    return (f"| {bits} | {rival} | {mean:+.3f} | {se:.3f} | {int((gaps > 0).sum())} of {len(gaps)} | {word} |")
+        word = "**wins**" if mean > 0 else "behind"
+    return (f"| {bits} | {rival} | {mean:+.3f} | {se:.3f} | {int((gaps > 0).sum())} of {len(gaps)} | {word} |", word)
 
 
 def main() -> int:
@@ -158,14 +311,20 @@ def main() -> int:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-pairs", action="store_true", help="skip computing the 45-pair table")
+    ap.add_argument("--output", default=str(ROOT / "docs" / "RESULTS.md"), help="where to write the document")
+    ap.add_argument("--readme", default=str(ROOT / "README.md"),
+                    help="README whose block between the results markers gets the summary lines")
     # two 1-thread workers train more steps per second than one 2-thread process on the 2-core
     # reference machine (docs/PERFORMANCE.md, "Training"); the tables' wall times used 2
     ap.add_argument("--jobs", type=int, default=2, help="worker processes per benchmark (default 2)")
     args = ap.parse_args()
     t0 = time.time()
-    body = []
+    body: list[str] = []
+    readme: list[str] = []
+    machines: set[str] = set()
     for name in DATASETS:
-        spec = BenchmarkSpec(dataset=name, max_per_class=DATASETS[name],
+        spec = BenchmarkSpec(dataset=name, max_per_class=DATASETS[name], splits=SPLITS, methods=list(MAIN_METHODS),
                              tuned=str(ROOT / "configs" / "tuned" / f"{name}.yaml"),
                              out=str(ROOT / "benchmarks" / "results" / name)).check()
         run = name in args.datasets.split(",") and not args.tables_only
@@ -175,8 +334,17 @@ def main() -> int:
         checks = seed_specs(name, spec)
         for _, check in checks if run else []:
             run_benchmark(check, progress=not args.no_progress, jobs=args.jobs)
-        body += section(name, spec, Path(spec.out)) + seed_section(spec, checks)
-    import torch
+        ablations = ablation_spec(name, spec)
+        if run:
+            run_benchmark(ablations, progress=not args.no_progress, jobs=args.jobs)
+        pairs = pairs_spec(name, spec)
+        if run and not args.no_pairs:
+            run_benchmark(pairs, progress=not args.no_progress, jobs=args.jobs)
+        body += (section(name, spec, Path(spec.out)) + ablation_section(ablations) + seed_section(spec, checks)
+                 + pairs_section(pairs))
+        readme += readme_lines(name, spec)
+        for sp in [spec, ablations, pairs] + [c for _, c in checks]:
+            machines |= {f"{r.get('device', '?')}, torch {r.get('torch', '?')}" for r in collect_cells(Path(sp.out), sp)}
 
     head = [
         "# Results: VSB2-Net against the methods it claims to beat",
@@ -186,7 +354,7 @@ def main() -> int:
         "",
         "## Protocol",
         "",
-        "- Zero-shot hashing, inductive: each split draws 2 unseen classes of 10 with split seeds 0..4; "
+        f"- Zero-shot hashing, inductive: each split draws 2 unseen classes of 10 with split seeds 0..{SPLITS - 1}; "
         "10% of every class is held out as queries (the same query images in every split, `data.query_seed`); "
         "the database is every other image of all classes; training uses only seen-class database images.",
         "- Every method uses the same small CNN backbone (`cnn28`), the same training loop and the same protocol. "
@@ -194,24 +362,22 @@ def main() -> int:
         "(seen classes of split 0 held out as pseudo-unseen; each dataset's section names the folds), never on "
         "test queries; ablations inherit VSB2-Net's choice and switch one term off.",
         "- Metric: mAP@all over the whole database ranked by Hamming distance, as the expectation over random "
-        "orders of tied items (tie-aware; optimistic/pessimistic bounds given). Class semantics: GloVe 6B 50-d "
-        "vectors of the class names.",
+        "orders of tied items (tie-aware; optimistic/pessimistic bounds given). Class semantics: the same class "
+        "vectors for every method of a dataset; each section names them (`data.class_vectors`).",
         "- Methods: `vsb2net` (this package) and its ablations `-no-rec` (no reconstruction module), `-no-rel` "
         "(no reconstructive relation term), `-no-dis` (no discrepancy term); `csq` (CSQ-style hash centres, "
         "supervised, no semantics); `sitnet` (SitNet-style, codes mapped into the word-vector space); `tsk` "
         "(TSK/ZSH-style linear mapping of classifier features to the semantic space + ITQ); `itq`, `lsh` "
         "(unsupervised hashing of seen-class classifier features); `random` (the floor).",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} on CPU. "
-        + ("This file was rewritten from the existing cells (--tables-only); "
-           if args.tables_only else
-           f"This run of make_results took {(time.time() - t0) / 60:.1f} min of wall time (cells computed "
-           "before are kept, not recomputed); ")
-        + "each dataset's section gives the wall time of the last run that computed its whole table and the "
+        "- Where the cells were computed: " + (", ".join(sorted(machines)) or "(no cells yet)")
+        + "; each dataset's section gives the wall time of the last run that computed its whole table and the "
           "compute time summed over its cells.",
         "",
     ]
-    write_text(ROOT / "docs" / "RESULTS.md", "\n".join(head + body))
-    print(f"wrote {ROOT / 'docs' / 'RESULTS.md'}")
+    target = Path(args.output)
+    write_text(target, "\n".join(head + body))
+    write_readme_block(Path(args.readme), readme)
+    print(f"wrote {target}" + ("" if args.tables_only else f" ({(time.time() - t0) / 60:.1f} min)"))
     return 0
 
 

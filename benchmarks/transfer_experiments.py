@@ -42,6 +42,8 @@ def curves_for(setting: list[str], dataset: str, split_seed: int, folds: int, ep
         out.append({"fold": k, "pseudo_unseen": [prep.dataset.class_names[c] for c in val.unseen],
                     "image": [h["val_image_map"] for h in res.history],
                     "class": [h["val_class_map"] for h in res.history],
+                    "oracle": [h["val_oracle_map"] for h in res.history],
+                    "distinct": [h["val_distinct_codes"] for h in res.history],
                     "seconds": res.seconds})
     return out
 
@@ -76,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         e_both = int(np.argmax(both))
         per_run_img = img[:, e_img]
         se = per_run_img.std(ddof=1) / np.sqrt(len(per_run_img)) if len(per_run_img) > 1 else 0.0
-        line = (f"{name:28s} image {mean_img[e_img]:.4f}±{se:.4f} @ep{e_img + 1} | at ep{e_both + 1}: image "
+        oracle = np.array([r["oracle"] for r in runs], dtype=float).mean(0)
+        distinct = np.array([r["distinct"] for r in runs], dtype=float).mean(0)
+        line = (f"{name:28s} image {mean_img[e_img]:.4f}±{se:.4f} @ep{e_img + 1} (class {mean_cls[e_img]:.4f}, "
+                f"oracle {oracle[e_img]:.4f}, distinct {distinct[e_img]:.0f}) | at ep{e_both + 1}: image "
                 f"{mean_img[e_both]:.4f} class {mean_cls[e_both]:.4f} | {len(runs)} runs, {time.perf_counter() - t0:.0f} s")
         print(line, flush=True)
         with open(args.out, "a") as fh:

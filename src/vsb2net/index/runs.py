@@ -90,7 +90,7 @@ def semantic_codes(run: Run, vectors: np.ndarray) -> np.ndarray:
     """Packed semantic hash vectors sign(hash_classes(v)) of class vectors."""
     import torch
 
-    if not getattr(run.model, "codes_classes", True):
+    if not run.model.codes_classes:
         raise VsbError(f"the run's method {run.ckpt['method']!r} has no semantic branch, so it cannot code a class "
                        "name or vector; search by --image or --code, or use a VSB2-Net run.")
     dim = int(run.ckpt["semantic_dim"])

@@ -13,6 +13,8 @@ Both the visual feature space and the class-semantic space are embedded into one
          also reconstruct the semantic hash vectors, ||z_c - sum_j w_cj z_j||^2 / K.
 * L_dis  discrepancy enlarging: relu(<z_c, z_c'>/K - m)^2 over pairs of different classes.
 * L_q    quantisation: ||u - sign(u)||^2 / K and ||z - sign(z)||^2 / K.
+* L_bal  (ours, off by default) bit balance and decorrelation of the image codes over the batch:
+         mean_k (mean_i u_ik)^2 + mean_{k != l} ((U^T U / B)_kl)^2.
 """
 from __future__ import annotations
 
@@ -55,6 +57,10 @@ def lle_weights(vectors: np.ndarray, k: int, reg: float = 1e-3) -> np.ndarray:
     return w.astype(np.float32)
 
 
+#: side of the pooled image grid the decoder rebuilds with rec_target = "input"
+INPUT_GRID = 7
+
+
 @dataclass
 class ClassContext:
     """What the loss needs to know about classes during one training run.
@@ -76,6 +82,10 @@ class VSB2Net(BackboneHashHead):
         super().__init__(cfg, in_shape)
         k = cfg.bits
         fdim = self.backbone.out_dim
+        if cfg.rec_target == "input":
+            # images: average-pooled to INPUT_GRID x INPUT_GRID per channel; features: as given
+            fdim = (in_shape[0] if len(in_shape) == 1 else
+                    (in_shape[0] if len(in_shape) == 3 else 1) * INPUT_GRID * INPUT_GRID)
         # semantic_hidden = 0: a linear map, the bilinear compatibility of classic zero-shot learning;
         # an MLP fitted to a handful of seen classes has little reason to place an unseen one well
         self.semantic = (nn.Linear(semantic_dim, k) if cfg.semantic_hidden == 0 else
@@ -100,7 +110,7 @@ class VSB2Net(BackboneHashHead):
         if self.cfg.center_semantics:
             self.semantic_center.copy_(train_vectors.mean(0))
 
-    def _rec_target(self, f: torch.Tensor) -> torch.Tensor:
+    def _rec_target(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The feature the decoder must rebuild from the code.
 
         "batch": each feature dimension standardised over the batch.  A target normalised per
@@ -108,6 +118,11 @@ class VSB2Net(BackboneHashHead):
         vector, which we measured stalling the classifier for epochs; standardised dimensions
         cannot collapse, so the code has to carry how images differ.
         """
+        if self.cfg.rec_target == "input":
+            # what the image looks like, untouched by the seen-class supervision that shapes f: the
+            # code must keep visual detail that tells unseen classes apart (docs/METHOD.md)
+            t = x.flatten(1) if x.ndim == 2 else F.adaptive_avg_pool2d(x, INPUT_GRID).flatten(1)
+            return (t - t.mean(0)) / (t.std(0, unbiased=False) + 1e-5)
         t = f.detach() if self.cfg.rec_detach_target else f
         if self.cfg.rec_target == "l2":
             return F.normalize(t, dim=1)
@@ -133,7 +148,7 @@ class VSB2Net(BackboneHashHead):
         else:
             terms = {"cls": classification_loss(logits, y)}
         if self.decoder is not None:
-            terms["rec"] = (self.decoder(u) - self._rec_target(f)).pow(2).mean()
+            terms["rec"] = (self.decoder(u) - self._rec_target(f, x)).pow(2).mean()
         if cfg.w_rel > 0:
             terms["rel"] = (z - ctx.lle @ z).pow(2).sum(1).mean() / k
         if cfg.w_dis > 0 and len(z) > 1:
@@ -143,6 +158,11 @@ class VSB2Net(BackboneHashHead):
         if cfg.w_q > 0:
             terms["q"] = ((u - torch.sign(u).detach()).pow(2).sum(1).mean()
                           + (z - torch.sign(z).detach()).pow(2).sum(1).mean()) / k
-        weights = {"cls": 1.0, "rec": cfg.w_rec, "rel": cfg.w_rel, "dis": cfg.w_dis, "q": cfg.w_q}
+        if cfg.w_bal > 0 and len(u) > 1:
+            # every bit half on, half off over the batch, and bits uncorrelated: codes that use the
+            # whole Hamming space rather than a few prototype corners
+            cov = (u.T @ u) / len(u)
+            terms["bal"] = u.mean(0).pow(2).mean() + (cov - torch.diag(torch.diagonal(cov))).pow(2).mean()
+        weights = {"cls": 1.0, "rec": cfg.w_rec, "rel": cfg.w_rel, "dis": cfg.w_dis, "q": cfg.w_q, "bal": cfg.w_bal}
         loss = sum(weights[name] * value for name, value in terms.items())
         return loss, {name: float(value.detach()) for name, value in terms.items()}

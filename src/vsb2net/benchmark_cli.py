@@ -1,0 +1,63 @@
+"""``vsb2net benchmark`` and ``vsb2net tune`` on the command line: the parsers only.
+
+Kept apart from :mod:`vsb2net.benchmark`, which imports torch and the models at import time, so
+that building the command-line parser (``vsb2net --help``) imports neither; the commands
+themselves (``benchmark._cmd_benchmark``, ``benchmark._cmd_tune``) are imported when they run.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def _lazy(name: str):
+    """The command function ``vsb2net.benchmark.<name>``, imported when the command runs."""
+    def run(args: argparse.Namespace) -> int:
+        from . import benchmark
+
+        return getattr(benchmark, name)(args)
+
+    return run
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="animal-mnist", help="dataset name (see `vsb2net datasets`); default animal-mnist")
+    p.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files")
+    p.add_argument("--methods", metavar="LIST",
+                   help="comma-separated methods (`vsb2net methods`) and VSB2-Net ablations (vsb2net-no-rec, "
+                        "-no-rel, -no-dis); default: all of them (an unknown name lists the known ones)")
+    p.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class")
+
+
+def register(sub, add_config_flags) -> None:
+    del add_config_flags  # these commands build their configurations themselves
+    p = sub.add_parser("benchmark", help="methods x bits x unseen splits, with tables and a plot",
+                       description="Run every method (VSB2-Net, its ablations and the baselines) at several "
+                                   "code lengths on several seeded unseen splits; resumable. Writes cells/*.json, "
+                                   "results.csv, table.md and map_vs_bits.png into --out.")
+    _common_args(p)
+    p.add_argument("--bits", default="16,32,48,64", help="comma-separated code lengths")
+    p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
+    p.add_argument("--tuned", metavar="FILE", help="YAML of per-method defaults written by `vsb2net tune`")
+    p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="compute cells in N worker processes, sharing the CPU threads (default 1)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_lazy("_cmd_benchmark"))
+
+    p = sub.add_parser("tune", help="choose each method's settings and epochs on the validation protocol",
+                       description="Grid-search each method's few hyper-parameters on the validation protocol "
+                                   "(pseudo-unseen seen classes of split 0) and write the chosen defaults, with the "
+                                   "command and the whole grid, to a YAML file for `vsb2net benchmark --tuned` "
+                                   "and `vsb2net run --tuned`.")
+    _common_args(p)
+    p.add_argument("--bits", type=int, default=32, help="code length the grid is scored at")
+    p.add_argument("--max-epochs", type=int, default=10)
+    p.add_argument("--val-folds", type=int, default=1, metavar="K",
+                   help="average the validation score over K folds, each holding out other seen classes "
+                        "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
+    p.add_argument("--out", metavar="FILE", required=True)
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="setting for every grid point, saved with each method's choice (e.g. model.backbone=cnn28s)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_lazy("_cmd_tune"))
