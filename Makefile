@@ -9,7 +9,7 @@ ARGS   ?=
 .PHONY: run test install clean
 
 run: $(STAMP)
-	$(PY) -m vsb2net run $(ARGS)
+	$(PY) -m vsb2net run --tuned auto $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

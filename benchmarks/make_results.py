@@ -11,6 +11,7 @@ the cells already computed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -157,9 +158,15 @@ def _best_rival(unseen: dict, methods: list[str], bits: int) -> str | None:
 
 def pairs_spec(name: str, spec: BenchmarkSpec) -> BenchmarkSpec:
     """All C(10, 2) = 45 unseen pairs (data.unseen_split=combination) at PAIRS_BITS, no ablations."""
-    return BenchmarkSpec(dataset=name, max_per_class=spec.max_per_class, tuned=spec.tuned, methods=PAIR_METHODS,
-                         bits=[PAIRS_BITS], splits=45, overrides=["data.unseen_split=combination"],
-                         out=str(ROOT / "benchmarks" / "results" / f"{name}-pairs")).check()
+    return _beside(name, spec, "pairs", PAIR_METHODS, PAIRS_BITS, 45, ["data.unseen_split=combination"])
+
+
+def _beside(name: str, spec: BenchmarkSpec, suffix: str, methods: list[str], bits: int, splits: int,
+            overrides: list[str]) -> BenchmarkSpec:
+    """A benchmark beside the main one: same dataset, subsample and tuned file, its own cells."""
+    return BenchmarkSpec(dataset=name, max_per_class=spec.max_per_class, tuned=spec.tuned, methods=list(methods),
+                         bits=[bits], splits=splits, overrides=list(overrides),
+                         out=str(ROOT / "benchmarks" / "results" / f"{name}-{suffix}")).check()
 
 
 def pairs_section(spec: BenchmarkSpec) -> list[str]:
@@ -182,6 +189,52 @@ def pairs_section(spec: BenchmarkSpec) -> list[str]:
             lines.append(f"- VSB2-Net {title}: {agg[('vsb2net', PAIRS_BITS)][0]:.3f} (chance "
                          f"{ch[('vsb2net', PAIRS_BITS)][0]:.3f}).")
     return lines + [""]
+
+
+TRANSFER_DIR = ROOT / "benchmarks" / "results" / "transfer"
+
+
+def levers_table(paths: list[Path]) -> list[str]:
+    """Markdown: each batch file's settings against its first one (the batch's baseline), paired
+    over the same runs.  A setting's epoch is the one with the best mean image mAP; the gap is the
+    per-run difference of image mAP, each setting at its own such epoch, with its standard error."""
+    lines = ["| batch | setting | runs | epoch | pseudo-unseen image mAP | paired gap to the batch's first "
+             "(± s.e.) | class-name mAP | oracle mAP | distinct codes |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if not rows:
+            continue
+        base = np.array([r["image"] for r in rows[0]["runs"]], dtype=float)
+        e_base = int(np.argmax(base.mean(0)))
+        for d in rows:
+            img = np.array([r["image"] for r in d["runs"]], dtype=float)
+            cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in d["runs"]], dtype=float)
+            e = int(np.argmax(img.mean(0)))
+            gap = img[:, e] - base[:, e_base] if img.shape[0] == base.shape[0] else None
+            extra = []
+            for key, fmt in (("oracle", "{:.3f}"), ("distinct", "{:.0f}")):
+                vals = [r.get(key) for r in d["runs"]]
+                extra.append(fmt.format(np.mean([v[e] for v in vals])) if all(vals) else "-")
+            g = ("-" if gap is None or d is rows[0] else
+                 f"{gap.mean():+.3f} ± {gap.std(ddof=1) / np.sqrt(len(gap)):.3f}")
+            lines.append(f"| {path.stem} | {d['name']} | {len(d['runs'])} | {e + 1} | {img.mean(0)[e]:.3f} | {g} | "
+                         f"{np.nanmean(cls[:, e]):.3f} | " + " | ".join(extra) + " |")
+    return lines
+
+
+def levers_section() -> list[str]:
+    paths = sorted(TRANSFER_DIR.glob("*.jsonl"))
+    if not paths:
+        return []
+    return ["## Levers tried on the validation protocol", "",
+            "Each batch trains its settings on the same pools and pseudo-unseen folds of seen classes "
+            "(`benchmarks/transfer_experiments.py`; the exact commands and which classes the pools held are in "
+            f"[{os.path.relpath(TRANSFER_DIR / 'COMMANDS.md', ROOT / 'docs')}]"
+            f"({os.path.relpath(TRANSFER_DIR / 'COMMANDS.md', ROOT / 'docs')})). No test query was used. "
+            "32 bits; image and class-name mAP of the pseudo-unseen classes at the epoch with the best mean image "
+            "mAP; the paired gap compares each setting with its batch's first, run by run.", "",
+            *levers_table(paths), ""]
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -219,9 +272,7 @@ def write_readme_block(path: Path, lines: list[str]) -> None:
 
 
 def ablation_spec(name: str, spec: BenchmarkSpec) -> BenchmarkSpec:
-    return BenchmarkSpec(dataset=name, max_per_class=spec.max_per_class, tuned=spec.tuned, methods=ABLATION_METHODS,
-                         bits=[ABLATION_BITS], splits=spec.splits,
-                         out=str(ROOT / "benchmarks" / "results" / f"{name}-ablations")).check()
+    return _beside(name, spec, "ablations", ABLATION_METHODS, ABLATION_BITS, spec.splits, [])
 
 
 def ablation_section(spec: BenchmarkSpec) -> list[str]:
@@ -267,11 +318,8 @@ def seed_specs(name: str, spec: BenchmarkSpec) -> list[tuple[int, BenchmarkSpec]
     rival = _best_rival(aggregate(collect_cells(Path(spec.out), spec), "unseen"), spec.methods, SEED_CHECK_BITS)
     if rival is None or SEED_CHECK_BITS not in spec.bits:
         return []
-    return [(seed, BenchmarkSpec(dataset=name, max_per_class=spec.max_per_class, tuned=spec.tuned,
-                                 methods=["vsb2net", rival], bits=[SEED_CHECK_BITS], splits=spec.splits,
-                                 overrides=[f"train.seed={seed}"],
-                                 out=str(ROOT / "benchmarks" / "results" / f"{name}-seed{seed}")).check())
-            for seed in SEED_CHECK_SEEDS]
+    return [(seed, _beside(name, spec, f"seed{seed}", ["vsb2net", rival], SEED_CHECK_BITS, spec.splits,
+                           [f"train.seed={seed}"])) for seed in SEED_CHECK_SEEDS]
 
 
 def seed_section(spec: BenchmarkSpec, checks: list[tuple[int, BenchmarkSpec]]) -> list[str]:
@@ -306,12 +354,21 @@ def _paired_row(rows: list[dict], bits: int, rival: str) -> tuple[str, str]:
     return (f"| {bits} | {rival} | {mean:+.3f} | {se:.3f} | {int((gaps > 0).sum())} of {len(gaps)} | {word} |", word)
 
 
+def _first(spec: BenchmarkSpec, splits: int) -> BenchmarkSpec:
+    """The same benchmark on its first ``splits`` splits only (its cells are the same files)."""
+    return dataclasses.replace(spec, splits=min(spec.splits, splits))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--no-pairs", action="store_true", help="skip computing the 45-pair table")
+    ap.add_argument("--no-seeds", action="store_true", help="skip computing the training-seed check")
+    ap.add_argument("--splits", type=int, default=SPLITS,
+                    help=f"compute the first N seeded splits only (the tables are planned for {SPLITS}; fewer are "
+                         "reported as incomplete)")
     ap.add_argument("--output", default=str(ROOT / "docs" / "RESULTS.md"), help="where to write the document")
     ap.add_argument("--readme", default=str(ROOT / "README.md"),
                     help="README whose block between the results markers gets the summary lines")
@@ -329,14 +386,14 @@ def main() -> int:
                              out=str(ROOT / "benchmarks" / "results" / name)).check()
         run = name in args.datasets.split(",") and not args.tables_only
         if run:
-            run_benchmark(spec, progress=not args.no_progress, jobs=args.jobs)
+            run_benchmark(_first(spec, args.splits), progress=not args.no_progress, jobs=args.jobs)
         # after the main table: its best baseline at SEED_CHECK_BITS is the one retrained
         checks = seed_specs(name, spec)
-        for _, check in checks if run else []:
-            run_benchmark(check, progress=not args.no_progress, jobs=args.jobs)
+        for _, check in checks if run and not args.no_seeds else []:
+            run_benchmark(_first(check, args.splits), progress=not args.no_progress, jobs=args.jobs)
         ablations = ablation_spec(name, spec)
         if run:
-            run_benchmark(ablations, progress=not args.no_progress, jobs=args.jobs)
+            run_benchmark(_first(ablations, args.splits), progress=not args.no_progress, jobs=args.jobs)
         pairs = pairs_spec(name, spec)
         if run and not args.no_pairs:
             run_benchmark(pairs, progress=not args.no_progress, jobs=args.jobs)
@@ -360,7 +417,10 @@ def main() -> int:
         "- Every method uses the same small CNN backbone (`cnn28`), the same training loop and the same protocol. "
         "Hyper-parameters and epoch counts were chosen per method by `vsb2net tune` on the validation protocol "
         "(seen classes of split 0 held out as pseudo-unseen; each dataset's section names the folds), never on "
-        "test queries; ablations inherit VSB2-Net's choice and switch one term off.",
+        "test queries; ablations inherit VSB2-Net's choice and switch one term off. The class vectors (the "
+        "hand-written attributes of `src/vsb2net/data/class_knowledge/` beat GloVe word vectors on pseudo-unseen "
+        "class-name mAP with the same image mAP) and which VSB2-Net levers to keep were judged on the validation "
+        "batches of the last section, \"Levers tried\".",
         "- Metric: mAP@all over the whole database ranked by Hamming distance, as the expectation over random "
         "orders of tied items (tie-aware; optimistic/pessimistic bounds given). Class semantics: the same class "
         "vectors for every method of a dataset; each section names them (`data.class_vectors`).",
@@ -375,7 +435,7 @@ def main() -> int:
         "",
     ]
     target = Path(args.output)
-    write_text(target, "\n".join(head + body))
+    write_text(target, "\n".join(head + body + levers_section()))
     write_readme_block(Path(args.readme), readme)
     print(f"wrote {target}" + ("" if args.tables_only else f" ({(time.time() - t0) / 60:.1f} min)"))
     return 0

@@ -220,3 +220,18 @@ def test_module_help_has_no_torch_in_its_import_trace():
     assert proc.returncode == 0 and "usage: vsb2net" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "vsb2net.cli" in imported and not {"torch", "faiss", "vsb2net.models"} & imported
+
+
+def test_tuned_auto_takes_the_committed_file_of_the_dataset(tmp_path, monkeypatch):
+    import yaml
+
+    from vsb2net import config
+
+    (tmp_path / "animal-mnist.yaml").write_text(yaml.safe_dump(
+        {"dataset": "animal-mnist", "methods": {"vsb2net": {"model.w_rec": 7.0, "train.epochs": 4}}}))
+    monkeypatch.setattr(config, "TUNED_DIR", tmp_path)
+    cfg = config.build_config(None, [], tuned="auto")
+    assert cfg.model.w_rec == 7.0 and cfg.train.epochs == 4
+    # a dataset without a committed file keeps the defaults; flags still win over the file
+    assert config.build_config(None, ["data.dataset=mnist"], tuned="auto").model.w_rec == config.ModelConfig.w_rec
+    assert config.build_config(None, ["model.w_rec=2"], tuned="auto").model.w_rec == 2.0

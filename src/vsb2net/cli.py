@@ -30,7 +30,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval; "
                         "a file written by `vsb2net tune` is read as --tuned")
     g.add_argument("--tuned", metavar="FILE",
-                   help="YAML written by `vsb2net tune` (e.g. configs/tuned/animal-mnist.yaml): its dataset and "
+                   help="YAML written by `vsb2net tune` (e.g. configs/tuned/animal-mnist.yaml), or 'auto' for the "
+                        "committed configs/tuned/DATASET.yaml of the run's dataset when there is one (what `make run` "
+                        "uses): its dataset and "
                         "its settings for the run's method (--method, default vsb2net) are the starting "
                         "configuration, which --config, --set and the flags override. Its train.epochs (the "
                         "best epoch on the validation protocol) becomes the maximum: training still picks the "
@@ -158,15 +160,22 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_registry(registry, label: str, column: tuple[str, object] | None = None) -> None:
+    """One line per registered name: the name, an optional column (title, value of the class), the help."""
+    names = registry.names()
+    width = max(len(label), *map(len, names))
+    title, value = column if column else ("", None)
+    pad = len(title)
+    print(f"{label:{width}s}  " + (f"{title}  " if title else "") + "description")
+    for name in names:
+        middle = f"{value(registry.get(name)):{pad}s}  " if value else ""
+        print(f"{name:{width}s}  {middle}{registry.help(name)}")
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from .models import METHODS
 
-    names = METHODS.names()
-    width = max(len("method"), *map(len, names))
-    print(f"{'method':{width}s}  semantic  description")
-    for name in names:
-        semantic = "yes" if METHODS.get(name).codes_classes else "no"
-        print(f"{name:{width}s}  {semantic:8s}  {METHODS.help(name)}")
+    _print_registry(METHODS, "method", ("semantic", lambda cls: "yes" if cls.codes_classes else "no"))
     print("\nsemantic: the method has a semantic branch, which hashes class vectors too (class-name queries "
           "with `vsb2net search --class-name`, the class-name mAP); the others hash images only.")
     return 0
@@ -175,11 +184,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_backbones(args: argparse.Namespace) -> int:
     from .models import BACKBONES
 
-    names = BACKBONES.names()
-    width = max(len("backbone"), *map(len, names))
-    print(f"{'backbone':{width}s}  description")
-    for name in names:
-        print(f"{name:{width}s}  {BACKBONES.help(name)}")
+    _print_registry(BACKBONES, "backbone")
     print("\nchoose one with --set model.backbone=NAME (default auto: cnn28 for images, mlp for "
           "precomputed features).")
     return 0

@@ -394,6 +394,21 @@ def tuned_settings(doc: dict[str, Any], method: str, path: str | Path) -> dict[s
     return {**base, **methods[method]}
 
 
+#: where the committed tuned defaults live: configs/tuned/<dataset>.yaml beside the source tree
+TUNED_DIR = Path(__file__).resolve().parents[2] / "configs" / "tuned"
+
+
+def committed_tuned_file(dataset: str) -> Path | None:
+    """``--tuned auto``: the committed tuned file of ``dataset``, if the checkout has one."""
+    path = TUNED_DIR / f"{dataset}.yaml"
+    return path if path.is_file() else None
+
+
+def _dataset_of(values: dict[str, Any]) -> str:
+    data = values.get("data")
+    return str(data.get("dataset", DataConfig.dataset)) if isinstance(data, dict) else DataConfig.dataset
+
+
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     """``top`` over ``base``, section by section."""
     out = dict(base)
@@ -414,9 +429,11 @@ def build_config(path: str | Path | None = None, overrides: Iterable[str] | Mapp
         if tuned:
             raise VsbError(f"config file {path} is a tuned file, and so is {tuned}; give only one of them.")
         doc, tuned, values = check_tuned(values, path), path, {}
-    elif tuned:
-        doc = load_tuned_file(tuned)
     values = apply_overrides(values, overrides or [])
+    if tuned == "auto":
+        tuned = committed_tuned_file(_dataset_of(values))
+    if doc is None and tuned:
+        doc = load_tuned_file(tuned)
     if doc is not None:
         model = values.get("model")
         method = model.get("method", ModelConfig.method) if isinstance(model, dict) else ModelConfig.method
