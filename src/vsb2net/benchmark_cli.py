@@ -1,8 +1,8 @@
 """``vsb2net benchmark`` and ``vsb2net tune`` on the command line: the parsers only.
 
-Kept apart from :mod:`vsb2net.benchmark`, which imports torch and the models at import time, so
-that building the command-line parser (``vsb2net --help``) imports neither; the commands
-themselves (``benchmark._cmd_benchmark``, ``benchmark._cmd_tune``) are imported when they run.
+Kept apart from :mod:`vsb2net.bench`, whose stages import torch and the models, so that building
+the command-line parser (``vsb2net --help``) imports neither; the commands themselves
+(:mod:`vsb2net.bench.commands`) are imported when they run.
 """
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import argparse
 
 
 def _lazy(name: str):
-    """The command function ``vsb2net.benchmark.<name>``, imported when the command runs."""
+    """The command function ``vsb2net.bench.commands.<name>``, imported when the command runs."""
     def run(args: argparse.Namespace) -> int:
-        from . import benchmark
+        from .bench import commands
 
-        return getattr(benchmark, name)(args)
+        return getattr(commands, name)(args)
 
     return run
 
@@ -37,7 +37,10 @@ def register(sub, add_config_flags) -> None:
     _common_args(p)
     p.add_argument("--bits", default="16,32,48,64", help="comma-separated code lengths")
     p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
-    p.add_argument("--tuned", metavar="FILE", help="YAML of per-method defaults written by `vsb2net tune`")
+    p.add_argument("--tuned", metavar="FILE",
+                   help="YAML of per-method defaults written by `vsb2net tune` (default: the dataset's committed "
+                        "configs/tuned/DATASET.yaml when there is one; 'none' trains with the package defaults). "
+                        "The settings each method's cells train with are printed first")
     p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -56,7 +59,9 @@ def register(sub, add_config_flags) -> None:
     p.add_argument("--val-folds", type=int, default=1, metavar="K",
                    help="average the validation score over K folds, each holding out other seen classes "
                         "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
-    p.add_argument("--out", metavar="FILE", required=True)
+    p.add_argument("--out", metavar="FILE",
+                   help="tuned-defaults file to write or update (default configs/tuned/DATASET.yaml, the file "
+                        "`vsb2net benchmark` and `vsb2net run --tuned auto` read); other methods' choices in it are kept")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="setting for every grid point, saved with each method's choice (e.g. model.backbone=cnn28s)")
     p.add_argument("--no-progress", action="store_true")

@@ -1,0 +1,251 @@
+"""Computing benchmark cells: one (method, bits, split) trained and evaluated, written as a JSON
+file keyed by the hash of its full configuration."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..config import RunConfig
+from ..data.splits import class_targets
+from ..errors import VsbError
+from ..evaluation import evaluate_model, summary
+from ..io import write_json
+from ..models import METHODS
+from ..models.feature_hashing import FeatureHashing
+from ..pipeline import Prepared, _fit, class_context, new_model, prepare
+from ..training import resolve_device
+from .spec import VARIANTS, BenchmarkSpec, cell_path, cell_config, load_tuned
+from .tables import write_tables
+
+#: what a cell file holds and how it was evaluated; raising it recomputes every cell
+CELL_FORMAT = 2
+#: config keys that say how a cell is computed, not what: left out of the cell's hash
+_NOT_HASHED = {"train.progress", "train.device", "train.threads"}
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """sha256 of the full resolved configuration (and the cell format) of a cell."""
+    flat = {f"{section}.{k}": v for section, values in cfg.to_dict().items() if isinstance(values, dict)
+            for k, v in values.items()}
+    flat = {k: v for k, v in flat.items() if k not in _NOT_HASHED}
+    text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree, when it is a git checkout (with '+dirty' for local changes)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cell_is_current(out: Path, spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split: int) -> bool:
+    """The cell file exists and its configuration hash is the one the cell gets now.
+
+    The hash covers the whole resolved configuration (every default included) and the cell
+    format, so a changed default, a re-tuned setting or a new evaluation recomputes the cell.
+    """
+    path = cell_path(out, variant, bits, split)
+    if not path.exists():
+        return False
+    try:
+        stored = json.loads(path.read_text()).get("config_hash")
+    except (OSError, ValueError):
+        return False
+    return stored == config_hash(cell_config(spec, tuned, variant, bits, split))
+
+
+class _ClassifierCache:
+    """LSH, ITQ and TSK share their first stage (the same seeded classifier): train it once per split."""
+
+    def __init__(self):
+        self.states: dict[tuple, dict] = {}
+
+    @staticmethod
+    def key(cfg: RunConfig) -> tuple:
+        t, m = cfg.train, cfg.model
+        return (cfg.data.split_seed, t.epochs, t.lr, t.weight_decay, t.batch_size, t.seed, m.backbone, m.feature_dim)
+
+
+def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _ClassifierCache):
+    cls = METHODS.get(cfg.model.method)
+    if isinstance(cls, type) and issubclass(cls, FeatureHashing):
+        key = cache.key(cfg)
+        if key in cache.states:
+            ctx = class_context(prep.vectors, prep.split.seen, prep.split.unseen, cfg, device)
+            model = new_model(cfg, prep)
+            model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
+            model.load_state_dict({**model.state_dict(), **cache.states[key]})
+            model.to(device)
+            y = torch.from_numpy(class_targets(prep.dataset.labels, prep.split.train, prep.split.seen))
+            model.post_fit(prep.x[prep.split.train], y, ctx, device)
+            return model
+        model, _ = _fit(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method)
+        cache.states[key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                             if k.startswith(("backbone.", "head."))}
+        return model
+    model, _ = _fit(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method)
+    return model
+
+
+def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> dict:
+    """The run's evaluation (vsb2net.evaluation), without curves and per-class detail."""
+    metrics, _ = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
+                                prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
+    out = summary(metrics)
+    out["semantics"]["source"] = prep.vectors_source
+    return out
+
+
+def _check_splits_differ(spec: BenchmarkSpec, cfg: RunConfig, prep: Prepared) -> None:
+    """A dataset's proposed split is one split: --splits N would compute it N times and call it a std."""
+    fixed = bool(cfg.data.unseen) or (cfg.data.unseen_split in ("auto", "proposed") and prep.dataset.proposed_unseen is not None)
+    if fixed and spec.splits > 1:
+        why = "data.unseen names the unseen classes" if cfg.data.unseen else \
+            f"dataset {prep.dataset.name!r} has a proposed split, used by data.unseen_split={cfg.data.unseen_split}"
+        raise VsbError(f"--splits {spec.splits}: every split would be the same ({why}). Use --splits 1, or "
+                       "--set data.unseen_split=random (with data.n_unseen) for seeded random splits.")
+
+
+class _CellRunner:
+    """Computes cells and writes their files; keeps one split's data and the shared classifiers."""
+
+    def __init__(self, spec: BenchmarkSpec, tuned: dict):
+        self.spec, self.tuned, self.out = spec, tuned, Path(spec.out)
+        self.device = resolve_device("auto")
+        self.cache = _ClassifierCache()
+        self.prep: dict[int, Prepared] = {}
+        self.commit = git_commit()
+
+    def run(self, split: int, variant: str, bits: int) -> float:
+        cfg = cell_config(self.spec, self.tuned, variant, bits, split)
+        if split not in self.prep:
+            self.prep = {split: prepare(cfg)}  # one split in memory at a time
+            _check_splits_differ(self.spec, cfg, self.prep[split])
+        prep, device = self.prep[split], self.device
+        t0 = time.perf_counter()
+        model = fit_cell(cfg, prep, device, self.cache)
+        result = evaluate_cell(model, prep, cfg, device)
+        names = prep.dataset.class_names
+        seconds = time.perf_counter() - t0
+        result.update({"variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
+                       "unseen_classes": [names[c] for c in prep.split.unseen],
+                       "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
+                       "seconds": seconds, "config": cfg.to_dict(), "config_hash": config_hash(cfg),
+                       "vsb2net_version": __version__, "git_commit": self.commit,
+                       "torch": torch.__version__, "python": platform.python_version(),
+                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+                       f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"})
+        write_json(cell_path(self.out, variant, bits, split), result)
+        return seconds
+
+
+_WORKER: _CellRunner | None = None
+
+
+def _init_worker(spec: BenchmarkSpec, tuned: dict, threads: int) -> None:
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = _CellRunner(spec, tuned)
+
+
+def _run_group(cells: list[tuple[int, str, int]]) -> list[tuple[tuple[int, str, int], float]]:
+    return [(c, _WORKER.run(*c)) for c in cells]
+
+
+def _groups(todo: list[tuple[int, str, int]]) -> list[list[tuple[int, str, int]]]:
+    """Work units for parallel workers: the cells of one split that share a trained classifier
+    (LSH, ITQ, TSK) stay together, every other cell is a unit of its own."""
+    groups: dict[tuple, list] = {}
+    for split, variant, bits in todo:
+        cls = METHODS.get(VARIANTS[variant][0])
+        shared = isinstance(cls, type) and issubclass(cls, FeatureHashing)
+        key = (split, "classifier") if shared else (split, variant, bits)
+        groups.setdefault(key, []).append((split, variant, bits))
+    return list(groups.values())
+
+
+def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: int = 1) -> Path:
+    """Compute the missing (or outdated) cells, then write the tables and the plot.
+
+    ``jobs`` > 1 runs cells in that many worker processes, the CPU threads split between them
+    (a cell's numbers may then differ from a serial run's in the last digits: float sums in
+    another thread order).
+    """
+    spec.check()
+    if jobs < 1:
+        raise VsbError(f"--jobs {jobs}: give at least 1.")
+    tuned = load_tuned(spec.tuned)
+    out = Path(spec.out)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    write_json(out / "spec.json", {**spec.__dict__, "tuned_methods": tuned.get("methods", {})})
+    cells = list(itertools.product(range(spec.splits), spec.methods, spec.bits))
+    todo = [c for c in cells if not cell_is_current(out, spec, tuned, c[1], c[2], c[0])]
+    changed = sum(cell_path(out, v, b, s).exists() for s, v, b in todo)
+    log(f"benchmark {spec.dataset}: {len(cells)} cells, {len(cells) - len(todo)} already done"
+        + (f", {changed} to recompute because their settings changed" if changed else "") + f" -> {out}")
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="benchmark", disable=None if progress else True, dynamic_ncols=True)
+    if jobs == 1 or len(todo) <= 1:
+        runner = _CellRunner(spec, tuned)
+        for split, variant, bits in todo:
+            bar.set_description(f"{variant} {bits} bits split {split}")
+            runner.run(split, variant, bits)
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        ctx = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(spec, tuned, threads)) as pool:
+            futures = [pool.submit(_run_group, g) for g in _groups(todo)]
+            for fut in as_completed(futures):
+                for (split, variant, bits), _ in fut.result():
+                    bar.set_description(f"{variant} {bits} bits split {split}")
+                    bar.update(1)
+    bar.close()
+    if todo:
+        wall = time.perf_counter() - t0
+        log(f"computed {len(todo)} cell(s) in {wall:.0f} s wall time ({jobs} job(s))")
+        # the record of wall times: what a whole table costs is only known from a run that computed it all
+        history = json.loads((out / "runs.json").read_text()) if (out / "runs.json").is_file() else []
+        history.append({"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": len(todo), "of": len(cells),
+                        "wall_seconds": round(wall, 1), "jobs": jobs, "cpu_count": os.cpu_count(),
+                        "machine": platform.machine()})
+        write_json(out / "runs.json", history)
+    write_tables(out, spec, collect_cells(out, spec))
+    return out
+
+
+def collect_cells(out: Path, spec: BenchmarkSpec) -> list[dict]:
+    """Cells of the splits that every method x bits has finished: a mean over different splits
+    for different methods would not compare like with like."""
+    tuned = load_tuned(spec.tuned)
+    rows = []
+    for split in range(spec.splits):
+        combos = list(itertools.product(spec.methods, spec.bits))
+        if all(cell_is_current(out, spec, tuned, v, b, split) for v, b in combos):
+            rows.extend(json.loads(cell_path(out, v, b, split).read_text()) for v, b in combos)
+    return rows
+
+

@@ -1,0 +1,94 @@
+"""What a benchmark computes: methods and their ablations, code lengths, splits, and the
+configuration each cell trains with (the tuned defaults of ``vsb2net tune`` under the variant's
+switches and the ``--set`` overrides)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..config import RunConfig, build_config
+from ..errors import VsbError
+
+# variant name -> (registered method, config overrides).  Ablations switch one VSB2-Net term off.
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "vsb2net": ("vsb2net", {}),
+    "vsb2net-no-rec": ("vsb2net", {"model.w_rec": 0}),
+    "vsb2net-no-rel": ("vsb2net", {"model.w_rel": 0}),
+    "vsb2net-no-dis": ("vsb2net", {"model.w_dis": 0}),
+    "csq": ("csq", {}),
+    "sitnet": ("sitnet", {}),
+    "tsk": ("tsk", {}),
+    "itq": ("itq", {}),
+    "lsh": ("lsh", {}),
+    "random": ("random", {}),
+}
+DEFAULT_METHODS = list(VARIANTS)
+
+def overrides_of(values: dict[str, object]) -> list[str]:
+    return [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in values.items()]
+
+
+def tuned_for(tuned: dict, variant: str) -> dict:
+    methods = tuned.get("methods", {})
+    if variant in methods:
+        return dict(methods[variant])
+    base = VARIANTS[variant][0]
+    return dict(methods.get(base, {}))
+
+
+def load_tuned(path: str | Path | None) -> dict:
+    if not path:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise VsbError(f"tuned-defaults file {path} does not exist; create it with `vsb2net tune` or omit --tuned.")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("methods", {}), dict):
+        raise VsbError(f"tuned-defaults file {path} has no 'methods' mapping; regenerate it with `vsb2net tune`.")
+    return data
+
+
+@dataclass
+class BenchmarkSpec:
+    dataset: str = "animal-mnist"
+    root: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    bits: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
+    splits: int = 5
+    max_per_class: int | None = None
+    tuned: str | None = None
+    out: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+    def check(self) -> "BenchmarkSpec":
+        unknown = [m for m in self.methods if m not in VARIANTS]
+        if unknown:
+            raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(VARIANTS)}.")
+        if self.splits < 1:
+            raise VsbError("--splits must be at least 1.")
+        for b in self.bits:
+            if b <= 0 or b % 8:
+                raise VsbError(f"--bits {b}: code lengths must be positive multiples of 8.")
+        self.out = self.out or f"benchmarks/results/{self.dataset}"
+        return self
+
+
+def cell_config(spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split: int) -> RunConfig:
+    method, variant_overrides = VARIANTS[variant]
+    values = {"data.dataset": spec.dataset, "data.split_seed": split, "model.method": method,
+              "model.bits": bits, "train.select_epochs": False, "train.progress": False}
+    if spec.root:
+        values["data.root"] = spec.root
+    if spec.max_per_class:
+        values["data.max_per_class"] = spec.max_per_class
+    values.update(tuned_for(tuned, variant))
+    values.update(variant_overrides)
+    return build_config(None, overrides_of(values) + list(spec.overrides))
+
+
+def cell_path(out: Path, variant: str, bits: int, split: int) -> Path:
+    return out / "cells" / f"{variant}_{bits}bits_split{split}.json"
+
+

@@ -1,0 +1,128 @@
+"""``vsb2net tune``: a small documented grid per method, scored on the *validation protocol*
+(pseudo-unseen seen classes of split 0); the best setting and its best epoch become the method's
+defaults in a YAML file that is committed.  No unseen class and no test query takes part."""
+from __future__ import annotations
+
+import itertools
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ..config import build_config, parse_overrides
+from ..data.splits import validation_splits
+from ..errors import VsbError
+from ..io import write_text
+from ..pipeline import _fit, prepare
+from ..training import resolve_device
+from .spec import VARIANTS, load_tuned, overrides_of
+
+# The tuning grid (validation protocol only).  Ablations inherit the full model's choice, so each
+# differs from it in exactly one term.
+# Kept small to fit a 2-core machine: every method gets its epoch count and, where it has one,
+# its main loss parameter; the learning rate is the shared default for all.
+GRID: dict[str, dict[str, list]] = {
+    # the reconstruction weight; alpha stays at 30, which won over 10 on the three-fold search of
+    # both datasets, w_rel and w_dis at 0.1, which the earlier searches preferred to 1, and no
+    # semantic smoothing, which lost every time (git log of configs/tuned/); the other levers
+    # (linear semantic branch, input reconstruction, bit balance, discrepancy margin, class-vector
+    # source) were judged by benchmarks/transfer_experiments.py (docs/RESULTS.md, "Levers tried")
+    "vsb2net": {"model.alpha": [30.0], "model.w_rec": [3.0, 10.0]},
+    "csq": {"model.w_q": [0.01, 0.1]},
+    "sitnet": {"model.alpha": [10.0, 30.0]},
+    "tsk": {},
+    "itq": {},
+    "lsh": {},
+}
+
+
+def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
+             out: str, command: str, root: str | None = None, progress: bool = True, log=print,
+             folds: int = 1, overrides: list[str] | None = None) -> Path:
+    """Grid-search each method on the validation protocol; the file is rewritten after every
+    method, so an interrupted tuning keeps what it finished.
+
+    With ``folds`` > 1 every setting is trained on each of ``folds`` validation protocols (other
+    pseudo-unseen classes each) for the full ``max_epochs``, and the epoch and setting with the
+    best pseudo-unseen mAP averaged over the folds win.
+
+    ``overrides`` (``section.key=value``) hold for every setting and are saved with each method's
+    choice, so that the benchmark trains its cells the way they were tuned (e.g. another backbone).
+    """
+    fixed = parse_overrides(overrides or [])
+    if folds < 1:
+        raise VsbError(f"--val-folds {folds}: give at least 1.")
+    base_methods = sorted({VARIANTS[m][0] for m in methods if VARIANTS[m][0] in GRID},
+                          key=list(GRID).index)
+    device = resolve_device("auto")
+    prep = val = None
+    # re-tuning some methods keeps the others' earlier choices (and their grid rows)
+    previous = load_tuned(out) if Path(out).is_file() else {}
+    chosen = {m: v for m, v in previous.get("methods", {}).items() if m not in base_methods}
+    results = [r for r in previous.get("grid", []) if r["method"] not in base_methods]
+    commands = [c for c in previous.get("commands", []) if c != command] + [command]
+    for method in base_methods:
+        keys = list(GRID[method])
+        for combo in itertools.product(*(GRID[method][k] for k in keys)):
+            params = dict(zip(keys, combo))
+            values = {"data.dataset": dataset, "model.method": method, "model.bits": bits,
+                      "train.epochs": max_epochs, "train.progress": progress, **params}
+            clash = sorted(set(fixed) & (set(values) | {"train.patience", "data.root", "data.max_per_class"}))
+            if clash:
+                raise VsbError(f"--set {', '.join(clash)}: tune sets these itself (they are its options or the "
+                               f"{method} grid); use --bits, --max-epochs, --dataset, --data-root or "
+                               "--max-per-class, or leave the grid to search them.")
+            if folds > 1:  # whole curves: an average over folds needs every fold at every epoch
+                values["train.patience"] = max_epochs
+            if root:
+                values["data.root"] = root
+            if max_per_class:
+                values["data.max_per_class"] = max_per_class
+            cfg = build_config(None, overrides_of({**values, **fixed}))
+            if prep is None:
+                prep = prepare(cfg)
+                vals = validation_splits(prep.dataset.labels, prep.split, cfg.data.n_val_unseen,
+                                         cfg.data.query_fraction, cfg.data.split_seed, folds)
+            curves = []
+            for k, val in enumerate(vals):
+                _, res = _fit(cfg, prep, val, max_epochs, device,
+                              f"tune {method}" + (f" fold {k + 1}/{folds}" if folds > 1 else ""), validate_on=val)
+                curves.append([h.get("val_map") for h in res.history])
+            if folds == 1:
+                row = {"val_map": res.best_score, "best_epoch": res.best_epoch, "history": curves[0]}
+            else:
+                mean = np.mean(np.array(curves, dtype=np.float64), axis=0)
+                best = int(np.argmax(mean))
+                row = {"val_map": float(mean[best]), "best_epoch": best + 1, "history": mean.tolist(),
+                       "folds": [[float(v) for v in c] for c in curves]}
+            results.append({"method": method, "params": params, **row})
+            log(f"{method} {params}: best pseudo-unseen mAP {row['val_map']:.4f} at epoch {row['best_epoch']}"
+                + (f" (mean over {folds} folds)" if folds > 1 else ""))
+        best = max((r for r in results if r["method"] == method), key=lambda r: r["val_map"])
+        chosen[method] = {**fixed, **best["params"], "train.epochs": best["best_epoch"]}
+        names = prep.dataset.class_names
+        doc = {
+            "commands": commands,
+            "dataset": dataset,
+            "selection": (f"validation protocol of split 0: pseudo-unseen classes "
+                          f"{' / '.join(str([names[c] for c in v.unseen]) for v in vals)} "
+                          f"({'mean over ' + str(folds) + ' folds' if folds > 1 else 'one fold'}) "
+                          f"held out of the seen classes {[names[c] for c in prep.split.seen]}; {bits} bits; "
+                          f"best epoch of at most {max_epochs}. No unseen class or test query was used."),
+            "val_folds": folds,
+            # every class the tuning trained or validated on: a test split whose unseen classes are
+            # among them was not strictly unseen to the tuning (RESULTS.md says which splits)
+            "tuning_classes": sorted(names[c] for c in prep.split.seen),
+            "tuning_splits": [int(cfg.data.split_seed)],
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "methods": chosen,
+            "grid": results,
+        }
+        text = ("# Chosen on the validation protocol by:\n" + "".join(f"#   {c}\n" for c in commands)
+                + yaml.safe_dump(doc, sort_keys=False))
+        write_text(out, text)
+    return Path(out)
+
+
