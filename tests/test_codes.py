@@ -85,17 +85,6 @@ def test_hamming_matches_naive(bits):
     assert d[0, 0] == 0 and d[0, 1] == bits
 
 
-@pytest.mark.parametrize("bits", [24, 64])
-def test_hamming_without_bitwise_count(monkeypatch, bits):
-    """The lookup-table fallback for numpy < 2 gives the same distances."""
-    rng = np.random.default_rng(bits)
-    q = pack_codes(rng.standard_normal((4, bits)))
-    db = pack_codes(rng.standard_normal((9, bits)))
-    expected = hamming_distances(q, db)
-    monkeypatch.delattr(np, "bitwise_count", raising=False)
-    assert np.array_equal(hamming_distances(q, db), expected)
-
-
 def test_hamming_non_contiguous_and_empty():
     """Strided views are handled; an empty query set gives an empty (0, N) matrix."""
     rng = np.random.default_rng(1)

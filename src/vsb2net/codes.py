@@ -27,8 +27,6 @@ __all__ = [
     "hex_to_codes",
 ]
 
-# Fallback for numpy < 2.0, which lacks np.bitwise_count (pyproject allows numpy>=1.24).
-_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -130,11 +128,7 @@ def unpack_codes(packed: Any, bits: int) -> np.ndarray:
 
 
 def _popcount(a: np.ndarray, out: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(a, out=out)
-    # Byte-wise table lookup: view any unsigned word as its bytes and sum per word.
-    per_byte = _POPCOUNT8[a.view(np.uint8)].reshape(a.shape + (a.dtype.itemsize,))
-    return per_byte.sum(axis=-1, dtype=np.uint8, out=out)
+    return np.bitwise_count(a, out=out)  # numpy >= 2.0, the declared floor
 
 
 def hamming_distances(q_packed: Any, db_packed: Any) -> np.ndarray:
