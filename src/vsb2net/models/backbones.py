@@ -131,7 +131,7 @@ def build_backbone(name: str, in_shape: tuple[int, ...], feature_dim: int, weigh
 def set_input_reference(model: nn.Module, x: torch.Tensor) -> None:
     """Give every backbone of ``model`` that standardises its input the training inputs' statistics."""
     for m in model.modules():
-        if hasattr(m, "set_input_reference") and m is not model:
+        if isinstance(m, FeatureMLP):
             m.set_input_reference(x)
 
 
