@@ -121,12 +121,12 @@ def verdict_lines(rows: list[dict], unseen: dict, spec: BenchmarkSpec) -> list[s
 
 def transfer_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
     """What carries over to the unseen classes, beside the chance levels (docs/METHOD.md, metrics)."""
-    def table(key: str, title: str, chance: str | None = None) -> list[str]:
+    def table(key: str, title: str, chance: str | None = None, digits: int = 3) -> list[str]:
         agg = aggregate(rows, "unseen", key)
         methods = [m for m in spec.methods if any((m, b) in agg for b in spec.bits)]
         if not methods:
             return []
-        text = markdown_table(agg, methods, spec.bits)
+        text = markdown_table(agg, methods, spec.bits, digits=digits)
         if chance:
             ch = aggregate(rows, "unseen", chance)
             level = {b: next((v for (m, bb), v in ch.items() if bb == b), None) for b in spec.bits}
@@ -141,7 +141,8 @@ def transfer_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
                  "zero_shot_chance")
     out += table("oracle_class_map", "Oracle: each unseen class's mean image code as the query (the best a "
                  "class-level query could do with these image codes)")
-    out += table("distinct_codes", "Code collapse: distinct codes among the unseen classes' database images")
+    out += table("distinct_codes", "Code collapse: distinct codes among the unseen classes' database images",
+                 digits=0)
     align = [r["semantics"]["alignment"] for r in rows if r.get("semantics", {}).get("alignment") is not None]
     if align:
         source = sorted({r["semantics"].get("source", "?") for r in rows if r.get("semantics")})
@@ -307,12 +308,13 @@ def tuning_note(spec: BenchmarkSpec, rows: list[dict]) -> list[str]:
         return []
     splits = sorted({(r["split"], tuple(r["unseen_classes"])) for r in rows})
     touched = [s for s, u in splits if pool & set(u)]
-    return [f"What the tuning saw: its training pools were made of the classes {', '.join(sorted(pool))} "
-            "(seen classes of the splits it names, pseudo-unseen folds inside them); no test query and no image "
-            "of a split's own unseen classes took part in choosing that split's setting when the split is not "
-            f"among {', '.join(str(s) for s in tuned.get('tuning_splits', [0]))}. The unseen classes of "
-            f"{len(touched)} of the {len(splits)} splits were inside those pools (as seen or pseudo-unseen classes), "
-            "so for them one tuning per dataset is less strict than tuning each split on its own seen classes.", ""]
+    tuned_on = ", ".join(str(s) for s in tuned.get("tuning_splits", [0]))
+    return [f"What the tuning saw: `vsb2net tune` trained and validated only on the seen classes of split "
+            f"{tuned_on} ({', '.join(sorted(pool))}), with pseudo-unseen folds among them; no test query took part. "
+            f"One tuning serves every split, so the unseen classes of {len(touched)} of the {len(splits)} splits "
+            "were among the classes it trained or validated on: for those splits the setting is not strictly "
+            "chosen without their unseen classes (tuning each split on its own seen classes would be). The levers "
+            "and the class vectors were judged on the batches of \"Levers tried\", whose pools are listed there.", ""]
 
 
 def seed_specs(name: str, spec: BenchmarkSpec) -> list[tuple[int, BenchmarkSpec]]:

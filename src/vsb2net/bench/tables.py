@@ -30,7 +30,7 @@ def aggregate(rows: list[dict], part: str = "unseen", key: str = "map") -> dict[
             for k, v in groups.items() if k not in missing}
 
 
-def markdown_table(agg: dict, methods: list[str], bits: list[int], bold_best: bool = True) -> str:
+def markdown_table(agg: dict, methods: list[str], bits: list[int], bold_best: bool = True, digits: int = 3) -> str:
     lines = ["| method | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
     best = {b: max((agg[(m, b)][0] for m in methods if (m, b) in agg), default=None) for b in bits}
     for m in methods:
@@ -40,7 +40,7 @@ def markdown_table(agg: dict, methods: list[str], bits: list[int], bold_best: bo
                 cells.append("-")
                 continue
             mean, std, n = agg[(m, b)]
-            text = f"{mean:.3f} ± {std:.3f}"
+            text = f"{mean:.{digits}f} ± {std:.{digits}f}"
             cells.append(f"**{text}**" if bold_best and mean == best[b] else text)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
