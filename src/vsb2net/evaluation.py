@@ -134,9 +134,10 @@ def _nearest_tie_group(n_hist: np.ndarray) -> float:
     return float(n_hist[np.arange(len(n_hist)), first].mean()) if len(n_hist) else 0.0
 
 
-def _row(model: HashingMethod, enc: EncodedSplit, query: str, classes: list[int], candidates: list[int],
-         labels: np.ndarray, split: ZeroShotSplit, vectors: np.ndarray, names: list[str],
-         topk: tuple[int, ...], curves: bool, class_packed: np.ndarray | None) -> dict:
+def _row(enc: EncodedSplit, query: str, classes: list[int], candidates: list[int], labels: np.ndarray,
+         split: ZeroShotSplit, names: list[str], topk: tuple[int, ...], curves: bool,
+         class_packed: np.ndarray | None) -> dict:
+    """The metrics of one query row; ``class_packed`` are the candidates' semantic codes (or None)."""
     q_idx = getattr(split, f"query_{query}")
     db_idx = split.database
     q, db = enc.packed[f"query_{query}"], enc.packed["database"]
@@ -211,7 +212,7 @@ def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, sp
         # seen-class queries choose among every class (generalised zero-shot), unseen among unseen
         candidates = list(split.unseen) if r == "unseen" else list(split.seen) + list(split.unseen)
         packed = class_codes(model, vectors, candidates)
-        metrics[r] = _row(model, enc, r, classes, candidates, labels, split, vectors, names, topk, curves, packed)
+        metrics[r] = _row(enc, r, classes, candidates, labels, split, names, topk, curves, packed)
     metrics["semantics"] = {"alignment": semantic_alignment(x, labels, split.train, list(split.seen), vectors)
                             if alignment else None}
     metrics["timing"] = {"encode_seconds": enc.seconds, "evaluate_seconds": time.perf_counter() - t0}
