@@ -34,7 +34,8 @@ import torch
 from . import __version__
 from .codes import pack_codes, unpack_codes
 from .data.splits import ZeroShotSplit, has_any
-from .metrics import average_precision_tie_aware, distance_histograms, evaluate
+from .metrics import (average_precision_optimistic, average_precision_pessimistic, average_precision_tie_aware,
+                      distance_histograms, evaluate)
 from .models.base import HashingMethod
 from .training import encode
 
@@ -97,11 +98,12 @@ def _code_queries(codes: np.ndarray | None, classes: list[int], names: list[str]
     if codes is None or not len(classes):
         return None
     labels = _class_labels(classes, db_labels)
-    m = evaluate(codes, db_codes, labels, db_labels, topk=(), precision_ks=())
     n, r = distance_histograms(codes, db_codes, labels, db_labels)
     ap = np.atleast_1d(average_precision_tie_aware(n, r))
-    return {"map": m["map"], "map_optimistic": m["map_optimistic"], "map_pessimistic": m["map_pessimistic"],
-            "n_queries": m["n_queries"], "per_class": {names[c]: float(a) for c, a in zip(classes, ap)}}
+    return {"map": float(ap.mean()),
+            "map_optimistic": float(np.atleast_1d(average_precision_optimistic(n, r)).mean()),
+            "map_pessimistic": float(np.atleast_1d(average_precision_pessimistic(n, r)).mean()),
+            "n_queries": len(classes), "per_class": {names[c]: float(a) for c, a in zip(classes, ap)}}
 
 
 def _mean_codes(cont_db: np.ndarray, db_labels: np.ndarray, classes: list[int]) -> np.ndarray:

@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from ..config import RunConfig, build_config
+from ..config import RunConfig, build_config, load_tuned_file
 from ..errors import VsbError
 
 # variant name -> (registered method, config overrides).  Ablations switch one VSB2-Net term off.
@@ -39,15 +37,8 @@ def tuned_for(tuned: dict, variant: str) -> dict:
 
 
 def load_tuned(path: str | Path | None) -> dict:
-    if not path:
-        return {}
-    path = Path(path)
-    if not path.is_file():
-        raise VsbError(f"tuned-defaults file {path} does not exist; create it with `vsb2net tune` or omit --tuned.")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("methods", {}), dict):
-        raise VsbError(f"tuned-defaults file {path} has no 'methods' mapping; regenerate it with `vsb2net tune`.")
-    return data
+    """The tuned-defaults file at ``path`` (checked by :func:`vsb2net.config.load_tuned_file`); {} for none."""
+    return load_tuned_file(path) if path else {}
 
 
 @dataclass
