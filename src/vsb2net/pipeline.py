@@ -31,7 +31,8 @@ from .errors import TrainingInterrupted, VsbError
 from .io import atomic_path, write_json, write_npy
 from .evaluation import evaluate_model, run_meta, validation_score
 from .models import METHODS, ClassContext, images_to_tensor, lle_weights
-from .models.backbones import set_input_reference
+from .models.backbones import build_backbone, frozen_trunk, set_input_reference
+from .models.feature_cache import trunk_output
 from .training import TrainResult, resolve_device, seed_everything, train
 
 
@@ -45,6 +46,13 @@ class Prepared:
     x: torch.Tensor            # the network's view of every image
     #: where the class vectors came from: "glove", "attributes" or the file given (auto resolved)
     vectors_source: str = ""
+    #: the shape of one input as the model is built for it; differs from x's when x holds a frozen
+    #: trunk's cached output instead of the images (the model still codes images, e.g. uploads)
+    input_shape: tuple[int, ...] | None = None
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.input_shape or self.x.shape[1:])
 
 
 def run_dir(cfg: RunConfig) -> Path:
@@ -68,7 +76,12 @@ def prepare(cfg: RunConfig) -> Prepared:
         # loaders that read one fixed size (the MNIST family) leave resizing to here
         ds.x = resize_array(ds.x, d.image_size)
     x = images_to_tensor(ds.x) if ds.kind == "image" else torch.from_numpy(np.asarray(ds.x, np.float32))
-    return Prepared(ds, split, vectors, x, source)
+    in_shape = tuple(x.shape[1:])
+    if ds.kind == "image" and frozen_trunk(cfg.model.backbone, in_shape):
+        m = cfg.model
+        backbone = build_backbone(m.backbone, in_shape, m.feature_dim, m.backbone_weights, m.finetune_blocks)
+        x = trunk_output(backbone, x, d.feature_cache, log=print if cfg.train.progress else None)
+    return Prepared(ds, split, vectors, x, source, in_shape)
 
 
 def unseen_names(cfg: RunConfig, ds: Dataset) -> list[str]:
@@ -96,7 +109,7 @@ def class_context(vectors: np.ndarray, train_classes: list[int], other_classes: 
 
 def new_model(cfg: RunConfig, prep: Prepared) -> torch.nn.Module:
     seed_everything(cfg.train.seed, cfg.train.threads)
-    return METHODS.get(cfg.model.method)(cfg.model, tuple(prep.x.shape[1:]), prep.vectors.shape[1])
+    return METHODS.get(cfg.model.method)(cfg.model, prep.in_shape, prep.vectors.shape[1])
 
 
 def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, device: torch.device,
@@ -136,7 +149,7 @@ RESUME_FILE = "resume.pt"
 #: what ``train`` writes; a file of these left half-written by a killed process is removed
 TRAIN_OUTPUTS = ("config.yaml", RESUME_FILE, "checkpoint.pt", "class_vectors.npy", "split.json", "training.json")
 #: config keys that may change on resume: where the run computes and how it reports, not what
-RESUME_OVERRIDABLE = {"train.device", "train.progress"}
+RESUME_OVERRIDABLE = {"train.device", "train.progress", "data.feature_cache"}
 
 
 def _silent(*_args, **_kwargs) -> None:
@@ -250,7 +263,7 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
             save_config(cfg, out / "config.yaml")
         save_checkpoint(out / "checkpoint.pt", {k: v.cpu() for k, v in model.state_dict().items()}, {
             "method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(),
-            "class_names": list(names), "in_shape": list(prep.x.shape[1:]),
+            "class_names": list(names), "in_shape": list(prep.in_shape),
             "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__,
         })
         write_npy(out / "class_vectors.npy", prep.vectors.astype(np.float32))

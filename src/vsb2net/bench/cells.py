@@ -30,14 +30,18 @@ from .tables import write_tables
 #: what a cell file holds and how it was evaluated; raising it recomputes every cell
 CELL_FORMAT = 2
 #: config keys that say how a cell is computed, not what: left out of the cell's hash
-_NOT_HASHED = {"train.progress", "train.device", "train.threads"}
+_NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_cache"}
+#: options added after cells were computed, with the default that reproduces the behaviour before
+#: them: hashed only when set otherwise, so adding an option does not invalidate cells without it
+_HASHED_WHEN_SET = {"model.finetune_blocks": 0}
 
 
 def config_hash(cfg: RunConfig) -> str:
     """sha256 of the full resolved configuration (and the cell format) of a cell."""
     flat = {f"{section}.{k}": v for section, values in cfg.to_dict().items() if isinstance(values, dict)
             for k, v in values.items()}
-    flat = {k: v for k, v in flat.items() if k not in _NOT_HASHED}
+    flat = {k: v for k, v in flat.items()
+            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == _HASHED_WHEN_SET[k])}
     text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

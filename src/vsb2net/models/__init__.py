@@ -10,7 +10,7 @@ from .base import HashingMethod
 
 METHODS: Registry = Registry("method", base=HashingMethod)
 
-from . import backbones, csq, itq, lsh, random_codes, sitnet, torchvision_backbones, tsk, vsb2net  # noqa: E402,F401  (registration)
+from . import backbones, csq, efficientnet_lite, itq, lsh, random_codes, sitnet, torchvision_backbones, tsk, vsb2net  # noqa: E402,F401  (registration)
 from .backbones import BACKBONES, build_backbone, images_to_tensor  # noqa: E402
 from .vsb2net import ClassContext, lle_weights  # noqa: E402
 

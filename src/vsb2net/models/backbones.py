@@ -110,6 +110,24 @@ class FeatureMLP(nn.Module):
         return self.net((x - self.in_mean) / self.in_std)
 
 
+class FrozenTrunkBackbone(nn.Module):
+    """A pretrained backbone whose first part is frozen.  What it provides:
+
+    * ``frozen_features(images)``: the frozen part's output, the same in every epoch, so the
+      pipeline computes it once per dataset and caches it on disk (``feature_cache.py``);
+    * ``forward`` of either images or that cached output (told apart by ``cached_channels``);
+    * ``cache_identity()``: everything besides the images that decides the cached output.
+    """
+
+    cached_channels: int
+
+    def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def cache_identity(self) -> dict:
+        raise NotImplementedError
+
+
 def resolve_backbone(name: str, in_shape: tuple[int, ...]) -> str:
     """``auto`` -> ``mlp`` for feature vectors, ``cnn28`` for images; checks the pairing otherwise."""
     features = len(in_shape) == 1
@@ -124,8 +142,18 @@ def resolve_backbone(name: str, in_shape: tuple[int, ...]) -> str:
     return name
 
 
-def build_backbone(name: str, in_shape: tuple[int, ...], feature_dim: int, weights: str = "random") -> nn.Module:
-    return BACKBONES.get(resolve_backbone(name, in_shape))(in_shape, feature_dim, weights=weights)
+def build_backbone(name: str, in_shape: tuple[int, ...], feature_dim: int, weights: str = "random",
+                   finetune_blocks: int = 0) -> nn.Module:
+    cls = BACKBONES.get(resolve_backbone(name, in_shape))
+    if isinstance(cls, type) and issubclass(cls, FrozenTrunkBackbone):
+        return cls(in_shape, feature_dim, weights=weights, finetune_blocks=finetune_blocks)
+    return cls(in_shape, feature_dim, weights=weights)
+
+
+def frozen_trunk(name: str, in_shape: tuple[int, ...]) -> bool:
+    """Whether backbone ``name`` (``auto`` resolved) has a frozen part the pipeline caches."""
+    cls = BACKBONES.get(resolve_backbone(name, in_shape))
+    return isinstance(cls, type) and issubclass(cls, FrozenTrunkBackbone)
 
 
 def set_input_reference(model: nn.Module, x: torch.Tensor) -> None:
@@ -141,7 +169,8 @@ class BackboneHashHead(HashingMethod):
     def __init__(self, cfg, in_shape: tuple[int, ...]):
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights)
+        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
+                                       cfg.finetune_blocks)
         self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:

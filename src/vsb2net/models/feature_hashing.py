@@ -46,7 +46,8 @@ class FeatureHashing(HashingMethod):
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights)
+        self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
+                                       cfg.finetune_blocks)
         # The number of training classes is known only when training starts (set_class_reference).
         self.head: nn.Linear | None = None
         self.register_buffer("mean", torch.zeros(self.backbone.out_dim))
