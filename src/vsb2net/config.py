@@ -104,6 +104,9 @@ class ModelConfig:
     #: classes spanned by the relation/discrepancy terms: "seen" (strict) or "seen+unseen"
     #: (unseen class *vectors* only, no unseen images: still inductive)
     class_span: str = "seen"
+    #: codes of class-name queries: "semantic" (the semantic branch) or "relation" (rebuilt from
+    #: the training classes' mean image codes with the LLE weights of the class vector over theirs)
+    class_codes: str = "semantic"
 
 
 @dataclass
@@ -173,6 +176,8 @@ class RunConfig:
                            "semantic branch.")
         if m.class_span not in ("seen", "seen+unseen"):
             raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
+        if m.class_codes not in ("semantic", "relation"):
+            raise VsbError(f"model.class_codes = {m.class_codes!r}: use 'semantic' or 'relation'.")
         if m.rec_target not in ("batch", "l2", "input"):
             raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch', 'l2' or 'input'.")
         if t.select_on not in ("image", "image+class"):

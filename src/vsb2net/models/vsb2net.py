@@ -40,16 +40,26 @@ def lle_weights(vectors: np.ndarray, k: int, reg: float = 1e-3) -> np.ndarray:
     """
     a = np.asarray(vectors, dtype=np.float64)
     c = len(a)
-    w = np.zeros((c, c), dtype=np.float64)
     if c < 2:
-        return w.astype(np.float32)
-    k = max(1, min(k, c - 1))
-    unit = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    sim = unit @ unit.T
-    np.fill_diagonal(sim, -np.inf)
-    for i in range(c):
+        return np.zeros((c, c), dtype=np.float32)
+    return reconstruction_weights(a, a, max(1, min(k, c - 1)), reg, exclude_self=True)
+
+
+def reconstruction_weights(queries: np.ndarray, basis: np.ndarray, k: int, reg: float = 1e-3,
+                           exclude_self: bool = False) -> np.ndarray:
+    """Row i: the LLE weights (sum 1) that rebuild ``queries[i]`` from its k nearest (cosine) rows
+    of ``basis``; ``exclude_self`` (queries = basis) leaves each row's own vector out."""
+    q, a = np.asarray(queries, dtype=np.float64), np.asarray(basis, dtype=np.float64)
+    w = np.zeros((len(q), len(a)), dtype=np.float64)
+    k = max(1, min(k, len(a)))
+    unit_q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    unit_a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    sim = unit_q @ unit_a.T
+    if exclude_self:
+        np.fill_diagonal(sim, -np.inf)
+    for i in range(len(q)):
         nbrs = np.argsort(-sim[i], kind="stable")[:k]
-        diff = a[nbrs] - a[i]
+        diff = a[nbrs] - q[i]
         gram = diff @ diff.T
         gram += np.eye(k) * (reg * np.trace(gram) if np.trace(gram) > 0 else reg)
         wi = np.linalg.solve(gram, np.ones(k))
@@ -96,14 +106,49 @@ class VSB2Net(BackboneHashHead):
         # of related class names share a large common component, which at initialisation maps
         # every class to nearly the same code and stalls the prototype classifier.
         self.register_buffer("semantic_center", torch.zeros(semantic_dim))
+        # class_codes = "relation": the training classes' vectors and mean image codes, set by
+        # post_fit; their row count is known only then (and comes with a loaded checkpoint)
+        self.register_buffer("seen_vectors", torch.zeros(0, semantic_dim))
+        self.register_buffer("seen_mean_codes", torch.zeros(0, k))
         hidden = cfg.semantic_hidden or 256  # the decoder keeps its width when the semantic branch is linear
         self.decoder = (nn.Sequential(nn.Linear(k, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, fdim))
                         if cfg.w_rec > 0 else None)
 
     # -- the semantic branch (the visual one, hash_images, is BackboneHashHead's) ----------------
     def hash_classes(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Continuous semantic hash vectors z in (-1, 1)^K of class vectors; s_c = sign(z_c)."""
+        """Continuous semantic hash vectors z in (-1, 1)^K of class vectors; s_c = sign(z_c).
+
+        With ``class_codes = "relation"``, outside training (the loss always uses the semantic
+        branch) a class's code is rebuilt from the training classes' mean image codes with the
+        LLE weights of its vector over theirs: the relation term's neighbour structure applied to
+        what the images of those neighbours actually look like in Hamming space.
+        """
+        if self.cfg.class_codes == "relation" and not self.training and len(self.seen_mean_codes):
+            w = reconstruction_weights(vectors.detach().cpu().numpy(), self.seen_vectors.cpu().numpy(),
+                                       self.cfg.lle_neighbors, self.cfg.lle_reg)
+            return torch.from_numpy(w).to(self.seen_mean_codes) @ self.seen_mean_codes
         return torch.tanh(self.semantic(vectors - self.semantic_center))
+
+    def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device) -> None:
+        if self.cfg.class_codes != "relation":
+            return
+        from ..training import encode
+
+        was = self.training
+        self.eval()  # BatchNorm statistics must not move while the codes are read
+        u = torch.from_numpy(encode(self.hash_images, x, device))
+        self.train(was)
+        n = ctx.n_train
+        sums = torch.zeros(n, u.shape[1]).index_add_(0, y.cpu().long(), u)
+        counts = torch.bincount(y.cpu().long(), minlength=n).clamp_min(1).unsqueeze(1)
+        self.seen_mean_codes = (sums / counts).to(self.semantic_center.device)
+        self.seen_vectors = ctx.vectors[:n].detach().to(self.semantic_center.device).float()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("seen_vectors", "seen_mean_codes"):
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_class_reference(self, train_vectors: torch.Tensor) -> None:
         """Called once before training with the training classes' semantic vectors."""
