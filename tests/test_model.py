@@ -150,3 +150,31 @@ def test_discrepancy_margin_spares_pairs_below_it():
     _, t = m.training_loss(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), c)
     sims = [float(Z[i] @ Z[j]) / 4 for i in range(3) for j in range(3) if i != j]
     assert t["dis"] == pytest.approx(np.mean([max(s - 0.2, 0.0) ** 2 for s in sims]), abs=1e-6)
+
+
+def test_relation_class_codes_rebuild_a_class_from_its_neighbours_mean_image_codes():
+    from vsb2net.models.vsb2net import reconstruction_weights
+
+    torch.manual_seed(0)
+    m = make(class_codes="relation")
+    c = ctx(n_train=3, n_span=3)
+    x = torch.randn(12, 1, 28, 28)
+    y = torch.arange(12) % 3
+    m.set_class_reference(c.vectors)
+    m.train()
+    semantic = m.hash_classes(c.vectors)  # training: always the semantic branch
+    m.post_fit(x, y, c, torch.device("cpu"))
+    assert m.training  # post_fit read the codes in eval mode and left the mode as it was
+    m.eval()
+    u = m.hash_images(x)
+    means = torch.stack([u[y == k].mean(0) for k in range(3)])
+    assert torch.allclose(m.seen_mean_codes, means, atol=1e-6)
+    query = torch.randn(2, c.vectors.shape[1])
+    w = torch.from_numpy(reconstruction_weights(query.numpy(), c.vectors.numpy(), 3))
+    assert torch.allclose(m.hash_classes(query), w @ means, atol=1e-5)
+    assert not torch.allclose(m.hash_classes(c.vectors), semantic)
+    # the buffers travel with the checkpoint, whatever the number of training classes
+    fresh = make(class_codes="relation")
+    fresh.load_state_dict(m.state_dict())
+    fresh.eval()
+    assert torch.allclose(fresh.hash_classes(query), m.hash_classes(query))
