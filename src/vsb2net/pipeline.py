@@ -77,7 +77,8 @@ def prepare(cfg: RunConfig) -> Prepared:
         ds.x = resize_array(ds.x, d.image_size)
     x = images_to_tensor(ds.x) if ds.kind == "image" else torch.from_numpy(np.asarray(ds.x, np.float32))
     in_shape = tuple(x.shape[1:])
-    if ds.kind == "image" and frozen_trunk(cfg.model.backbone, in_shape):
+    uses_backbone = METHODS.get(cfg.model.method).uses_backbone
+    if ds.kind == "image" and uses_backbone and frozen_trunk(cfg.model.backbone, in_shape):
         m = cfg.model
         backbone = build_backbone(m.backbone, in_shape, m.feature_dim, m.backbone_weights, m.finetune_blocks)
         x = trunk_output(backbone, x, d.feature_cache, log=print if cfg.train.progress else None)

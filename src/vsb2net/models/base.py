@@ -6,6 +6,7 @@ is stated by class attributes and by which methods it overrides:
 
 * ``hash_images(x)``: continuous codes (N, K) of inputs; the binary code is their sign.  Required.
 * ``training_loss(x, y, ctx)``: ``(loss, {term: value})`` of one batch.  Required when ``trainable``.
+* ``uses_backbone``: False for a method that codes the raw input, whatever ``model.backbone``.
 * ``codes_classes``: True when the method has a semantic branch, ``hash_classes(vectors)`` giving
   the codes of class vectors (class-name search, zero-shot classification, class-name mAP).
 * ``set_class_reference(train_vectors)``: called once before training with the training
@@ -24,6 +25,9 @@ class HashingMethod(nn.Module):
     codes_classes: bool = False
     #: trained by gradient steps on ``training_loss`` (False: codes need no training, e.g. random)
     trainable: bool = True
+    #: codes the output of ``model.backbone`` (False: codes the raw input, e.g. random), so the
+    #: pipeline hands it a frozen trunk's cached output only when True
+    uses_backbone: bool = True
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement hash_images")

@@ -17,6 +17,7 @@ from .base import HashingMethod
 class RandomCodes(HashingMethod):
     codes_classes = False
     trainable = False
+    uses_backbone = False
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__()
