@@ -106,6 +106,6 @@ def test_bad_input_is_one_clear_line_without_traceback(args, needle, tmp_path):
 
 
 def test_help_everywhere():
-    for cmd in ([], ["run"], ["train"], ["evaluate"], ["datasets"]):
+    for cmd in ([], ["run"], ["train"], ["evaluate"], ["datasets"], ["serve"]):
         proc = subprocess.run([sys.executable, "-m", "vsb2net", *cmd, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage: vsb2net" in proc.stdout

@@ -189,7 +189,8 @@ def test_index_backends_come_from_the_registry(capsys):
 # --- fast start -------------------------------------------------------------------------------
 
 HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.bench.cells",
-         "vsb2net.data", "vsb2net.evaluation")
+         "vsb2net.data", "vsb2net.evaluation", "fastapi", "starlette", "uvicorn", "vsb2net.serve.app",
+         "vsb2net.serve.service")
 
 
 def test_parser_and_every_help_import_nothing_heavy():
@@ -197,7 +198,8 @@ def test_parser_and_every_help_import_nothing_heavy():
         import contextlib, io, sys
         from vsb2net.cli import build_parser
         commands = [[], ["run"], ["train"], ["evaluate"], ["datasets"], ["methods"], ["backbones"],
-                    ["benchmark"], ["tune"], ["index"], ["index", "build"], ["index", "info"], ["search"]]
+                    ["benchmark"], ["tune"], ["index"], ["index", "build"], ["index", "info"], ["search"],
+                    ["serve"]]
         for cmd in commands:
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
@@ -219,7 +221,7 @@ def test_module_help_has_no_torch_in_its_import_trace():
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "usage: vsb2net" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "vsb2net.cli" in imported and not {"torch", "faiss", "vsb2net.models"} & imported
+    assert "vsb2net.cli" in imported and not {"torch", "faiss", "vsb2net.models", "fastapi", "uvicorn"} & imported
 
 
 def test_tuned_auto_takes_the_committed_file_of_the_dataset(tmp_path, monkeypatch):

@@ -15,13 +15,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
+def run(tiny_glove_run):
     # GloVe class vectors: the search tests look up words that are not among the run's classes
-    assert main(["run", "--max-per-class", "40", "--epochs", "1", "--bits", "16", "--no-progress",
-                 "--set", "model.feature_dim=32", "--set", "data.class_vectors=glove",
-                 "--out", str(out), "--name", "r"]) == 0
-    return out / "r"
+    # (tests/conftest.py; one run per session, shared with the serve tests)
+    return tiny_glove_run
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Command-line interface: ``vsb2net run | train | evaluate | datasets | methods | backbones``.
+"""Command-line interface: ``vsb2net run | train | evaluate | datasets | methods | backbones``, plus the
+command groups of COMMAND_MODULES (benchmark, tune, index, search, serve).
 
 Building the parser imports no torch, model or data module (``vsb2net --help`` answers at once):
 the commands import what they need when they run, and names that registries define (methods,
@@ -192,7 +193,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 # Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``
 # and, like this one, imports nothing heavy (torch, models, data) before a command runs.
-COMMAND_MODULES: list[str] = ["vsb2net.benchmark_cli", "vsb2net.index.cli"]
+COMMAND_MODULES: list[str] = ["vsb2net.benchmark_cli", "vsb2net.index.cli", "vsb2net.serve.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

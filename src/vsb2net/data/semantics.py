@@ -129,6 +129,43 @@ def glove_vectors(class_names: list[str]) -> np.ndarray:
     return _normalize_rows(out, "GloVe class vectors", list(class_names)).astype(np.float32)
 
 
+#: words left out of free text when it has others (they say little about a class)
+_FUNCTION_WORDS = frozenset(
+    "a an the of and or with without in on at to from for by as is are was were be been it its this that these "
+    "those there here some any very my your his her their our one".split())
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+
+
+def glove_text_vectors(texts: list[str]) -> np.ndarray:
+    """GloVe vectors of free text, float32 (N, 50), rows unit-norm: the mean of the unit vectors of
+    its words, like :func:`glove_vectors` for class names.
+
+    Words are lower-cased runs of letters and digits (inner hyphens and apostrophes kept; a
+    hyphenated word that GloVe lacks is split).  Words without a GloVe vector are left out, and so
+    are function words ("a", "the", "of", ...) when the text has other words; a text with no word
+    left is an error.
+    """
+    root = str(_glove_root())
+    vocab = _glove_vocab(root)
+    emb = _glove_matrix(root)
+    out = np.empty((len(texts), emb.shape[1]), dtype=np.float64)
+    for i, text in enumerate(texts):
+        words = []
+        for w in _WORD.findall(str(text).lower()):
+            words.extend([w] if w in vocab else [p for p in w.split("-") if p in vocab])
+        content = [w for w in words if w not in _FUNCTION_WORDS] or words
+        if not content:
+            shown = str(text).strip()[:80]
+            raise VsbError(f"none of the words of {shown!r} has a GloVe vector; use common English words.")
+        rows = np.asarray(emb[[vocab[w] for w in content]], dtype=np.float64)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        rows = rows[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+        if not len(rows):
+            raise VsbError(f"GloVe has only zero vectors for the words of {str(text)[:80]!r}; use other words.")
+        out[i] = rows.mean(axis=0)
+    return _normalize_rows(out, "GloVe text vectors", [str(t) for t in texts]).astype(np.float32)
+
+
 # --- user files ----------------------------------------------------------------------------------
 
 def _normalize_rows(m: np.ndarray, where: str, class_names: list[str]) -> np.ndarray:

@@ -19,18 +19,24 @@ GRID_MAX_HITS = 12
 BACKEND_FLAGS = ("nlist", "nprobe", "nhash", "nflip")
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: an integer no smaller than ``minimum``."""
-    def parse(text: str) -> int:
+def _number_at_least(minimum: float, kind: type = int, strict: bool = False):
+    """An argparse type: a number of ``kind`` (int or float) no smaller than ``minimum`` (larger,
+    with ``strict``)."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value < minimum or (strict and value == minimum) or value != value:  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"must be {'more than' if strict else 'at least'} {minimum}, got {text}")
         return value
 
     return parse
+
+
+def _int_at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum``."""
+    return _number_at_least(minimum)
 
 
 _positive = _int_at_least(1)
@@ -206,12 +212,10 @@ def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.
 
 def cmd_search(args: argparse.Namespace) -> int:
     from . import runs
-    from .base import HammingIndex
 
     run = runs.load(args.run_dir)
     index_path = Path(args.index)
-    index = HammingIndex.load(index_path, bits=run.bits, model=run.identity()["fingerprint"],
-                              nprobe=args.nprobe, nflip=args.nflip)
+    index = runs.open_index(run, index_path, nprobe=args.nprobe, nflip=args.nflip)
     try:
         desc, codes, images = _queries(args, run)
         if args.radius is None:
@@ -279,36 +283,16 @@ def _print_table(desc: list[dict], radius: int | None, k: int | None) -> None:
 # ----------------------------------------------------------------------------- grid picture
 
 def _hit_images(run, index, ids: list[int]) -> dict[int, np.ndarray]:
-    """Pictures of indexed items by id, from where the index was built."""
-    source = (index.info or {}).get("source") or {}
-    kind = source.get("kind")
-    if kind == "dataset":
-        if source.get("split") == "database":
-            from vsb2net.pipeline import prepare
+    """Pictures of indexed items by id, from where the index was built; a file moved since has none
+    (its cell says so instead of failing the search)."""
+    from .runs import ItemPictures
 
-            x = prepare(run.cfg).dataset.x
-        else:
-            from vsb2net.data import load_dataset
-
-            x = load_dataset(source["name"], source.get("root")).x
-        return {i: x[i] for i in ids if 0 <= i < len(x)}
-    if kind == "images":
-        from PIL import Image
-
-        by_id = dict(zip(index.ids.tolist(), index.metadata))
-        out = {}
-        for i in ids:
-            meta = by_id.get(i) or {}
-            try:
-                with Image.open(meta.get("file", "")) as im:
-                    im = im.convert("RGB")
-                    im.thumbnail((96, 96))
-                    out[i] = np.asarray(im)
-            except (OSError, ValueError):
-                pass  # a file moved since: its cell says so instead of failing the search
-        return out
-    raise VsbError("--grid shows pictures of the hits, but this index was built from codes (--codes), which have "
-                   "none; leave out --grid or index images (--dataset or --images).")
+    pictures = ItemPictures(run, index)
+    if not pictures.available:
+        raise VsbError("--grid shows pictures of the hits, but this index was built from codes (--codes), which "
+                       "have none; leave out --grid or index images (--dataset or --images).")
+    found = {i: pictures.get(i) for i in ids}
+    return {i: pic for i, pic in found.items() if pic is not None}
 
 
 def save_grid(path: Path, run, index, desc: list[dict], images: np.ndarray | None) -> Path:

@@ -3,13 +3,17 @@
 * the model's identity (a fingerprint of its weights and model config) that an index records;
 * the items to index: the run's database split, every image of another dataset, a folder of
   image files, or a file of codes;
-* the queries: image files, class names (GloVe words, through the semantic branch), class
-  vectors from a file, hex codes.
+* the queries: image files or uploaded image bytes, class names (GloVe words, through the
+  semantic branch), free text (through the run's class-vector source), class vectors from a file,
+  hex codes;
+* opening an index for a run (refusing one of another code length or model), and the pictures of
+  its items (for ``search --grid`` and ``serve``'s thumbnails).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,25 +126,83 @@ def read_images(paths: list[Path], in_shape: tuple[int, ...]) -> np.ndarray:
     Each file is converted to the run's channels and resized (bilinear) to its height and width.
     The MNIST-style datasets show a light object on a dark background; pictures should too.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    if len(in_shape) != 3 or in_shape[0] not in (1, 3):
-        raise VsbError(f"the run's model takes inputs of shape {in_shape}, not images; it cannot code image files.")
-    channels, height, width = in_shape
-    out = np.empty((len(paths), height, width) + (() if channels == 1 else (3,)), dtype=np.uint8)
+    _check_image_input(in_shape)
+    out = np.empty((len(paths),) + _image_shape(in_shape), dtype=np.uint8)
     for i, path in enumerate(paths):
         path = Path(path)
         if not path.is_file():
             raise VsbError(f"image {path} does not exist.")
-        try:
-            with Image.open(path) as im:
-                im = im.convert("L" if channels == 1 else "RGB")
-                out[i] = np.asarray(im.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise VsbError(f"cannot read image {path} ({detail}); give a PNG, JPEG or another format Pillow "
-                           "reads.") from None
+        out[i] = decode_image(path, in_shape, name=f"image {path}")
     return out
+
+
+#: Largest picture (width x height) that ``decode_image`` accepts by default, well below Pillow's
+#: own decompression-bomb limit (about 89 million pixels).
+MAX_PIXELS = 4096 * 4096
+
+
+def _check_image_input(in_shape: tuple[int, ...]) -> None:
+    if len(in_shape) != 3 or in_shape[0] not in (1, 3):
+        raise VsbError(f"the run's model takes inputs of shape {in_shape}, not images; it cannot code image files.")
+
+
+def _image_shape(in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    channels, height, width = in_shape
+    return (height, width) + (() if channels == 1 else (3,))
+
+
+def open_picture(source: Path | bytes, *, max_pixels: int | None = MAX_PIXELS, name: str = "image"):
+    """A decoded Pillow image (its first frame) of a file or of bytes, or VsbError; use it in a
+    ``with`` block (it may hold the file open).
+
+    The pixel count is checked on the header, before anything is decoded: a small file that
+    declares a huge picture (a decompression bomb) is refused without allocating it.  Pillow's own
+    DecompressionBombError (its larger limit) is refused too, and so is its
+    DecompressionBombWarning where a warnings filter turns it into an error (``vsb2net serve``
+    installs one), as is a truncated or unreadable file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    raw = isinstance(source, (bytes, bytearray, memoryview))
+    im = None
+    try:
+        im = Image.open(io.BytesIO(source) if raw else source)
+        width, height = im.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise VsbError(f"{name} is {width} x {height} pixels, more than the limit of {max_pixels:,} pixels; "
+                           "send a smaller picture.")
+        im.load()
+        return im
+    except BaseException as exc:
+        if im is not None:
+            im.close()
+        if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            raise VsbError(f"{name} declares more pixels than Pillow's decompression-bomb limit; send a smaller "
+                           "picture.") from None
+        if isinstance(exc, UnidentifiedImageError) and raw:
+            detail = "not an image format Pillow reads"
+        elif isinstance(exc, (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)):
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        else:
+            raise
+        raise VsbError(f"cannot read {name} ({detail}); give a PNG, JPEG or another format Pillow reads.") from None
+
+
+def decode_image(source: Path | bytes, in_shape: tuple[int, ...], *, max_pixels: int | None = MAX_PIXELS,
+                 name: str = "image") -> np.ndarray:
+    """One picture (a file or bytes) as the run's network sees it (see :func:`read_images`)."""
+    from PIL import Image
+
+    _check_image_input(in_shape)
+    channels, height, width = in_shape
+    with open_picture(source, max_pixels=max_pixels, name=name) as im:
+        try:
+            im = im.convert("L" if channels == 1 else "RGB")
+            return np.array(im.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+        except (OSError, ValueError) as exc:
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise VsbError(f"cannot read {name} ({detail}); give a PNG, JPEG or another format Pillow "
+                           "reads.") from None
 
 
 def images_tensor(images: np.ndarray):
@@ -150,6 +212,16 @@ def images_tensor(images: np.ndarray):
 
 
 # ----------------------------------------------------------------------------- class vectors
+
+def vector_source(run: Run) -> str:
+    """Where the run's class vectors came from: "glove", "minilm", "attributes" or a file name
+    (``data.class_vectors=auto`` resolved as training recorded it)."""
+    source = str(run.cfg.data.class_vectors)
+    if source.strip().lower() == "auto":  # what auto resolved to, as train recorded it
+        split = run.path / "split.json"
+        source = json.loads(split.read_text()).get("class_vectors", source) if split.is_file() else source
+    return source.strip()
+
 
 def class_name_vectors(run: Run, names: list[str]) -> np.ndarray:
     """Semantic vectors of class names, as the run's semantic branch expects them (unit norm).
@@ -162,21 +234,44 @@ def class_name_vectors(run: Run, names: list[str]) -> np.ndarray:
     known = {n.strip().lower(): i for i, n in enumerate(run.class_names)}
     saved = run.path / "class_vectors.npy"
     run_vectors = np.load(saved, allow_pickle=False) if saved.is_file() else None
-    source = str(run.cfg.data.class_vectors)
-    if source.strip().lower() == "auto":  # what auto resolved to, as train recorded it
-        split = run.path / "split.json"
-        source = json.loads(split.read_text()).get("class_vectors", source) if split.is_file() else source
+    source = vector_source(run)
     out = []
     for name in names:
         i = known.get(name.strip().lower())
         if i is not None and run_vectors is not None and i < len(run_vectors):
             out.append(np.asarray(run_vectors[i], np.float32))
-        elif source.strip().lower() == "glove":
+        elif source.lower() == "glove":
             out.append(glove_vectors([name])[0])
         else:
             raise VsbError(f"class {name!r} is not one of the run's classes, and the run's class vectors come from "
                            f"{source}, not GloVe; give its vector with --class-vector FILE.")
     return np.stack(out).astype(np.float32)
+
+
+#: class-vector sources whose space free text can be mapped into
+TEXT_SOURCES = ("glove", "minilm")
+
+
+def text_vectors(run: Run, texts: list[str]) -> np.ndarray:
+    """Semantic vectors of free text in the run's class-vector space (unit norm).
+
+    GloVe runs: the mean of the unit GloVe vectors of the text's words (unknown words and a few
+    function words are left out, see :func:`vsb2net.data.semantics.glove_text_vectors`).  minilm
+    runs: the all-MiniLM-L6-v2 sentence embedding of the text.  Attribute or file vectors have no
+    text encoder: those runs answer class names only.
+    """
+    source = vector_source(run)
+    kind = source.lower()
+    if kind == "glove":
+        from vsb2net.data.semantics import glove_text_vectors
+
+        return glove_text_vectors(texts)
+    if kind == "minilm":
+        from vsb2net.data.sentence import minilm_vectors
+
+        return minilm_vectors(texts)
+    raise VsbError(f"the run's class vectors come from {source}, which has no text encoder; free-text queries work "
+                   "for runs on glove or minilm vectors. Query by class name instead (one of the run's classes).")
 
 
 def read_class_vectors(path: Path) -> tuple[list[str], np.ndarray]:
@@ -325,3 +420,81 @@ def code_file_items(run: Run, path: Path) -> Items:
                        f"packed codes or (N, {bits}) unpacked ones.")
     return Items(codes, np.arange(len(codes), dtype=np.int64), [None] * len(codes),
                  {"kind": "codes", "file": str(path.resolve())})
+
+
+# ----------------------------------------------------------------------------- indexes
+
+def open_index(run: Run, path: str | Path, **search_params: Any):
+    """The index at ``path``, checked to hold codes of this run's model and code length."""
+    from .base import HammingIndex
+
+    return HammingIndex.load(Path(path), bits=run.bits, model=run.identity()["fingerprint"], **search_params)
+
+
+class ItemPictures:
+    """Pictures of an index's items by id, from where the index was built.
+
+    An index built from a dataset (``index build --dataset``) shows the dataset's images (ids are
+    dataset indices; the dataset is loaded on the first request); one built from an image folder
+    (``--images``) shows the files its metadata lists, and no other path; one built from codes
+    has no pictures (``available`` is False).
+    """
+
+    def __init__(self, run: Run, index: Any):
+        self.run = run
+        source = (index.info or {}).get("source") or {}
+        self.source = source
+        self.kind = source.get("kind") if source.get("kind") in ("dataset", "images") else None
+        self._index = index
+        self._x = None
+        self._order: np.ndarray | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.kind is not None
+
+    def position(self, item_id: int) -> int | None:
+        """Where ``item_id`` sits inside the index, or None when it holds no such id."""
+        ids = self._index.ids
+        if not -(1 << 63) <= int(item_id) < (1 << 63):
+            return None
+        if self._order is None:
+            self._order = np.argsort(ids, kind="stable")
+        j = int(np.searchsorted(ids, item_id, sorter=self._order))
+        if j < len(ids) and ids[self._order[j]] == item_id:
+            return int(self._order[j])
+        return None
+
+    def _dataset_images(self):
+        if self._x is None:
+            if self.source.get("split") == "database":
+                from vsb2net.pipeline import prepare
+
+                self._x = prepare(self.run.cfg).dataset.x
+            else:
+                from vsb2net.data import load_dataset
+
+                self._x = load_dataset(self.source["name"], self.source.get("root")).x
+        return self._x
+
+    def get(self, item_id: int, size: int = 96, max_pixels: int | None = MAX_PIXELS) -> np.ndarray | None:
+        """uint8 (H, W) or (H, W, 3) picture of an indexed item, at most ``size`` pixels a side for
+        files (dataset images come as they are); None when the index has no such item or its file
+        cannot be read (moved since, or not a picture)."""
+        pos = self.position(int(item_id))
+        if pos is None or self.kind is None:
+            return None
+        if self.kind == "dataset":
+            x = self._dataset_images()
+            return np.asarray(x[item_id]) if 0 <= item_id < len(x) else None
+        meta = self._index.metadata[pos]
+        path = meta.get("file") if isinstance(meta, dict) else None
+        if not isinstance(path, str) or not Path(path).is_file():
+            return None
+        try:
+            with open_picture(Path(path), max_pixels=max_pixels, name=f"image {path}") as im:
+                im = im.convert("RGB")
+        except VsbError:
+            return None
+        im.thumbnail((size, size))
+        return np.asarray(im)

@@ -1,0 +1,406 @@
+"""The HTTP API and web page of ``vsb2net serve`` (FastAPI), around :class:`SearchService`.
+
+``create_app(run_dir, index_path, token=..., limits=...)`` loads the model and the index once and
+returns the FastAPI application; ``vsb2net serve`` runs it with uvicorn.  Routes (OpenAPI at
+``/openapi.json``, Swagger UI at ``/docs``):
+
+* ``POST /search/image`` (multipart ``file``, form fields ``k``, ``radius``),
+  ``GET /search/class?name=``, ``GET /search/text?q=``, ``GET /search/code?hex=``: each takes
+  ``k`` (hits, default 10) or ``radius`` (every item within that Hamming distance, at most k or
+  the server's max_k);
+* ``GET /thumb/{id}``: PNG picture of an indexed item (dataset image, or a file the index lists);
+* ``GET /info``, ``GET /health`` (the only route without the token), ``GET /`` (the page).
+
+Every error reaches the client as ``{"detail": "<one line>"}`` with a 4xx status (500 "internal
+error" for a bug, whose traceback is logged here and never sent).
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import warnings
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from vsb2net.errors import VsbError
+
+from .service import Limits, SearchService, one_line
+
+log = logging.getLogger("vsb2net.serve")
+
+TOKEN_ENV = "VSB2NET_TOKEN"
+#: room for the multipart envelope (boundaries, headers, the other fields) around the file
+MULTIPART_OVERHEAD = 64 * 1024
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": one_line(detail)}, status_code=status, headers=headers)
+
+
+# ----------------------------------------------------------------------------- schemas (OpenAPI)
+
+class Hit(BaseModel):
+    rank: int = Field(description="1 = nearest")
+    id: int = Field(description="the item's id in the index (a dataset index for indexes of a dataset)")
+    distance: int = Field(description="Hamming distance to the query code")
+    metadata: Any = Field(description='what the index stores for the item, e.g. {"class": "zebra"} or '
+                                      '{"file": "/photos/a.png"}; null when none')
+    tie: bool = Field(description="another item lies at the same distance (among the hits, or just past the last "
+                                  "one): the order among them is by id, not by similarity")
+    thumbnail: str | None = Field(description="URL of the item's picture (GET /thumb/{id}); null when the index "
+                                              "has no pictures (built from codes)")
+
+
+class QueryEcho(BaseModel):
+    kind: str = Field(description="image, class, text or code")
+    query: str = Field(description="the file name, class name, text or hex code given")
+    code: str = Field(description="the query's binary code in hex")
+
+
+class SearchResult(BaseModel):
+    query: QueryEcho
+    k: int = Field(description="hits asked for (with radius: the most returned)")
+    radius: int | None = Field(description="the Hamming radius, or null for k-nearest search")
+    count: int
+    hits: list[Hit]
+    more_at_last_distance: bool = Field(description="more items lie at the last hit's distance than are listed")
+    truncated: bool | None = Field(default=None, description="radius search only: more items lie within the "
+                                                             "radius than k")
+
+
+class ErrorReply(BaseModel):
+    detail: str = Field(description="one line saying what was wrong")
+
+
+ERRORS = {status: {"model": ErrorReply, "description": text} for status, text in (
+    (400, "bad input (unreadable image, unknown class name, malformed code, ...)"),
+    (401, "missing or wrong token"), (413, "upload over the size limit"),
+    (422, "a parameter is missing, of the wrong type or out of range"))}
+
+
+# ----------------------------------------------------------------------------- middleware
+
+class TokenAuth:
+    """Every route but /health needs ``Authorization: Bearer <token>`` or ``?token=<token>``."""
+
+    def __init__(self, app, token: str):
+        self.app = app
+        self.token = token.encode("utf-8")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            return await self.app(scope, receive, send)
+        given = None
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, rest = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given = rest.strip()
+        if given is None:
+            from urllib.parse import parse_qs
+
+            values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+            given = values[0].encode("utf-8") if values else None
+        if given is None or not hmac.compare_digest(given, self.token):
+            response = _error(401, f"missing or wrong token: send the header 'Authorization: Bearer <token>' "
+                                   f"(the server's {TOKEN_ENV}), or ?token=<token> for the web page.",
+                              headers={"WWW-Authenticate": "Bearer"})
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Request bodies of at most ``limit`` bytes: a larger Content-Length is refused before the
+    body is parsed, and a body that streams past the limit (no or a false Content-Length) is cut
+    off as soon as it does; both answer 413.  Up to ``drain`` bytes of a refused body are read and
+    dropped first, so that a client that sends its whole body before reading (most do) sees the
+    413 rather than a reset connection; a larger body is not read at all."""
+
+    def __init__(self, app, limit: int, upload_limit: int):
+        self.app = app
+        self.limit = limit
+        self.upload_limit = upload_limit
+        self.drain = 4 * limit + (1 << 20)
+
+    def _message(self) -> str:
+        return f"the upload is larger than the limit of {self.upload_limit:,} bytes; send a smaller image."
+
+    @staticmethod
+    async def _discard(receive, budget: int) -> None:
+        while budget > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            budget -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    return await _error(400, "the Content-Length header is not a number.")(scope, receive, send)
+                if declared > self.limit:
+                    if declared <= self.drain:
+                        await self._discard(receive, declared)
+                    return await _error(413, self._message(), headers={"Connection": "close"})(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    if message.get("more_body", False):
+                        await self._discard(receive, self.drain - seen)
+                    # an HTTPException passes through FastAPI's body parsing to the handler
+                    raise HTTPException(413, self._message(), headers={"Connection": "close"})
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+class SecurityHeaders:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                # the page carries the token in its URL: never send it to another site
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                            (b"x-frame-options", b"DENY")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, with_headers)
+
+
+class RedactToken(logging.Filter):
+    """Masks ``token=...`` in access-log lines (the page sends it in URLs)."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = self.PATTERN.sub(r"\1***", record.msg)
+        return True
+
+
+# ----------------------------------------------------------------------------- the application
+
+def _page() -> str:
+    return resources.files("vsb2net.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path", "form")]
+        where = ".".join(loc) or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(run_dir: str | Path, index_path: str | Path, *, token: str | None = None,
+               limits: Limits | None = None, batch_window_s: float = 0.002, max_batch: int = 64,
+               model_threads: int = 2, warm_up: bool = True, **search_params: Any) -> FastAPI:
+    """The FastAPI application serving ``index_path`` with the model of ``run_dir``.
+
+    ``token``: required on every route but /health (None: no authentication, for loopback only;
+    ``vsb2net serve`` enforces that).  ``limits``: upload size, pixels, k, text length.
+    ``batch_window_s``, ``max_batch``: the micro-batcher (max_batch=1: no batching).
+    ``search_params``: backend search knobs (nprobe, nflip).  Raises VsbError when the run or the
+    index cannot be used (missing, damaged, built by another model).
+    """
+    limits = limits or Limits()
+    # Pillow's warning about huge pictures becomes an error (uploads are also held to max_pixels,
+    # well below Pillow's limit, before they are decoded)
+    from PIL import Image
+
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+    service = SearchService(run_dir, index_path, limits=limits, batch_window_s=batch_window_s,
+                            max_batch=max_batch, model_threads=model_threads, **search_params)
+    if warm_up:
+        service.warm_up()
+    limits = service.limits
+    bits = service.run.bits
+    page = _page()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.batcher.start()
+        try:
+            yield
+        finally:
+            await service.close()
+
+    app = FastAPI(
+        title="vsb2net search", version="1",
+        description=f"Zero-shot image hashing search: {service.identity['method']} run {service.run.path.name}, "
+                    f"{bits}-bit codes, {len(service.index):,} indexed items ({service.index.backend_name}). "
+                    "Query by image, class name, free text or code; hits are ranked by Hamming distance, ties "
+                    "in order of id. Authentication: 'Authorization: Bearer <token>' (or ?token=) on every "
+                    "route but /health when the server has a token.",
+        docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.service = service
+
+    # -- errors: one line of JSON, never a traceback -------------------------------------------
+    @app.exception_handler(VsbError)
+    async def _vsb_error(request: Request, exc: VsbError):
+        return _error(400, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException):
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return _error(422, _validation_message(exc))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):
+        log.error("internal error answering %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal error")
+
+    # -- routes --------------------------------------------------------------------------------
+    # The search routes return their JSON as built (SearchResult documents it): validating every
+    # reply against the model again would cost more than the search of a small index.
+    k_doc = f"number of hits, 1..{limits.max_k} (default 10; with radius: the most returned, default {limits.max_k})"
+    r_doc = f"instead of the k nearest: every item within this Hamming distance (0..{bits}, inclusive)"
+
+    def k_param():
+        return Query(None, ge=1, le=limits.max_k, description=k_doc)
+
+    def radius_param():
+        return Query(None, ge=0, le=bits, description=r_doc)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index_page():
+        return HTMLResponse(page, headers={
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                       "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+                                       "frame-ancestors 'none'", "Cache-Control": "no-store"})
+
+    @app.get("/health", summary="liveness (no token needed)", tags=["server"])
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/info", summary="the run, the index, the supported queries and the limits", tags=["server"],
+             responses={401: ERRORS[401]})
+    async def info() -> dict:
+        return service.info()
+
+    @app.post("/search/image", response_model=SearchResult, tags=["search"], responses=ERRORS,
+              summary="search by an uploaded image (multipart field 'file')",
+              description="The image is converted to the run's input (28x28 greyscale for the default backbone; "
+                          "like the training images, a light object on a dark background) and coded by the visual "
+                          f"branch. At most {limits.max_upload_bytes:,} bytes and {limits.max_pixels:,} pixels.")
+    async def search_image(file: UploadFile = File(..., description="the query image (PNG, JPEG, ...)"),
+                           k: int | None = Form(None, ge=1, le=limits.max_k, description=k_doc),
+                           radius: int | None = Form(None, ge=0, le=bits, description=r_doc)):
+        service.check_k_radius(k, radius)
+        data = await file.read(limits.max_upload_bytes + 1)
+        if len(data) > limits.max_upload_bytes:
+            raise HTTPException(413, f"the upload is larger than the limit of {limits.max_upload_bytes:,} bytes; "
+                                     "send a smaller image.")
+        code = await service.image_code(data)
+        name = one_line(Path(file.filename or "upload").name, 200)
+        return JSONResponse(await service.search("image", name, code, k, radius))
+
+    @app.get("/search/class", response_model=SearchResult, tags=["search"], responses=ERRORS,
+             summary="search by class name (zero-shot for classes never seen in training)",
+             description="One of the run's classes (GET /info lists them) uses the run's own class vector; for "
+                         "runs on GloVe vectors any English word(s) work too. The vector goes through the semantic "
+                         "branch.")
+    async def search_class(name: str = Query(..., description="class name, e.g. zebra"),
+                           k: int | None = k_param(), radius: int | None = radius_param()):
+        service.check_k_radius(k, radius)
+        code = await service.class_code(name)
+        return JSONResponse(await service.search("class", one_line(name, 200), code, k, radius))
+
+    @app.get("/search/text", response_model=SearchResult, tags=["search"], responses=ERRORS,
+             summary="search by free text (runs on glove or minilm class vectors)",
+             description="The text goes through the run's class-vector source: GloVe runs average the word "
+                         "vectors of its words; minilm runs embed it with all-MiniLM-L6-v2. Runs on attribute "
+                         "vectors answer 400: query them by class name.")
+    async def search_text(q: str = Query(..., description="free text, e.g. 'a striped horse'"),
+                          k: int | None = k_param(), radius: int | None = radius_param()):
+        service.check_k_radius(k, radius)
+        code = await service.text_code(q)
+        return JSONResponse(await service.search("text", one_line(q, 200), code, k, radius))
+
+    @app.get("/search/code", response_model=SearchResult, tags=["search"], responses=ERRORS,
+             summary="search by a binary code given in hex",
+             description=f"{bits // 4} hex digits ({bits} bits, 2 digits per byte, as the hits' query.code shows).")
+    async def search_code(hex: str = Query(..., description="the code in hex"),  # noqa: A002
+                          k: int | None = k_param(), radius: int | None = radius_param()):
+        service.check_k_radius(k, radius)
+        code = service.hex_code(hex)
+        return JSONResponse(await service.search("code", hex.strip(), code, k, radius))
+
+    @app.get("/thumb/{item_id}", tags=["search"], response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "PNG picture"},
+                        404: {"model": ErrorReply, "description": "no such item, or it has no picture"}},
+             summary="picture of an indexed item, by id (indexes of a dataset or of an image folder)")
+    async def thumb(item_id: int):
+        try:
+            png = await service.thumbnail(item_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        url = "/openapi.json"
+        if "token" in request.query_params:
+            url += "?token=" + quote(request.query_params["token"], safe="")
+        return get_swagger_ui_html(openapi_url=url, title="vsb2net search: API")
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            if token:
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer", "description": f"the server's {TOKEN_ENV}"}}
+                schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    # outermost last: the token is checked before any body is read
+    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + MULTIPART_OVERHEAD,
+                       upload_limit=limits.max_upload_bytes)
+    if token:
+        app.add_middleware(TokenAuth, token=token)
+        access = logging.getLogger("uvicorn.access")
+        if not any(isinstance(f, RedactToken) for f in access.filters):
+            access.addFilter(RedactToken())
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,177 @@
+"""Micro-batching of index searches: concurrent queries share one ``HammingIndex`` call.
+
+Each query waits on an asyncio future; one worker task takes the first waiting query, gathers
+those that arrive within ``window_s`` (at most ``max_batch``), and makes **one**
+``index.search`` call with the largest k of the batch (each query then keeps its own first k),
+or ``range_search`` calls per distinct radius (at most RANGE_CHUNK queries each).  The call runs in a single dedicated thread, so
+the event loop keeps accepting requests meanwhile, and queries that arrive during a call form the
+next batch at once: under load the batches fill up by themselves.  The window is only waited
+while queries arrive together (the previous batch held several, or more are already waiting), so
+a lone client pays no added latency.
+
+Why: faiss splits one call's queries over its OpenMP threads (one per core), so a batch uses
+every core while one-query calls, made one after the other, use one; and the per-call costs
+(the hand-off to the index thread, HammingIndex's bookkeeping) are paid once per batch.  A batch
+of one runs on a one-thread team (see ``_FaissThreads``).  ``benchmarks/serve_load.py`` measures
+both ways; ``max_batch=1`` turns batching off.  Index calls are never concurrent, which also suits
+backends whose clients are not thread-safe (Milvus).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vsb2net.index.base import HammingIndex, Hits
+
+
+#: most queries per range_search call
+RANGE_CHUNK = 8
+
+
+@dataclass
+class _Query:
+    code: np.ndarray          # packed (bits/8,) uint8
+    k: int                    # hits wanted (k-NN), or the most returned (radius)
+    radius: int | None
+    future: asyncio.Future = field(repr=False)
+
+
+class _FaissThreads:
+    """faiss spreads a search over its queries with OpenMP.  A team wider than the batch gains
+    nothing and waits at its barriers for threads that may be descheduled (on a busy machine a
+    one-query search then takes tens of ms instead of well under one), so the index thread sizes
+    the team to the batch.  OpenMP's thread count is per calling thread: this changes nothing for
+    other threads."""
+
+    def __init__(self):
+        self.default: int | None = None
+
+    def fit(self, n_queries: int) -> None:
+        faiss = sys.modules.get("faiss")
+        if faiss is None:
+            return
+        if self.default is None:
+            self.default = max(1, int(faiss.omp_get_max_threads()))
+        faiss.omp_set_num_threads(max(1, min(n_queries, self.default)))
+
+
+def _first(hits: Hits, k: int) -> Hits:
+    if len(hits) <= k:
+        return hits
+    return Hits(hits.ids[:k], hits.distances[:k], hits.positions[:k], hits.metadata[:k])
+
+
+class MicroBatcher:
+    """``await batcher.search(code, k)`` / ``search(code, k, radius=r)``: one Hits, nearest first."""
+
+    def __init__(self, index: HammingIndex, *, window_s: float = 0.002, max_batch: int = 64):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.index = index
+        self.window_s = max(0.0, float(window_s))
+        self.max_batch = int(max_batch)
+        self._queue: asyncio.Queue[_Query] | None = None
+        self._worker: asyncio.Task | None = None
+        self._stopped = False
+        self._faiss_threads = _FaissThreads()
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsb2net-index")
+        #: (number of index calls, number of queries they answered), for /info and the tests
+        self.calls = 0
+        self.queries = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker on the running event loop (idempotent)."""
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="vsb2net-batcher")
+
+    async def stop(self) -> None:
+        """Stop the worker; queries still waiting get an error instead of waiting forever."""
+        self._stopped = True
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+        while self._queue is not None and not self._queue.empty():
+            q = self._queue.get_nowait()
+            if not q.future.done():
+                q.future.set_exception(RuntimeError("the server is shutting down"))
+        self._thread.shutdown(wait=True)
+
+    # -- queries ----------------------------------------------------------------------------------
+    async def search(self, code: np.ndarray, k: int, radius: int | None = None) -> Hits:
+        if self._stopped:
+            raise RuntimeError("the server is shutting down")
+        self.start()
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Query(np.asarray(code, np.uint8), int(k), radius, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        last = 1
+        while True:
+            batch = [await queue.get()]
+            # Wait for company only while queries have been arriving together: a lone client pays
+            # no window, and under load the queue fills during each index call anyway.
+            if self.window_s and self.max_batch > 1 and (last > 1 or not queue.empty()):
+                await asyncio.sleep(self.window_s)
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            last = len(batch)
+            batch = [q for q in batch if not q.future.done()]  # the client went away
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(self._thread, self._answer, batch)
+            except Exception as exc:  # noqa: BLE001  (handed to every waiting query)
+                for q in batch:
+                    if not q.future.done():
+                        q.future.set_exception(exc)
+                continue
+            for q, res in zip(batch, results):
+                if q.future.done():
+                    continue
+                if isinstance(res, BaseException):
+                    q.future.set_exception(res)
+                else:
+                    q.future.set_result(res)
+
+    def _answer(self, batch: list[_Query]) -> list[Hits | BaseException]:
+        """In the index thread: one index call per group (k-NN; each radius), results in batch order."""
+        out: list[Hits | BaseException | None] = [None] * len(batch)
+        groups: dict[int | None, list[int]] = {}
+        for i, q in enumerate(batch):
+            groups.setdefault(q.radius, []).append(i)
+        for radius, group in groups.items():
+            # a range search holds every item within the radius before it keeps the first k (up to
+            # the whole index per query), so those go in small chunks to bound the memory
+            step = len(group) if radius is None else RANGE_CHUNK
+            for lo in range(0, len(group), step):
+                members = group[lo:lo + step]
+                codes = np.stack([batch[i].code for i in members])
+                k = max(batch[i].k for i in members)
+                self._faiss_threads.fit(len(members))
+                try:
+                    if radius is None:
+                        found = self.index.search(codes, k)
+                    else:
+                        found = self.index.range_search(codes, radius, k=k)
+                except Exception as exc:  # noqa: BLE001  (one call's failure is its queries' answer)
+                    for i in members:
+                        out[i] = exc
+                    continue
+                self.calls += 1
+                self.queries += len(members)
+                for i, hits in zip(members, found):
+                    out[i] = _first(hits, batch[i].k)
+        return out

@@ -1,0 +1,279 @@
+"""What ``vsb2net serve`` answers, without HTTP: queries to codes, codes to hits, hits to JSON.
+
+``SearchService`` holds the run (model on the CPU), the index, the micro-batcher and a thread
+pool for model work (image decoding and the visual branch, class and text vectors through the
+semantic branch), so none of it runs on the event loop.  ``vsb2net.serve.app`` puts HTTP around
+it.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsb2net.errors import VsbError
+from vsb2net.index import runs
+from vsb2net.index.base import Hits
+
+from .batching import MicroBatcher
+
+log = logging.getLogger("vsb2net.serve")
+
+
+def one_line(text: Any, limit: int = 500) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+QUERY_KINDS = ("image", "class", "text", "code")
+
+
+class _LRU:
+    """A small least-recently-used cache (not thread-safe: the event loop's own)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        value = self.data.get(key)
+        if value is not None:
+            self.data.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may ask; every one is checked before any work is done."""
+
+    max_upload_bytes: int = 8 * 1024 * 1024
+    max_pixels: int = runs.MAX_PIXELS
+    max_k: int = 1000
+    max_text_chars: int = 500
+    thumb_size: int = 96
+
+
+class SearchService:
+    def __init__(self, run_dir: str | Path, index_path: str | Path, *, limits: Limits = Limits(),
+                 batch_window_s: float = 0.002, max_batch: int = 64, model_threads: int = 2,
+                 **search_params: Any):
+        self.run = runs.load(run_dir)
+        self.index_path = Path(index_path)
+        self.index = runs.open_index(self.run, self.index_path, **search_params)
+        self.identity = self.run.identity()
+        self.source = runs.vector_source(self.run)
+        max_k = limits.max_k
+        if self.index.backend_name == "milvus":  # Milvus returns at most 16,384 hits per query
+            from vsb2net.index.milvus_backend import MAX_TOPK
+
+            max_k = min(max_k, MAX_TOPK - 1)
+        self.limits = Limits(**{**limits.__dict__, "max_k": max_k})
+        self.batcher = MicroBatcher(self.index, window_s=batch_window_s, max_batch=max_batch)
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=model_threads,
+                                                          thread_name_prefix="vsb2net-model")
+        self.pictures = runs.ItemPictures(self.run, self.index)
+        self._pictures_lock = threading.Lock()
+        self.kinds = self._supported_kinds()
+        self._known_classes = {" ".join(n.split()).lower() for n in self.run.class_names}
+        # repeated class names, texts and thumbnails cost one model call each; the caches are read
+        # and written on the event loop only, so a hit needs no trip to the thread pool
+        self._class_codes = _LRU(1024)
+        self._text_codes = _LRU(1024)
+        self._thumbnails = _LRU(4096)
+
+    # -- what this run can answer -----------------------------------------------------------------
+    def _supported_kinds(self) -> dict[str, str | None]:
+        """Query kind -> None when supported, else the one-line reason why not."""
+        semantic = bool(getattr(self.run.model, "codes_classes", False))
+        no_branch = (f"the run's method {self.identity['method']!r} has no semantic branch, so it codes images "
+                     "only; query by image or code.")
+        shape = self.run.in_shape
+        image_ok = len(shape) == 3 and shape[0] in (1, 3)
+        text = None
+        if not semantic:
+            text = no_branch
+        elif self.source.lower() not in runs.TEXT_SOURCES:
+            text = (f"the run's class vectors come from {self.source}, which has no text encoder; free text works for "
+                    "runs on glove or minilm vectors. Query by class name instead (GET /search/class; GET /info "
+                    "lists the run's classes).")
+        return {"image": None if image_ok else f"the run's model takes inputs of shape {shape}, not images.",
+                "class": None if semantic else no_branch, "text": text, "code": None}
+
+    def require(self, kind: str) -> None:
+        reason = self.kinds.get(kind)
+        if reason:
+            raise VsbError(reason)
+
+    def warm_up(self) -> None:
+        """Load what the first query of each kind would otherwise wait for (GloVe, MiniLM)."""
+        if self.kinds["text"] is None:
+            try:
+                runs.text_vectors(self.run, ["cat"])
+            except VsbError as exc:  # reported when a text query comes; the server still starts
+                log.warning("text queries will fail: %s", exc)
+
+    def info(self) -> dict:
+        split = self.run.path / "split.json"
+        seen = unseen = None
+        if split.is_file():
+            import json
+
+            try:
+                data = json.loads(split.read_text())
+                seen, unseen = data.get("seen"), data.get("unseen")
+            except (OSError, ValueError):
+                pass
+        source = (self.index.info or {}).get("source") or {}
+        return {
+            "method": self.identity["method"], "bits": self.run.bits, "backend": self.index.backend_name,
+            "backend_params": self.index.backend.params, "count": len(self.index), "run": str(self.run.path),
+            "index": str(self.index_path), "model": self.identity["fingerprint"],
+            "dataset": self.identity["dataset"],
+            "index_source": {k: source.get(k) for k in ("kind", "name", "split", "folder") if k in source},
+            "class_vectors": self.source, "class_names": self.run.class_names, "seen": seen, "unseen": unseen,
+            "queries": {kind: {"supported": reason is None, **({"reason": reason} if reason else {})}
+                        for kind, reason in self.kinds.items()},
+            "thumbnails": self.pictures.available,
+            "limits": {"max_k": self.limits.max_k, "max_radius": self.run.bits,
+                       "max_upload_bytes": self.limits.max_upload_bytes, "max_pixels": self.limits.max_pixels,
+                       "max_text_chars": self.limits.max_text_chars},
+            "batching": {"window_ms": self.batcher.window_s * 1000, "max_batch": self.batcher.max_batch,
+                         "index_calls": self.batcher.calls, "queries": self.batcher.queries},
+        }
+
+    # -- queries to codes (in the model pool) ---------------------------------------------------------
+    async def _in_pool(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def _cached(self, cache: "_LRU", key, fn):
+        value = cache.get(key)
+        if value is None:
+            value = await self._in_pool(fn, key)
+            if value is not None:
+                cache.put(key, value)
+        return value
+
+    def _image_code(self, data: bytes) -> np.ndarray:
+        image = runs.decode_image(data, self.run.in_shape, max_pixels=self.limits.max_pixels, name="the upload")
+        return runs.encode_images(self.run, runs.images_tensor(image[None]))[0]
+
+    async def image_code(self, data: bytes) -> np.ndarray:
+        self.require("image")
+        if not data:
+            raise VsbError("the upload is empty; send an image file (PNG, JPEG, ...).")
+        return await self._in_pool(self._image_code, data)
+
+    def _class_code(self, key: str) -> np.ndarray:
+        return runs.semantic_codes(self.run, runs.class_name_vectors(self.run, [key]))[0]
+
+    async def class_code(self, name: str) -> np.ndarray:
+        self.require("class")
+        key = " ".join(str(name).split()).lower()
+        if not key:
+            raise VsbError("the class name is empty; give one, e.g. one of the names GET /info lists.")
+        if len(key) > self.limits.max_text_chars:
+            raise VsbError(f"the class name is {len(key)} characters long, more than the limit of "
+                           f"{self.limits.max_text_chars}.")
+        if self.source.lower() != "glove" and key not in self._known_classes:
+            raise VsbError(f"class {one_line(name, 80)!r} is not one of the run's classes (GET /info lists them); the "
+                           f"run's class vectors come from {self.source}, so other names have no vector.")
+        return await self._cached(self._class_codes, key, self._class_code)
+
+    def _text_code(self, text: str) -> np.ndarray:
+        return runs.semantic_codes(self.run, runs.text_vectors(self.run, [text]))[0]
+
+    async def text_code(self, text: str) -> np.ndarray:
+        self.require("text")
+        text = " ".join(str(text).split())
+        if not text:
+            raise VsbError("the text is empty; describe what to find, e.g. 'a striped horse'.")
+        if len(text) > self.limits.max_text_chars:
+            raise VsbError(f"the text is {len(text)} characters long, more than the limit of "
+                           f"{self.limits.max_text_chars}.")
+        return await self._cached(self._text_codes, text, self._text_code)
+
+    def hex_code(self, text: str) -> np.ndarray:
+        if len(text) > 2 * self.run.bits:  # do not echo an arbitrarily long string back
+            raise VsbError(f"hex code has {len(text)} characters but a {self.run.bits}-bit code needs "
+                           f"{self.run.bits // 4} hex digits; check the code length.")
+        return runs.hex_codes([text], self.run.bits)[0]
+
+    # -- codes to hits --------------------------------------------------------------------------------
+    def check_k_radius(self, k: int | None, radius: int | None) -> tuple[int, int | None]:
+        """(k, radius) after the range checks; k defaults to 10 (k-NN) or max_k (radius)."""
+        if radius is not None and not 0 <= radius <= self.run.bits:
+            raise VsbError(f"radius must be between 0 and {self.run.bits} (the code length), got {radius}.")
+        if k is not None and not 1 <= k <= self.limits.max_k:
+            raise VsbError(f"k must be between 1 and {self.limits.max_k}, got {k}.")
+        return (k if k is not None else (10 if radius is None else self.limits.max_k)), radius
+
+    async def search(self, kind: str, query: str, code: np.ndarray, k: int | None, radius: int | None) -> dict:
+        from vsb2net.codes import codes_to_hex
+
+        k, radius = self.check_k_radius(k, radius)
+        # one more hit than asked: it tells whether items beyond the last hit share its distance
+        hits = await self.batcher.search(code, k + 1, radius)
+        return {"query": {"kind": kind, "query": query, "code": codes_to_hex(code)}, "k": k, "radius": radius,
+                **self.hits_json(hits, k, radius)}
+
+    def hits_json(self, hits: Hits, k: int, radius: int | None) -> dict:
+        more = len(hits) > k
+        beyond = int(hits.distances[k]) if more else None
+        n = min(len(hits), k)
+        dist = hits.distances[:n].tolist()
+        counts: dict[int, int] = {}
+        for d in dist:
+            counts[d] = counts.get(d, 0) + 1
+        thumbs = self.pictures.available
+        rows = []
+        for i in range(n):
+            item = int(hits.ids[i])
+            rows.append({"rank": i + 1, "id": item, "distance": dist[i], "metadata": hits.metadata[i],
+                         "tie": counts[dist[i]] > 1 or (beyond is not None and beyond == dist[i]),
+                         "thumbnail": f"/thumb/{item}" if thumbs else None})
+        out = {"count": n, "hits": rows,
+               # the last distance continues past the list: more items lie at that distance
+               "more_at_last_distance": bool(n and beyond is not None and beyond == dist[-1])}
+        if radius is not None:
+            out["truncated"] = more  # more items lie within the radius than k
+        return out
+
+    # -- thumbnails -----------------------------------------------------------------------------------
+    def _thumbnail_png(self, item_id: int) -> bytes | None:
+        from PIL import Image
+
+        with self._pictures_lock:  # the dataset is loaded once, by the first request that needs it
+            pic = self.pictures.get(item_id, size=self.limits.thumb_size, max_pixels=self.limits.max_pixels)
+        if pic is None:
+            return None
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pic)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    async def thumbnail(self, item_id: int) -> bytes:
+        if not self.pictures.available:
+            raise LookupError("this index was built from codes, which have no pictures.")
+        if self.pictures.position(item_id) is None:
+            raise LookupError(f"the index holds no item with id {item_id}.")
+        png = await self._cached(self._thumbnails, item_id, self._thumbnail_png)
+        if png is None:
+            raise LookupError(f"the picture of item {item_id} cannot be read (its file moved or is not an image).")
+        return png
+
+    async def close(self) -> None:
+        await self.batcher.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.index.close()

