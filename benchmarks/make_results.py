@@ -198,31 +198,43 @@ TRANSFER_DIR = ROOT / "benchmarks" / "results" / "transfer"
 
 
 def levers_table(paths: list[Path]) -> list[str]:
-    """Markdown: each batch file's settings against its first one (the batch's baseline), paired
-    over the same runs.  A setting's epoch is the one with the best mean image mAP; the gap is the
-    per-run difference of image mAP, each setting at its own such epoch, with its standard error."""
-    lines = ["| batch | setting | runs | epoch | pseudo-unseen image mAP | paired gap to the batch's first "
-             "(± s.e.) | class-name mAP | oracle mAP | distinct codes |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    """Markdown: each batch file's settings against the batch's baseline for the same dataset (its
+    row named ``*base``, else its first row), paired over the same runs.  A setting's epoch is the
+    one with the best mean image mAP; the gaps are per-run differences of image and of class-name
+    mAP, each setting at its own such epoch, with their standard errors."""
+    lines = ["| batch | setting | runs | epoch | pseudo-unseen image mAP | paired image gap to the batch's "
+             "baseline (± s.e.) | class-name mAP | paired class-name gap (± s.e.) | oracle mAP | distinct codes |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def pick(d: dict) -> tuple[np.ndarray, np.ndarray, int]:
+        img = np.array([r["image"] for r in d["runs"]], dtype=float)
+        cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in d["runs"]], dtype=float)
+        e = int(np.argmax(img.mean(0)))
+        return img[:, e], cls[:, e], e
+
+    def gap(a: np.ndarray, b: np.ndarray) -> str:
+        d = a - b
+        return "-" if len(a) != len(b) or np.isnan(d).any() else f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
+
     for path in paths:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if not rows:
-            continue
-        base = np.array([r["image"] for r in rows[0]["runs"]], dtype=float)
-        e_base = int(np.argmax(base.mean(0)))
+        bases: dict[str, dict] = {}
         for d in rows:
-            img = np.array([r["image"] for r in d["runs"]], dtype=float)
-            cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in d["runs"]], dtype=float)
-            e = int(np.argmax(img.mean(0)))
-            gap = img[:, e] - base[:, e_base] if img.shape[0] == base.shape[0] else None
+            ds = d.get("dataset", "")
+            if ds not in bases or (d["name"].endswith("base") and not bases[ds]["name"].endswith("base")):
+                bases[ds] = d
+        for d in rows:
+            base = bases[d.get("dataset", "")]
+            img, cls, e = pick(d)
+            b_img, b_cls, _ = pick(base)
             extra = []
             for key, fmt in (("oracle", "{:.3f}"), ("distinct", "{:.0f}")):
                 vals = [r.get(key) for r in d["runs"]]
                 extra.append(fmt.format(np.mean([v[e] for v in vals])) if all(vals) else "-")
-            g = ("-" if gap is None or d is rows[0] else
-                 f"{gap.mean():+.3f} ± {gap.std(ddof=1) / np.sqrt(len(gap)):.3f}")
-            lines.append(f"| {path.stem} | {d['name']} | {len(d['runs'])} | {e + 1} | {img.mean(0)[e]:.3f} | {g} | "
-                         f"{np.nanmean(cls[:, e]):.3f} | " + " | ".join(extra) + " |")
+            first = d is base
+            lines.append(f"| {path.stem} | {d['name']} | {len(d['runs'])} | {e + 1} | {img.mean():.3f} | "
+                         f"{'-' if first else gap(img, b_img)} | {np.nanmean(cls):.3f} | "
+                         f"{'-' if first else gap(cls, b_cls)} | " + " | ".join(extra) + " |")
     return lines
 
 
@@ -236,7 +248,8 @@ def levers_section() -> list[str]:
             f"[{os.path.relpath(TRANSFER_DIR / 'COMMANDS.md', ROOT / 'docs')}]"
             f"({os.path.relpath(TRANSFER_DIR / 'COMMANDS.md', ROOT / 'docs')})). No test query was used. "
             "32 bits; image and class-name mAP of the pseudo-unseen classes at the epoch with the best mean image "
-            "mAP; the paired gap compares each setting with its batch's first, run by run.", "",
+            "mAP; the paired gaps compare each setting with its batch's baseline for the same dataset (the row "
+            "named `*base`, else the batch's first), run by run.", "",
             *levers_table(paths), ""]
 
 
