@@ -14,3 +14,17 @@ def tiny_glove_run(tmp_path_factory):
                  "--set", "model.feature_dim=32", "--set", "data.class_vectors=glove",
                  "--out", str(out), "--name", "r"]) == 0
     return out / "r"
+
+
+def milvus_lite_or_skip(module_level: bool = False) -> None:
+    """Skip unless the milvus extra (pymilvus + embedded Milvus Lite) imports."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # milvus-lite 2.5 imports the deprecated pkg_resources
+            import milvus_lite  # noqa: F401  (needs setuptools < 81)
+            import pymilvus  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"the milvus extra is not installed or not importable ({exc}); "
+                    "pip install 'vsb2net[milvus]'", allow_module_level=module_level)

