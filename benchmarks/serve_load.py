@@ -48,7 +48,6 @@ from urllib.parse import quote
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 # as `vsb2net serve` sets it (src/vsb2net/serve/cli.py), for the index-call timing done here;
 # read when faiss loads
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

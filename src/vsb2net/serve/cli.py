@@ -25,8 +25,8 @@ def register(subparsers, add_config_flags) -> None:
         "serve", help="serve an index over HTTP: JSON search API and a web page",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Load RUN's model and INDEX once and answer searches over HTTP: by uploaded image,\n"
-                    "class name, free text or hex code (JSON API, OpenAPI at /docs), with a web page at /\n"
-                    "that shows the ranked hits as thumbnails. Concurrent queries are batched into one\n"
+                    "class name, free text or hex code (JSON API, schema at /openapi.json), with a web page\n"
+                    "at / that shows the ranked hits as thumbnails. Concurrent queries are batched into one\n"
                     "index call.",
         epilog=f"""authentication:
   The server listens on 127.0.0.1 (this machine only) by default. Any other --host needs a token in
