@@ -178,3 +178,9 @@ def test_relation_class_codes_rebuild_a_class_from_its_neighbours_mean_image_cod
     fresh.load_state_dict(m.state_dict())
     fresh.eval()
     assert torch.allclose(fresh.hash_classes(query), m.hash_classes(query))
+
+
+def test_semantic_checkpoints_hold_no_relation_buffers():
+    # checkpoints written before class_codes existed must still load, and index fingerprints stay
+    assert not {"seen_vectors", "seen_mean_codes"} & set(make().state_dict())
+    assert {"seen_vectors", "seen_mean_codes"} <= set(make(class_codes="relation").state_dict())

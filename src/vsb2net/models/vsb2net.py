@@ -107,9 +107,11 @@ class VSB2Net(BackboneHashHead):
         # every class to nearly the same code and stalls the prototype classifier.
         self.register_buffer("semantic_center", torch.zeros(semantic_dim))
         # class_codes = "relation": the training classes' vectors and mean image codes, set by
-        # post_fit; their row count is known only then (and comes with a loaded checkpoint)
-        self.register_buffer("seen_vectors", torch.zeros(0, semantic_dim))
-        self.register_buffer("seen_mean_codes", torch.zeros(0, k))
+        # post_fit; their row count is known only then (and comes with a loaded checkpoint).  Saved
+        # only in that mode, so a semantic-branch checkpoint is what it was before the option
+        relation = cfg.class_codes == "relation"
+        self.register_buffer("seen_vectors", torch.zeros(0, semantic_dim), persistent=relation)
+        self.register_buffer("seen_mean_codes", torch.zeros(0, k), persistent=relation)
         hidden = cfg.semantic_hidden or 256  # the decoder keeps its width when the semantic branch is linear
         self.decoder = (nn.Sequential(nn.Linear(k, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, fdim))
                         if cfg.w_rec > 0 else None)
