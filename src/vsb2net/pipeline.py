@@ -60,21 +60,29 @@ def run_dir(cfg: RunConfig) -> Path:
     return Path(cfg.out_dir) / name
 
 
-def prepare(cfg: RunConfig) -> Prepared:
+def prepared_dataset(cfg: RunConfig) -> Dataset:
+    """The dataset as a run sees it: loaded, subsampled per class (data.max_per_class) and resized
+    (data.image_size); its indices are the ids of the run's codes and of indexes of it."""
     d = cfg.data
     ds = load_dataset(d.dataset, d.root, image_size=d.image_size)
     keep = subsample_per_class(ds.labels, d.max_per_class, d.query_seed)
     if len(keep) < len(ds.labels):
         ds = ds.subset(keep)
+    if ds.kind == "image" and d.image_size is not None and ds.x.shape[1:3] != (d.image_size, d.image_size):
+        # loaders that read one fixed size (the MNIST family) leave resizing to here
+        ds.x = resize_array(ds.x, d.image_size)
+    return ds
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    d = cfg.data
+    ds = prepared_dataset(cfg)
     unseen = choose_unseen(ds.class_names, unseen_names(cfg, ds), d.n_unseen, d.split_seed,
                            combination=d.unseen_split == "combination")
     split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.query_seed)
     source = resolve_source(d.class_vectors, ds.attributes) or str(d.class_vectors)
     vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes,
                             descriptions=class_descriptions(ds.name) if source == "minilm" else None)
-    if ds.kind == "image" and d.image_size is not None and ds.x.shape[1:3] != (d.image_size, d.image_size):
-        # loaders that read one fixed size (the MNIST family) leave resizing to here
-        ds.x = resize_array(ds.x, d.image_size)
     x = images_to_tensor(ds.x) if ds.kind == "image" else torch.from_numpy(np.asarray(ds.x, np.float32))
     in_shape = tuple(x.shape[1:])
     uses_backbone = METHODS.get(cfg.model.method).uses_backbone

@@ -468,9 +468,10 @@ class ItemPictures:
     def _dataset_images(self):
         if self._x is None:
             if self.source.get("split") == "database":
-                from vsb2net.pipeline import prepare
+                from vsb2net.pipeline import prepared_dataset
 
-                self._x = prepare(self.run.cfg).dataset.x
+                # the images only: no split, class vectors or pretrained trunk output
+                self._x = prepared_dataset(self.run.cfg).x
             else:
                 from vsb2net.data import load_dataset
 
