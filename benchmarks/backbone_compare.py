@@ -77,8 +77,8 @@ def section(name: str, cnn: BenchmarkSpec, eff: BenchmarkSpec) -> list[str]:
         for r in rows:
             if r["bits"] == BITS:
                 by[(tag, r["method"], r["split"])] = r
-    ua, ub = aggregate([r for r in a if r["bits"] == BITS], "unseen"), aggregate(b, "unseen")
-    ca, cb = aggregate([r for r in a if r["bits"] == BITS], "unseen", "class_query_map"), aggregate(b, "unseen", "class_query_map")
+    ca = aggregate([r for r in a if r["bits"] == BITS], "unseen", "class_query_map")
+    cb = aggregate(b, "unseen", "class_query_map")
     lines = head + [f"Unseen-class mAP@all at {BITS} bits, mean ± sample std over the splits both backbones have; "
                     "gap = efficientnet − cnn28, paired split by split (± its standard error); class-name mAP "
                     "where the method has a semantic branch.", "",
@@ -102,7 +102,6 @@ def section(name: str, cnn: BenchmarkSpec, eff: BenchmarkSpec) -> list[str]:
     lines += ["", f"{len(b)} {BACKBONE} cells, {seconds / 60:.1f} min of compute summed over them (the trunk's "
               "output computed once and cached). Tuned settings: "
               f"`{Path(eff.tuned).relative_to(ROOT)}` (validation protocol, no unseen class).", ""]
-    del ua, ub, cb
     return lines
 
 
