@@ -48,7 +48,8 @@ def test_a_zero_weight_switches_the_term_off():
     assert set(terms) == {"cls"}
 
 
-def test_training_reduces_the_loss_and_is_deterministic():
+@pytest.mark.parametrize("mixup", [0.0, 0.4])
+def test_training_reduces_the_loss_and_is_deterministic(mixup):
     rng = np.random.default_rng(0)
     imgs = (rng.random((60, 28, 28)) * 255).astype(np.uint8)
     y = np.repeat(np.arange(3), 20)
@@ -59,7 +60,7 @@ def test_training_reduces_the_loss_and_is_deterministic():
     for _ in range(2):
         torch.manual_seed(0)
         m = make()
-        res = train(m, x, torch.from_numpy(y), ctx(3, 3), TrainConfig(batch_size=16, progress=False),
+        res = train(m, x, torch.from_numpy(y), ctx(3, 3), TrainConfig(batch_size=16, progress=False, mixup=mixup),
                     epochs=4, device=torch.device("cpu"))
         m.eval()
         with torch.no_grad():

@@ -127,6 +127,8 @@ class TrainConfig:
     patience: int = 3
     #: training-time augmentation for every method alike: "none", "shift" or "shift-flip"
     augment: str = "none"
+    #: mixup of training items and their targets, Beta(mixup, mixup) weights; 0 = off
+    mixup: float = 0.0
     #: torch intra-op threads; 0 = torch's default
     threads: int = 0
     progress: bool = True
@@ -182,6 +184,8 @@ class RunConfig:
             raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch', 'l2' or 'input'.")
         if t.select_on not in ("image", "image+class"):
             raise VsbError(f"train.select_on = {t.select_on!r}: use image or image+class.")
+        if not t.mixup >= 0:
+            raise VsbError(f"train.mixup = {t.mixup}: give the Beta parameter (> 0, e.g. 0.4), or 0 for no mixup.")
         if self.train.augment not in ("none", "shift", "shift-flip"):
             raise VsbError(f"train.augment = {self.train.augment!r}: use none, shift or shift-flip.")
         if m.finetune_blocks < 0:

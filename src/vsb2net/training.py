@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .data.augment import augment_batch
+from .data.augment import augment_batch, mixup_batch
 from .distributed import SINGLE, Dist, broadcast_float, mean_over_ranks
 from .errors import VsbError
 
@@ -160,6 +160,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         net = DDP(_LossOf(model), device_ids=[device.index] if device.type == "cuda" else None,
                   static_graph=True)
     n = len(x)
+    n_classes = int(y.shape[1]) if y.ndim == 2 else int(y.max()) + 1
     starts = list(range(0, n, cfg.batch_size))
     if len(starts) > 1 and n - starts[-1] < 2 * dist.world:
         # a last batch of one item per rank joins the one before: BatchNorm cannot train on a
@@ -181,6 +182,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
             (net or model).train()
             order = np.random.default_rng((cfg.seed, epoch)).permutation(n)
             aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed, epoch, dist.rank))
+            # its own stream, so that switching mixup on leaves the batches and shifts unchanged
+            mix_rng = np.random.default_rng((cfg.seed, epoch, dist.rank, 7)) if cfg.mixup > 0 else None
             sums: dict[str, float] = {}
             ran = 0
             for lo, hi in bounds:
@@ -190,6 +193,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
                 idx = torch.from_numpy(batch[dist.rank::dist.world])
                 xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
                 xb = augment_batch(xb, cfg.augment, aug_gen)
+                if mix_rng is not None:
+                    xb, yb = mixup_batch(xb, yb, n_classes, cfg.mixup, mix_rng)
                 loss, terms = net(xb, yb, loss_ctx) if net is not None else model.training_loss(xb, yb, loss_ctx)
                 if not torch.isfinite(loss):
                     raise VsbError(f"the loss became {float(loss.detach())} at epoch {epoch}; lower train.lr "

@@ -4,6 +4,7 @@ Seeded per (seed, epoch, step) so that training stays deterministic and an epoch
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,3 +32,22 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator, max_sh
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         out = torch.where(flip[:, None, None, None], out.flip(3), out)
     return out
+
+
+
+def mixup_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, alpha: float,
+                rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al., 2018): every item blended with another item of the batch by one
+    weight lam ~ Beta(alpha, alpha); the targets become the same blend of the two class
+    distributions, which every method takes as it takes multi-label rows (soft rows summing to 1).
+
+    Why: images between two seen classes then get codes between their prototypes, so the code
+    space is trained to be graded instead of a few prototype corners, and an unseen class that
+    resembles two seen ones has somewhere of its own to land.
+    """
+    from ..models.losses import class_distribution
+
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    target = class_distribution(y, n_classes)
+    return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
