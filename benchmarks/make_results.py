@@ -51,7 +51,25 @@ AIM_WINS = 3
 AIM_CLASS_RATIO = 3.0
 
 
-def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
+#: the aim for computing one dataset's whole set of cells on the 2-core reference machine
+WHOLE_SET_AIM_MIN = 120
+
+
+def whole_set_line(specs: list[BenchmarkSpec]) -> str:
+    """One dataset's whole set (main table, ablations, seed check, pairs): its cells and the wall
+    time of the benchmark runs that computed them (each directory's runs.json), against the aim."""
+    cells = sum(len(collect_cells(Path(sp.out), sp)) for sp in specs)
+    runs = [r for sp in specs if (Path(sp.out) / "runs.json").is_file()
+            for r in json.loads((Path(sp.out) / "runs.json").read_text())]
+    wall = sum(r["wall_seconds"] for r in runs) / 60
+    jobs = sorted({r["jobs"] for r in runs})
+    verdict = "within" if wall < WHOLE_SET_AIM_MIN else "over"
+    return (f"- whole set of this dataset (main table, ablations, training-seed check, every pair): {cells} cells; "
+            f"the {len(runs)} benchmark runs that computed them took {wall:.0f} min of wall time in all "
+            f"(--jobs {', '.join(map(str, jobs)) or '?'}), {verdict} the aim of {WHOLE_SET_AIM_MIN // 60} hours")
+
+
+def section(name: str, spec: BenchmarkSpec, out: Path, whole: str = "") -> list[str]:
     rows = collect_cells(out, spec)
     if not rows:
         return [f"## {name}", "", "(not run yet)", ""]
@@ -75,6 +93,7 @@ def section(name: str, spec: BenchmarkSpec, out: Path) -> list[str]:
               "missing when it starts): " + ("; ".join(
                   f"{r['cells']} cells in {r['wall_seconds'] / 60:.1f} min ({r['finished']}, --jobs {r['jobs']}, "
                   f"{r['cpu_count']} CPU cores)" for r in runs) or "none recorded"),
+              *([whole] if whole else []),
               f"- tuned defaults: `{os.path.relpath(spec.tuned, ROOT)}` (chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`)", ""]
     if len({r['split'] for r in rows}) < spec.splits or len(rows) < spec.splits * len(spec.methods) * len(spec.bits):
         lines += ["**Incomplete: some cells have not been computed yet.**", ""]
@@ -237,7 +256,8 @@ def levers_table(paths: list[Path]) -> list[str]:
                 extra.append(fmt.format(np.mean([v[e] for v in vals])) if all(vals) else "-")
             first = d is base
             lines.append(f"| {path.stem} | {d['name']} | {len(d['runs'])} | {e + 1} | {img.mean():.3f} | "
-                         f"{'-' if first else gap(img, b_img)} | {np.nanmean(cls):.3f} | "
+                         f"{'-' if first else gap(img, b_img)} | "
+                         f"{'-' if np.isnan(cls).all() else f'{np.nanmean(cls):.3f}'} | "
                          f"{'-' if first else gap(cls, b_cls)} | " + " | ".join(extra) + " |")
     return lines
 
@@ -459,8 +479,9 @@ def main() -> int:
         pairs = pairs_spec(name, spec)
         if run and not args.no_pairs:
             run_benchmark(pairs, progress=not args.no_progress, jobs=args.jobs)
-        body += (section(name, spec, Path(spec.out)) + ablation_section(ablations) + seed_section(spec, checks)
-                 + pairs_section(pairs))
+        whole = [spec, ablations, pairs] + [c for _, c in checks]
+        body += (section(name, spec, Path(spec.out), whole_set_line(whole)) + ablation_section(ablations)
+                 + seed_section(spec, checks) + pairs_section(pairs))
         readme += readme_lines(name, spec)
         lines, lead, transfer = standing_lines(name, spec, pairs)
         standing += lines

@@ -153,6 +153,16 @@ def test_discrepancy_margin_spares_pairs_below_it():
     assert t["dis"] == pytest.approx(np.mean([max(s - 0.2, 0.0) ** 2 for s in sims]), abs=1e-6)
 
 
+def test_similarity_term_matches_its_formula_on_the_hand_computed_case():
+    m, U, _, c = _hand_model(w_sim=2.0)
+    loss, t = m.training_loss(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), c)
+    # f = [[1,3],[3,1]] centred: [[-1,1],[1,-1]], cosines [[1,-1],[-1,1]]; <u_i,u_j>/4 by hand:
+    # U0.U0 = 4 * .25 = 1 -> .25, U0.U1 = -.25+.25+.25-.25 = 0, U1.U1 = 1 -> .25
+    want = ((torch.tensor([[0.25, 0.0], [0.0, 0.25]]) - torch.tensor([[1.0, -1.0], [-1.0, 1.0]])) ** 2).mean()
+    assert t["sim"] == pytest.approx(float(want), abs=1e-6)
+    assert float(loss) == pytest.approx(sum(t.values()) + t["sim"], abs=1e-5)  # weighted 2
+
+
 def test_relation_class_codes_rebuild_a_class_from_its_neighbours_mean_image_codes():
     from vsb2net.models.vsb2net import reconstruction_weights
 
@@ -183,5 +193,15 @@ def test_relation_class_codes_rebuild_a_class_from_its_neighbours_mean_image_cod
 
 def test_semantic_checkpoints_hold_no_relation_buffers():
     # checkpoints written before class_codes existed must still load, and index fingerprints stay
-    assert not {"seen_vectors", "seen_mean_codes"} & set(make().state_dict())
+    assert not {"seen_vectors", "seen_mean_codes"} & set(make(class_codes="semantic").state_dict())
     assert {"seen_vectors", "seen_mean_codes"} <= set(make(class_codes="relation").state_dict())
+
+
+def test_a_run_saved_before_class_codes_existed_keeps_semantic_class_codes():
+    from vsb2net.config import saved_config_from_dict
+
+    old = {"model": {"method": "vsb2net", "bits": 16}}
+    assert saved_config_from_dict(old).model.class_codes == "semantic"
+    assert old == {"model": {"method": "vsb2net", "bits": 16}}  # the caller's dict is left alone
+    assert saved_config_from_dict({"model": {"class_codes": "relation"}}).model.class_codes == "relation"
+    assert saved_config_from_dict({}).model.class_codes == "relation"  # nothing saved: today's default

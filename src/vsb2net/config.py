@@ -87,6 +87,8 @@ class ModelConfig:
     w_q: float = 0.1
     #: bit balance and decorrelation of the image codes over a batch (ours; 0 = off)
     w_bal: float = 0.0
+    #: codes' inner products follow the cosines of the batch-centred visual features (ours; 0 = off)
+    w_sim: float = 0.0
     #: neighbours per class in the LLE reconstruction of the semantic space
     lle_neighbors: int = 3
     lle_reg: float = 1e-3
@@ -104,9 +106,11 @@ class ModelConfig:
     #: classes spanned by the relation/discrepancy terms: "seen" (strict) or "seen+unseen"
     #: (unseen class *vectors* only, no unseen images: still inductive)
     class_span: str = "seen"
-    #: codes of class-name queries: "semantic" (the semantic branch) or "relation" (rebuilt from
-    #: the training classes' mean image codes with the LLE weights of the class vector over theirs)
-    class_codes: str = "semantic"
+    #: codes of class-name queries: "relation" (rebuilt from the training classes' mean image codes
+    #: with the LLE weights of the class vector over theirs) or "semantic" (the semantic branch).
+    #: "relation" since it never lost to "semantic" on the validation protocol, in four batches
+    #: (docs/RESULTS.md, "Levers tried": class-name mAP +0.01 to +0.08, image codes unchanged)
+    class_codes: str = "relation"
 
 
 @dataclass
@@ -209,7 +213,7 @@ class RunConfig:
                            "or none to keep the stored size.")
         if not 0.0 < d.query_fraction < 1.0:
             raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
-        for name in ("w_rec", "w_rel", "w_dis", "w_q", "w_bal", "alpha"):
+        for name in ("w_rec", "w_rel", "w_dis", "w_q", "w_bal", "w_sim", "alpha"):
             if getattr(m, name) < 0:
                 raise VsbError(f"model.{name} = {getattr(m, name)}: loss weights must be >= 0 (0 switches the term off).")
         if self.train.epochs < 1 or self.train.batch_size < 1:
@@ -288,6 +292,21 @@ def _from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
     return _from_dict(RunConfig, values, "")
+
+
+#: defaults that changed, with the value that a saved configuration written before its key existed
+#: was trained with: (section, key) -> old default
+_SAVED_BEFORE = {("model", "class_codes"): "semantic"}
+
+
+def saved_config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """The configuration a run was trained with, read from its saved dictionary: a key that the
+    saving vsb2net did not have yet takes the default of that time, not today's."""
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+    for (section, key), old in _SAVED_BEFORE.items():
+        if isinstance(values.get(section), dict):
+            values[section].setdefault(key, old)
+    return config_from_dict(values)
 
 
 def load_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:

@@ -19,7 +19,8 @@ import torch
 
 from . import __version__, distributed
 from .checkpoint import load_checkpoint, load_training_state, save_checkpoint, save_training_state
-from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, save_config
+from .config import (RunConfig, apply_overrides, config_from_dict, load_config_file, save_config,
+                     saved_config_from_dict)
 from .data import Dataset, load_dataset
 from .data.images import resize_array
 from .data.semantics import class_vectors, resolve_source
@@ -324,13 +325,13 @@ def resume_config(path: str | Path, overrides: list[str] | None = None) -> tuple
                            f"change (only {', '.join(sorted(RESUME_OVERRIDABLE))} can). Drop that option, "
                            "or start a new run without --resume.")
     try:
-        base = config_from_dict(state["config"])
+        base = saved_config_from_dict(state["config"])
         cfg = config_from_dict(apply_overrides(base.to_dict(), overrides or [])).validate()
     except VsbError as exc:
         raise VsbError(f"training state {state_path} holds an unusable configuration ({exc}); start the run "
                        "again without --resume.") from None
     if (path / "config.yaml").is_file():
-        on_disk = _comparable(config_from_dict(load_config_file(path / "config.yaml")).to_dict())
+        on_disk = _comparable(saved_config_from_dict(load_config_file(path / "config.yaml")).to_dict())
         differ = sorted(k for k in set(on_disk) | set(_comparable(base.to_dict()))
                         if on_disk.get(k) != _comparable(base.to_dict()).get(k))
         if differ:
@@ -359,7 +360,7 @@ def load_run(path: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
     where = path / "checkpoint.pt"
     ckpt = load_checkpoint(where)
     try:
-        cfg = config_from_dict(ckpt["config"]).validate()
+        cfg = saved_config_from_dict(ckpt["config"]).validate()
     except VsbError as exc:
         raise VsbError(f"checkpoint {where} holds an unusable configuration ({exc}); retrain the run.") from None
     if ckpt["method"] not in METHODS:
@@ -395,7 +396,7 @@ def _check_same_run(path: Path, cfg: RunConfig, ckpt: dict) -> None:
         raise VsbError(f"checkpoint {path / 'checkpoint.pt'} is labelled {ckpt['method']}/{ckpt['bits']} bits but "
                        f"its configuration says {cfg.model.method}/{cfg.model.bits} bits; it is damaged. Retrain.")
     try:
-        on_disk = config_from_dict(load_config_file(path / "config.yaml"))
+        on_disk = saved_config_from_dict(load_config_file(path / "config.yaml"))
     except VsbError:
         return  # no readable config.yaml: the checkpoint alone describes the run
     theirs = {f"model.{k}": v for k, v in cfg.model.__dict__.items()} | {"data.dataset": cfg.data.dataset}

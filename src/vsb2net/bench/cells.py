@@ -33,7 +33,7 @@ CELL_FORMAT = 2
 _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_cache"}
 #: options added after cells were computed, with the default that reproduces the behaviour before
 #: them: hashed only when set otherwise, so adding an option does not invalidate cells without it
-_HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0}
+_HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0}
 
 
 def config_hash(cfg: RunConfig) -> str:

@@ -13,6 +13,8 @@ Both the visual feature space and the class-semantic space are embedded into one
          also reconstruct the semantic hash vectors, ||z_c - sum_j w_cj z_j||^2 / K.
 * L_dis  discrepancy enlarging: relu(<z_c, z_c'>/K - m)^2 over pairs of different classes.
 * L_q    quantisation: ||u - sign(u)||^2 / K and ||z - sign(z)||^2 / K.
+* L_sim  (ours, off by default) visual similarity preservation: mean over batch pairs of
+         (<u_i, u_j>/K - cos(f_i - mean f, f_j - mean f))^2, f detached.
 * L_bal  (ours, off by default) bit balance and decorrelation of the image codes over the batch:
          mean_k (mean_i u_ik)^2 + mean_{k != l} ((U^T U / B)_kl)^2.
 """
@@ -28,7 +30,7 @@ from torch import nn
 from ..config import ModelConfig
 from . import METHODS
 from .backbones import BackboneHashHead
-from .losses import class_distribution, classification_loss
+from .losses import class_distribution, classification_loss, is_multilabel
 
 
 def lle_weights(vectors: np.ndarray, k: int, reg: float = 1e-3) -> np.ndarray:
@@ -106,9 +108,10 @@ class VSB2Net(BackboneHashHead):
         # of related class names share a large common component, which at initialisation maps
         # every class to nearly the same code and stalls the prototype classifier.
         self.register_buffer("semantic_center", torch.zeros(semantic_dim))
-        # class_codes = "relation": the training classes' vectors and mean image codes, set by
-        # post_fit; their row count is known only then (and comes with a loaded checkpoint).  Saved
-        # only in that mode, so a semantic-branch checkpoint is what it was before the option
+        # class_codes = "relation": the training classes' vectors and mean image codes, sized by
+        # set_class_reference (on every rank alike: DDP broadcasts buffers, which must agree in
+        # shape), filled by post_fit, or sized by a loaded checkpoint.  Saved only in that mode, so
+        # a semantic-branch checkpoint is what it was before the option
         relation = cfg.class_codes == "relation"
         self.register_buffer("seen_vectors", torch.zeros(0, semantic_dim), persistent=relation)
         self.register_buffer("seen_mean_codes", torch.zeros(0, k), persistent=relation)
@@ -140,11 +143,17 @@ class VSB2Net(BackboneHashHead):
         self.eval()  # BatchNorm statistics must not move while the codes are read
         u = torch.from_numpy(encode(self.hash_images, x, device))
         self.train(was)
-        n = ctx.n_train
-        sums = torch.zeros(n, u.shape[1]).index_add_(0, y.cpu().long(), u)
-        counts = torch.bincount(y.cpu().long(), minlength=n).clamp_min(1).unsqueeze(1)
-        self.seen_mean_codes = (sums / counts).to(self.semantic_center.device)
-        self.seen_vectors = ctx.vectors[:n].detach().to(self.semantic_center.device).float()
+        # one row per training class; a multi-label item counts towards each of its labels
+        member = y.cpu().float() if is_multilabel(y) else F.one_hot(y.cpu().long(), ctx.n_train).float()
+        means = (member.T @ u) / member.sum(0).clamp_min(1).unsqueeze(1)
+        self._size_relation(ctx.n_train)
+        self.seen_mean_codes.copy_(means)
+        self.seen_vectors.copy_(ctx.vectors[: ctx.n_train].detach())
+
+    def _size_relation(self, n_train: int) -> None:
+        if len(self.seen_mean_codes) != n_train:
+            self.seen_vectors = self.semantic_center.new_zeros(n_train, self.seen_vectors.shape[1])
+            self.seen_mean_codes = self.semantic_center.new_zeros(n_train, self.seen_mean_codes.shape[1])
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("seen_vectors", "seen_mean_codes"):
@@ -156,6 +165,8 @@ class VSB2Net(BackboneHashHead):
         """Called once before training with the training classes' semantic vectors."""
         if self.cfg.center_semantics:
             self.semantic_center.copy_(train_vectors.mean(0))
+        if self.cfg.class_codes == "relation":
+            self._size_relation(len(train_vectors))
 
     def _rec_target(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The feature the decoder must rebuild from the code.
@@ -210,6 +221,13 @@ class VSB2Net(BackboneHashHead):
             # whole Hamming space rather than a few prototype corners
             cov = (u.T @ u) / len(u)
             terms["bal"] = u.mean(0).pow(2).mean() + (cov - torch.diag(torch.diagonal(cov))).pow(2).mean()
-        weights = {"cls": 1.0, "rec": cfg.w_rec, "rel": cfg.w_rel, "dis": cfg.w_dis, "q": cfg.w_q, "bal": cfg.w_bal}
+        if cfg.w_sim > 0 and len(u) > 1:
+            # the code's inner products follow the cosines of the batch-centred visual features:
+            # how two images of one seen class differ survives hashing, the part of f that the
+            # prototypes ignore and that random projections of f (lsh) keep
+            c = F.normalize(f.detach() - f.detach().mean(0), dim=1)
+            terms["sim"] = ((u @ u.T) / k - c @ c.T).pow(2).mean()
+        weights = {"cls": 1.0, "rec": cfg.w_rec, "rel": cfg.w_rel, "dis": cfg.w_dis, "q": cfg.w_q, "bal": cfg.w_bal,
+                   "sim": cfg.w_sim}
         loss = sum(weights[name] * value for name, value in terms.items())
         return loss, {name: float(value.detach()) for name, value in terms.items()}
