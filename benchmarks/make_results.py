@@ -507,7 +507,10 @@ def main() -> int:
         "test queries; ablations inherit VSB2-Net's choice and switch one term off. The class vectors (the "
         "hand-written attributes of `src/vsb2net/data/class_knowledge/` beat GloVe word vectors on pseudo-unseen "
         "class-name mAP with the same image mAP) and which VSB2-Net levers to keep were judged on the validation "
-        "batches of the last section, \"Levers tried\".",
+        "batches of the last section, \"Levers tried\". Kept from there: VSB2-Net's class-name queries use "
+        "relation codes (`model.class_codes=relation`, docs/METHOD.md), which never lost to the semantic "
+        "branch's codes; mixup (`train.mixup`) raised the pseudo-unseen image mAP of lsh as much as VSB2-Net's "
+        "and is not used.",
         "- Metric: mAP@all over the whole database ranked by Hamming distance, as the expectation over random "
         "orders of tied items (tie-aware; optimistic/pessimistic bounds given). Class semantics: the same class "
         "vectors for every method of a dataset; each section names them (`data.class_vectors`).",

@@ -8,9 +8,9 @@ For each query row (``unseen``: the zero-shot number; ``seen``) it holds
   :func:`vsb2net.metrics.evaluate`, and ``map_unseen_db``: the same queries against the database
   items of the row's classes only (unseen@unseen, the other protocol the literature reports);
 * ``map_chance``: the mAP of a ranking that knows nothing (every item tied);
-* class-name retrieval: each class's semantic code ``sign(hash_classes(a_c))`` queries the
+* class-name retrieval: each class's code ``sign(hash_classes(a_c))`` queries the
   database (``class_query_map``; chance ``class_query_chance``), and zero-shot classification by
-  the nearest semantic code (``zero_shot_accuracy``; chance ``zero_shot_chance``).  None for
+  the nearest class code (``zero_shot_accuracy``; chance ``zero_shot_chance``).  None for
   methods without a semantic branch;
 * ``oracle_class_map``: each class's *mean image code* (sign of the mean of its database images'
   codes) as the query: the best any class-level query can do with these image codes;
@@ -61,7 +61,7 @@ def encode_split(model: HashingMethod, x: torch.Tensor, split: ZeroShotSplit, de
 
 
 def class_codes(model: HashingMethod, vectors: np.ndarray, classes: list[int]) -> np.ndarray | None:
-    """Packed semantic codes of ``classes`` (None for a method without a semantic branch)."""
+    """Packed class codes (``hash_classes``) of ``classes`` (None for a method without a semantic branch)."""
     if not model.codes_classes or not len(classes):
         return None
     with torch.inference_mode():

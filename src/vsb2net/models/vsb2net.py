@@ -17,6 +17,10 @@ Both the visual feature space and the class-semantic space are embedded into one
          (<u_i, u_j>/K - cos(f_i - mean f, f_j - mean f))^2, f detached.
 * L_bal  (ours, off by default) bit balance and decorrelation of the image codes over the batch:
          mean_k (mean_i u_ik)^2 + mean_{k != l} ((U^T U / B)_kl)^2.
+
+Query codes of classes (``model.class_codes``, ours): "relation" (default) rebuilds a class's code
+from the training classes' mean image codes with the LLE weights of its vector over theirs;
+"semantic" is the semantic branch's sign(z_c).  The loss uses the semantic branch either way.
 """
 from __future__ import annotations
 
