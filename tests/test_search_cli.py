@@ -87,7 +87,7 @@ def test_class_query_map_is_in_metrics_and_report(run, split):
     assert metrics["seen"]["class_query"]["n_queries"] == 8
     assert "class-name mAP" in (run / "report.md").read_text()
 
-    # independently: semantic code of each unseen class, database sorted by distance, tie groups
+    # independently: the class code of each unseen class (hash_classes), database sorted by distance, tie groups
     _, model, ckpt = load_run(run)
     names = ckpt["class_names"]
     vectors = np.load(run / "class_vectors.npy")
