@@ -160,7 +160,8 @@ def transfer_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
 
     out = table("map_unseen_db", "Unseen-class queries against the unseen-class database only (unseen@unseen mAP)")
     out += table("class_query_map", "Class-name queries: each unseen class's code (VSB2-Net: relation codes, "
-                 "`model.class_codes`) queries the whole database (mAP; methods with a semantic branch)", "class_query_chance")
+                 "`model.class_codes`) queries the whole database (mAP; methods with a semantic branch)",
+                 "class_query_chance")
     out += table("zero_shot_accuracy", "Zero-shot classification among the unseen classes (nearest class code)",
                  "zero_shot_chance")
     out += table("oracle_class_map", "Oracle: each unseen class's mean image code as the query (the best a "

@@ -161,7 +161,8 @@ def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
         transfer_table(metrics),
         "",
         "- class-name mAP: each class of the row queries the whole database with its class code "
-        "sign(hash_classes(class vector)) (VSB2-Net: as `model.class_codes` says), one query per class; relevant = its images; tie-aware mAP@all "
+        "sign(hash_classes(class vector)) (VSB2-Net: as `model.class_codes` says), one query per class; "
+        "relevant = its images; tie-aware mAP@all "
         "(n/a for methods without a semantic branch). Chance: the mAP of a ranking that knows nothing.",
         "- ZS acc: zero-shot classification, nearest class code among the unseen classes (unseen row) or "
         "among all classes (seen row); chance 1 / candidates.",

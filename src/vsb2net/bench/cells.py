@@ -31,8 +31,9 @@ from .tables import write_tables
 CELL_FORMAT = 2
 #: config keys that say how a cell is computed, not what: left out of the cell's hash
 _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_cache"}
-#: options added after cells were computed, with the default that reproduces the behaviour before
-#: them: hashed only when set otherwise, so adding an option does not invalidate cells without it
+#: options added after cells were computed, with the value that reproduces the behaviour before
+#: them (their default when added): hashed only when set otherwise, so adding an option does not
+#: invalidate cells without it
 _HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0}
 
 

@@ -34,7 +34,6 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator, max_sh
     return out
 
 
-
 def mixup_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, alpha: float,
                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup (Zhang et al., 2018): every item blended with another item of the batch by one
