@@ -168,6 +168,7 @@ def transfer_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
                  "class-level query could do with these image codes)")
     out += table("distinct_codes", "Code collapse: distinct codes among the unseen classes' database images",
                  digits=0)
+    out += class_code_lines(rows, spec)
     align = [r["semantics"]["alignment"] for r in rows if r.get("semantics", {}).get("alignment") is not None]
     if align:
         source = sorted({r["semantics"].get("source", "?") for r in rows if r.get("semantics")})
@@ -175,6 +176,31 @@ def transfer_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
                 "pairs of training classes, of class-vector cosine and mean-input cosine: "
                 f"{np.mean(align):.3f} (mean over cells; range {min(align):.3f} to {max(align):.3f}).", ""]
     return out
+
+
+def class_code_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
+    """Where the unseen classes' codes land (``class_code_distances``, docs/METHOD.md), in bits."""
+    keys = ("to_own_images", "to_oracle", "to_nearest_other", "nearer_other_share")
+    flat = [{**r, "unseen": {k: (r["unseen"].get("class_code_distances") or {}).get(k) for k in keys}} for r in rows]
+    agg = {k: aggregate(flat, "unseen", k) for k in keys}
+    methods = [m for m in spec.methods if any((m, b) in agg["to_oracle"] for b in spec.bits)]
+    if not methods:
+        return []
+    lines = ["### Where the unseen classes' codes land (Hamming distance in bits, mean over splits)", "",
+             "Each cell: to the class's own database images (mean) / to its own mean-code oracle / to the nearest "
+             "seen class's code, and the share of unseen classes whose code is nearer a seen class's code than its "
+             "own oracle (such a class-name query ranks that seen class's images first).", "",
+             "| method | " + " | ".join(f"{b} bits" for b in spec.bits) + " |", "|---|" + "---:|" * len(spec.bits)]
+    for m in methods:
+        cells = []
+        for b in spec.bits:
+            if (m, b) not in agg["to_oracle"] or (m, b) not in agg["nearer_other_share"]:
+                cells.append("-")
+                continue
+            own, orc, near, share = (agg[k][(m, b)][0] for k in keys)
+            cells.append(f"{own:.1f} / {orc:.1f} / {near:.1f} ({share:.0%})")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _best_rival(unseen: dict, methods: list[str], bits: int) -> str | None:
@@ -275,7 +301,61 @@ def levers_section() -> list[str]:
             "32 bits; image and class-name mAP of the pseudo-unseen classes at the epoch with the best mean image "
             "mAP; the paired gaps compare each setting with its batch's baseline for the same dataset (the row "
             "named `*base`, else the batch's first), run by run.", "",
-            *levers_table(paths), ""]
+            *levers_table(paths), "", *class_code_section()]
+
+
+CODES_DIR = TRANSFER_DIR / "codes"
+#: the class-code constructions shown (``benchmarks/class_code_experiments.py`` names), with the
+#: class vectors of the trained model ("run": the hand-written attributes)
+CODE_BUILDS = ("lle", "lle1", "lle2", "lle5", "lle-all", "lle-reg0.1", "lle-c", "lle-signmean", "soft0.05", "soft0.1",
+               "soft0.2-c", "ridge0.1", "ridge1", "lle+qe20", "lle+qe100", "lle+qe400", "ridge0.1+qe100",
+               "semantic-branch")
+CODE_SOURCES = ("attributes", "glove", "minilm-name", "minilm-desc", "attr+desc")
+
+
+def class_code_section() -> list[str]:
+    """Batch 8: ways of turning a class vector into a query code, on the same trained models."""
+    paths = sorted(CODES_DIR.glob("*.jsonl"))
+    if not paths:
+        return []
+    runs = {}
+    for path in paths:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            runs[rows[0]["dataset"]] = rows
+    names = list(runs)
+
+    def cell(rows: list[dict], key: str) -> str:
+        if any(key not in r["map"] for r in rows):
+            return "- | -"
+        v = np.array([r["map"][key] for r in rows])
+        d = v - np.array([r["map"]["run/lle"] for r in rows])
+        return f"{v.mean():.3f} | " + ("-" if key == "run/lle" else
+                                      f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}")
+
+    head = ("| " + " | ".join(f"{n} class-name mAP | paired gap to LLE (± s.e.)" for n in names) + " |",
+            "|---|" + "---:|---:|" * len(names))
+    lines = ["### Batch 8: how a class vector becomes a query code", "",
+             "`benchmarks/class_code_experiments.py` (commands in COMMANDS.md): one VSB2-Net (attributes, `model.w_rec=3`, "
+             "32 bits, the tuned epochs) per pool and fold, "
+             + ", ".join(f"{n}: {len(r)} runs" for n, r in runs.items())
+             + "; then each pseudo-unseen class's query code is built in several ways from the *same* image codes, so "
+             "the paired gap to the default (LLE weights over the 3 nearest training classes applied to their mean "
+             "image codes, `model.class_codes=relation`) measures the construction alone. `lleN`: N neighbours; "
+             "`-c`: vectors centred on the training classes' mean; `softT`: softmax of cosines at temperature T; "
+             "`ridgeL`: a linear map from class vectors to mean codes, ridge L; `signmean`: means of binary codes; "
+             "`+qeK`: query expansion (the code's K nearest database codes, averaged, as the new query; no label "
+             "read); `semantic-branch`: sign(z_c).", "",
+             "| construction (attributes) " + head[0], head[1]]
+    for b in CODE_BUILDS:
+        lines.append(f"| {b} | " + " | ".join(cell(runs[n], f"run/{b}") for n in names) + " |")
+    lines += ["", "Other class vectors for the same construction (the model was trained with attributes; only the "
+              "query codes change):", "", "| class vectors / construction " + head[0], head[1]]
+    for src in CODE_SOURCES:
+        for b in ("lle", "lle-all", "ridge0.1"):
+            lines.append(f"| {src} / {b} | " + " | ".join(cell(runs[n], f"{src}/{b}") for n in names) + " |")
+    lines.append("| oracle (mean image code) | " + " | ".join(cell(runs[n], "oracle") for n in names) + " |")
+    return lines + [""]
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"

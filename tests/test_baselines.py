@@ -69,3 +69,62 @@ def test_every_baseline_trains_and_codes_by_class(name, toy):
     if name == "tsk":
         with torch.no_grad():
             assert m.hash_classes(ctx.vectors).shape == (3, 16)
+
+
+#: a valid value other than the default, for each string option a declaration could leave out
+_OTHER_TEXT = {"rec_target": "l2", "class_span": "seen+unseen", "class_codes": "semantic"}
+
+
+def _other_value(name: str, value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + 0.5
+    assert name in _OTHER_TEXT, f"model.{name}: add a valid other value to _OTHER_TEXT"
+    return _OTHER_TEXT[name]
+
+
+def _codes_after_training(name: str, mcfg: ModelConfig, toy) -> np.ndarray:
+    """Codes of a method trained (one epoch) and fitted with ``mcfg``; the class context is built
+    by the pipeline from the same options, so options the pipeline reads for it are covered too."""
+    from vsb2net.config import RunConfig
+    from vsb2net.pipeline import class_context
+
+    x, y, ctx = toy
+    vectors = np.vstack([ctx.vectors.numpy(), np.ones((1, 8), np.float32)])  # one class outside training
+    ctx = class_context(vectors, [0, 1, 2], [3], RunConfig(model=mcfg), torch.device("cpu"))
+    torch.manual_seed(0)
+    m = METHODS.get(name)(mcfg, (1, 28, 28), 8)
+    m.set_class_reference(ctx.vectors[:3])
+    if m.trainable:
+        train(m, x, y, ctx, TrainConfig(batch_size=30, progress=False, seed=0), epochs=1, device=torch.device("cpu"))
+    m.post_fit(x, y, ctx, torch.device("cpu"))
+    m.eval()
+    with torch.no_grad():
+        return m.hash_images(x).numpy()
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS.names() if METHODS.get(n).options is not None])
+def test_a_method_does_not_read_the_options_it_leaves_out(name, toy):
+    """``options`` decides which settings a benchmark cell's hash covers: an option left out must
+    not change what the method computes, or a changed setting would leave a stale cell current."""
+    import dataclasses
+
+    from vsb2net.models.base import SHARED_OPTIONS
+
+    base = ModelConfig(bits=16, feature_dim=32)
+    codes = _codes_after_training(name, base, toy)
+    left_out = [f.name for f in dataclasses.fields(ModelConfig)
+                if f.name not in SHARED_OPTIONS | METHODS.get(name).options]
+    assert left_out
+
+    def changed(options: list[str]) -> ModelConfig:
+        return dataclasses.replace(base, **{o: _other_value(o, getattr(base, o)) for o in options})
+
+    # all at once (one training), then one by one only to name the culprit
+    if not np.array_equal(_codes_after_training(name, changed(left_out), toy), codes):
+        read = [o for o in left_out if not np.array_equal(_codes_after_training(name, changed([o]), toy), codes)]
+        pytest.fail(f"{name} reads {', '.join(f'model.{o}' for o in read) or 'some options left out'}: "
+                    f"add them to {name}'s options")

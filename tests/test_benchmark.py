@@ -134,6 +134,21 @@ def test_a_cell_whose_settings_changed_is_recomputed(bench, tmp_path):
     assert rows and all(r["config"]["train"]["epochs"] == 2 for r in rows)
 
 
+def test_a_cell_hash_covers_only_the_options_its_method_reads():
+    from vsb2net.bench.cells import config_hash
+    from vsb2net.config import build_config
+
+    def h(method, *more):
+        return config_hash(build_config(None, [f"model.method={method}", *more]))
+
+    # a VSB2-Net-only option leaves the baselines' cells current, not VSB2-Net's
+    assert h("lsh", "model.w_rel=0.5") == h("lsh") and h("csq", "model.class_codes=semantic") == h("csq")
+    assert h("vsb2net", "model.w_rel=0.5") != h("vsb2net")
+    # what a baseline reads still counts: its own options, the shared ones, every other section
+    assert h("csq", "model.w_q=0.5") != h("csq") and h("lsh", "model.bits=16") != h("lsh")
+    assert h("lsh", "train.epochs=3") != h("lsh") and h("lsh", "data.split_seed=4") != h("lsh")
+
+
 def test_parallel_jobs_compute_the_same_cells(tmp_path):
     spec = BenchmarkSpec(methods=["lsh", "itq", "csq"], bits=[16], splits=2, max_per_class=30,
                          out=str(tmp_path / "par"), overrides=TINY)

@@ -93,13 +93,32 @@ def test_evaluate_model_transfer_metrics_match_direct_computation():
     assert s["unseen"]["map@2"] == u["map@2"]
 
 
+def test_class_code_distances_say_where_each_class_code_lands():
+    model, x, labels, split, vectors = _toy()
+    m, enc = evaluate_model(model, x, labels, split, vectors, ["a", "b", "c"], torch.device("cpu"), curves=False)
+    d = m["unseen"]["class_code_distances"]
+    code = model.cls[2].numpy()
+    own_items = model.img[split.database[labels[split.database] == 2]].numpy()
+    assert d["to_own_images"] == pytest.approx(float((own_items != code).sum(1).mean()))
+    # the oracle of class 2 is its base code [1]*4 + [-1]*4: one bit from the class code; the seen
+    # codes (all +1, all -1) are 3 and 5 bits away, so the code is nearer its own images' oracle
+    assert d["to_oracle"] == 1.0 and d["to_nearest_other"] == 3.0 and d["nearer_other_share"] == 0.0
+    # a class code moved onto a seen class's code: nearer the other class than its own oracle
+    model.cls[2] = model.cls[0]
+    m, _ = evaluate_model(model, x, labels, split, vectors, ["a", "b", "c"], torch.device("cpu"), curves=False)
+    d = m["unseen"]["class_code_distances"]
+    assert d["to_nearest_other"] == 0.0 and d["to_oracle"] == 4.0 and d["nearer_other_share"] == 1.0
+    # seen row: class a's code now equals the unseen class's (0 bits), class b's is 8 bits from it
+    assert m["seen"]["class_code_distances"]["to_nearest_other"] == 4.0
+
+
 def test_class_queries_are_none_without_a_semantic_branch():
     model, x, labels, split, vectors = _toy()
     model.codes_classes = False
     m, _ = evaluate_model(model, x, labels, split, vectors, ["a", "b", "c"], torch.device("cpu"), curves=False)
     for row in ("unseen", "seen"):
         assert m[row]["class_query_map"] is None and m[row]["zero_shot_accuracy"] is None
-        assert m[row]["oracle_class_map"] is not None
+        assert m[row]["oracle_class_map"] is not None and m[row]["class_code_distances"] is None
     assert validation_score(m, "image+class") == m["unseen"]["map"]
 
 

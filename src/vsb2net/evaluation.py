@@ -14,6 +14,12 @@ For each query row (``unseen``: the zero-shot number; ``seen``) it holds
   methods without a semantic branch;
 * ``oracle_class_map``: each class's *mean image code* (sign of the mean of its database images'
   codes) as the query: the best any class-level query can do with these image codes;
+* ``class_code_distances`` (rows whose classes get codes): where each class's code lands, in bits,
+  averaged over the row's classes: ``to_own_images`` (mean Hamming distance to the class's database
+  images), ``to_oracle`` (to the mean-code oracle above), ``to_nearest_other`` (to the nearest code of
+  the *other* classes: the seen classes for the unseen row) and ``nearer_other_share`` (share of the
+  row's classes whose code is nearer another class's code than its own images' oracle code): why a
+  class-name query misses, measured rather than guessed;
 * code collapse: ``distinct_codes`` among the row classes' database images and
   ``nearest_tie_group``, the mean number of database items tied at a query's nearest distance.
 
@@ -113,6 +119,26 @@ def _mean_codes(cont_db: np.ndarray, db_labels: np.ndarray, classes: list[int]) 
     return pack_codes(np.where(np.stack(rows) >= 0, 1.0, -1.0))
 
 
+def class_code_distances(own: np.ndarray, others: np.ndarray | None, oracle: np.ndarray, db: np.ndarray,
+                         in_class: list[np.ndarray], bits: int) -> dict:
+    """Where the class codes ``own`` (packed, one per class) land: see the module docstring.
+
+    ``others`` are the packed codes of the other classes; ``oracle`` the classes' mean-code oracle
+    codes; ``in_class[i]`` the rows of ``db`` that hold class i's images.
+    """
+    o = unpack_codes(own, bits).astype(np.float32)
+    d_own = [float(((bits - unpack_codes(db[rows], bits).astype(np.float32) @ code) / 2).mean()) if len(rows) else
+             float("nan") for code, rows in zip(o, in_class)]
+    d_oracle = (bits - np.sum(o * unpack_codes(oracle, bits), axis=1)) / 2
+    out = {"to_own_images": float(np.nanmean(d_own)), "to_oracle": float(d_oracle.mean()),
+           "to_nearest_other": None, "nearer_other_share": None}
+    if others is not None and len(others):
+        d_other = ((bits - o @ unpack_codes(others, bits).astype(np.float32).T) / 2).min(axis=1)
+        out["to_nearest_other"] = float(d_other.mean())
+        out["nearer_other_share"] = float(np.mean(d_other < d_oracle))
+    return out
+
+
 def zero_shot_accuracy(q_codes: np.ndarray, q_labels: np.ndarray, class_packed: np.ndarray | None,
                        candidates: list[int], bits: int) -> float | None:
     """Zero-shot classification: the nearest semantic code among the candidate classes.
@@ -138,8 +164,9 @@ def _nearest_tie_group(n_hist: np.ndarray) -> float:
 
 def _row(enc: EncodedSplit, query: str, classes: list[int], candidates: list[int], labels: np.ndarray,
          split: ZeroShotSplit, names: list[str], topk: tuple[int, ...], curves: bool,
-         class_packed: np.ndarray | None) -> dict:
-    """The metrics of one query row; ``class_packed`` are the candidates' semantic codes (or None)."""
+         class_packed: np.ndarray | None, other_packed: np.ndarray | None = None) -> dict:
+    """The metrics of one query row; ``class_packed`` are the candidates' class codes (or None),
+    ``other_packed`` the codes of the classes outside the row (for ``class_code_distances``)."""
     q_idx = getattr(split, f"query_{query}")
     db_idx = split.database
     q, db = enc.packed[f"query_{query}"], enc.packed["database"]
@@ -164,9 +191,13 @@ def _row(enc: EncodedSplit, query: str, classes: list[int], candidates: list[int
     row["class_query"] = cq
     row["class_query_chance"] = float(chance_ap(_relevant_counts(_class_labels(classes, dl), dl),
                                                 len(dl)).mean()) if len(classes) else 0.0
-    oracle = (_code_queries(_mean_codes(enc.continuous["database"][in_row], sub_dl, classes), classes, names, db, dl)
-              if len(sub_dl) else None)
+    oracle_codes = _mean_codes(enc.continuous["database"][in_row], sub_dl, classes) if len(sub_dl) else None
+    oracle = None if oracle_codes is None else _code_queries(oracle_codes, classes, names, db, dl)
     row["oracle_class_map"] = None if oracle is None else oracle["map"]
+    row["class_code_distances"] = (
+        None if own is None or oracle_codes is None else
+        class_code_distances(own, other_packed, oracle_codes, db,
+                             [np.flatnonzero(has_any(dl, np.arange(len(dl)), [c])) for c in classes], bits))
     row["zero_shot_accuracy"] = zero_shot_accuracy(q, ql, class_packed, candidates, bits)
     row["zero_shot_chance"] = 1.0 / len(candidates) if candidates else None
     return row
@@ -214,7 +245,9 @@ def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, sp
         # seen-class queries choose among every class (generalised zero-shot), unseen among unseen
         candidates = list(split.unseen) if r == "unseen" else list(split.seen) + list(split.unseen)
         packed = class_codes(model, vectors, candidates)
-        metrics[r] = _row(enc, r, classes, candidates, labels, split, names, topk, curves, packed)
+        others = [c for c in list(split.seen) + list(split.unseen) if c not in classes]
+        metrics[r] = _row(enc, r, classes, candidates, labels, split, names, topk, curves, packed,
+                          class_codes(model, vectors, others))
     metrics["semantics"] = {"alignment": semantic_alignment(x, labels, split.train, list(split.seen), vectors)
                             if alignment else None}
     metrics["timing"] = {"encode_seconds": enc.seconds, "evaluate_seconds": time.perf_counter() - t0}

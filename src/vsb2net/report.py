@@ -45,6 +45,22 @@ def transfer_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def class_code_table(metrics: dict) -> str | None:
+    """Where the class codes land (``class_code_distances``), in bits; None for a method without them."""
+    rows = [(label, metrics[part].get("class_code_distances")) for part, label in
+            (("unseen", "unseen classes"), ("seen", "seen classes")) if part in metrics]
+    if not any(d for _, d in rows):
+        return None
+    lines = ["| class codes of | to own images (mean) | to own mean-code oracle | to nearest other class code "
+             "| nearer another class's code than own oracle |", "|---|---:|---:|---:|---:|"]
+    for label, d in rows:
+        if d:
+            other = "n/a" if d["to_nearest_other"] is None else f"{d['to_nearest_other']:.1f}"
+            share = "n/a" if d["nearer_other_share"] is None else f"{d['nearer_other_share']:.0%}"
+            lines.append(f"| {label} | {d['to_own_images']:.1f} | {d['to_oracle']:.1f} | {other} | {share} |")
+    return "\n".join(lines)
+
+
 def metric_table(metrics: dict) -> str:
     """Markdown table, one row per query set (unseen classes: the zero-shot number; seen classes)."""
     cols = _columns(metrics)
@@ -63,6 +79,10 @@ def print_tables(metrics: dict) -> None:
     print(metric_table(metrics))
     print()
     print(transfer_table(metrics))
+    codes = class_code_table(metrics)
+    if codes:
+        print()
+        print(codes)
 
 
 def _save_fig(fig, path: Path) -> None:
@@ -173,6 +193,15 @@ def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
         f"- semantic-visual alignment of the class vectors ({metrics.get('semantics', {}).get('source', '?')}): "
         f"{_fmt(metrics.get('semantics', {}).get('alignment'))} (Spearman, over pairs of training classes, between "
         "class-vector cosine and the cosine of the classes' mean standardised inputs).",
+    ]
+    codes = class_code_table(metrics)
+    if codes:
+        lines += ["", "Where the class codes land, in bits (Hamming distance; mean over the row's classes):", "",
+                  codes, "",
+                  "- A class code nearer another class's code than its own images' mean code (last column) "
+                  "ranks that other class's images first: the class-name query misses because of where the "
+                  "code is, not because the images of the class are scattered."]
+    lines += [
         "",
         "## Protocol",
         "",

@@ -21,14 +21,16 @@ from ..errors import VsbError
 from ..evaluation import evaluate_model, summary
 from ..io import write_json
 from ..models import METHODS
+from ..models.base import SHARED_OPTIONS
 from ..models.feature_hashing import FeatureHashing
 from ..pipeline import Prepared, _fit, class_context, new_model, prepare
 from ..training import resolve_device
 from .spec import VARIANTS, BenchmarkSpec, cell_path, cell_config, load_tuned
 from .tables import write_tables
 
-#: what a cell file holds and how it was evaluated; raising it recomputes every cell
-CELL_FORMAT = 2
+#: what a cell file holds and how it was evaluated; raising it recomputes every cell (3: the
+#: unseen classes' class_code_distances, and a hash that leaves out options the method does not read)
+CELL_FORMAT = 3
 #: config keys that say how a cell is computed, not what: left out of the cell's hash
 _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_cache"}
 #: options added after cells were computed, with the value that reproduces the behaviour before
@@ -38,11 +40,15 @@ _HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic",
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """sha256 of the full resolved configuration (and the cell format) of a cell."""
+    """sha256 of the full resolved configuration (and the cell format) of a cell, less the
+    ``model.*`` options its method declares it does not read (``HashingMethod.options``)."""
+    declared = METHODS.get(cfg.model.method).options
+    reads = None if declared is None else {f"model.{k}" for k in SHARED_OPTIONS | declared}
     flat = {f"{section}.{k}": v for section, values in cfg.to_dict().items() if isinstance(values, dict)
             for k, v in values.items()}
     flat = {k: v for k, v in flat.items()
-            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == _HASHED_WHEN_SET[k])}
+            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == _HASHED_WHEN_SET[k])
+            and (reads is None or not k.startswith("model.") or k in reads)}
     text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

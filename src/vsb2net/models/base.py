@@ -13,11 +13,20 @@ is stated by class attributes and by which methods it overrides:
   classes' semantic vectors (e.g. to size a classifier); no-op by default.
 * ``post_fit(x, y, ctx, device)``: a second stage after training (two-stage methods fit their
   projection here); no-op by default.
+* ``options``: the ``model.*`` options the method reads besides :data:`SHARED_OPTIONS` (None: it
+  may read any).  A benchmark cell's settings hash leaves the others out, so an option only
+  VSB2-Net reads does not recompute the baselines' cells; ``tests/test_baselines.py`` checks each
+  declaration by changing every option left out and comparing the trained codes.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
+
+#: ``model.*`` options every method reads: which method, which backbone, and the code length
+SHARED_OPTIONS = frozenset({"method", "backbone", "backbone_weights", "finetune_blocks", "bits", "feature_dim"})
 
 
 class HashingMethod(nn.Module):
@@ -28,6 +37,8 @@ class HashingMethod(nn.Module):
     #: codes the output of ``model.backbone`` (False: codes the raw input, e.g. random), so the
     #: pipeline hands it a frozen trunk's cached output only when True
     uses_backbone: bool = True
+    #: the ``model.*`` options read besides SHARED_OPTIONS; None = any of them (the safe default)
+    options: ClassVar[frozenset[str] | None] = None
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement hash_images")

@@ -28,6 +28,7 @@ def hash_centres(n_classes: int, bits: int, seed: int = 0) -> np.ndarray:
 @METHODS.register("csq", help="CSQ-style hash centres per seen class (supervised, no semantics)")
 class CSQ(BackboneHashHead):
     codes_classes = False
+    options = frozenset({"w_q"})
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape)

@@ -42,6 +42,7 @@ class FeatureHashing(HashingMethod):
     """Backbone + linear classifier; codes = sign((f - mean) @ projection) after ``post_fit``."""
 
     codes_classes = False
+    options = frozenset()
 
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
         super().__init__()

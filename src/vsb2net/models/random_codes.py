@@ -18,6 +18,7 @@ class RandomCodes(HashingMethod):
     codes_classes = False
     trainable = False
     uses_backbone = False
+    options = frozenset()
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__()

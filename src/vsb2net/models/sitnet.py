@@ -18,6 +18,7 @@ from .losses import classification_loss
 @METHODS.register("sitnet", help="SitNet-style: hash codes mapped into the word-vector space")
 class SitNet(BackboneHashHead):
     codes_classes = False
+    options = frozenset({"alpha", "w_q"})
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape)
