@@ -301,7 +301,35 @@ def levers_section() -> list[str]:
             "32 bits; image and class-name mAP of the pseudo-unseen classes at the epoch with the best mean image "
             "mAP; the paired gaps compare each setting with its batch's baseline for the same dataset (the row "
             "named `*base`, else the batch's first), run by run.", "",
-            *levers_table(paths), "", *class_code_section()]
+            *levers_table(paths), "", *selection_lines(paths), *class_code_section()]
+
+
+def selection_lines(paths: list[Path]) -> list[str]:
+    """What choosing the epoch on image+class mAP (``train.select_on=image+class``) instead of image
+    mAP would have changed, on the curves of the batches' relation-code rows (named ``*rel``)."""
+    out = []
+    for path in paths:
+        for d in (json.loads(line) for line in path.read_text().splitlines() if line.strip()):
+            if not d["name"].endswith("rel"):
+                continue
+            img = np.array([r["image"] for r in d["runs"]], dtype=float)
+            cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in d["runs"]], dtype=float)
+            if np.isnan(cls).any():
+                continue
+            e_img, e_both = int(np.argmax(img.mean(0))), int(np.argmax(img.mean(0) + cls.mean(0)))
+
+            def change(m: np.ndarray) -> str:
+                g = m[:, e_both] - m[:, e_img]
+                return (f"{m[:, e_img].mean():.3f} -> {m[:, e_both].mean():.3f} "
+                        f"({g.mean():+.3f} ± {g.std(ddof=1) / np.sqrt(len(g)):.3f})")
+            out.append(f"| {path.stem} | {d['name']} | {len(d['runs'])} | {e_img + 1} | {e_both + 1} | {change(img)} | "
+                       f"{change(cls)} |")
+    if not out:
+        return []
+    return ["Choosing the epoch on the mean of pseudo-unseen image and class-name mAP (`train.select_on=image+class`) "
+            "instead of image mAP alone, on the same curves (relation class codes):", "",
+            "| batch | setting | runs | epoch (image) | epoch (image+class) | image mAP (paired change ± s.e.) "
+            "| class-name mAP (paired change ± s.e.) |", "|---|---|---:|---:|---:|---:|---:|", *out, ""]
 
 
 CODES_DIR = TRANSFER_DIR / "codes"

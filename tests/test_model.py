@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from vsb2net.config import ModelConfig, TrainConfig
 from vsb2net.models import METHODS, ClassContext, images_to_tensor, lle_weights
@@ -161,6 +162,30 @@ def test_similarity_term_matches_its_formula_on_the_hand_computed_case():
     want = ((torch.tensor([[0.25, 0.0], [0.0, 0.25]]) - torch.tensor([[1.0, -1.0], [-1.0, 1.0]])) ** 2).mean()
     assert t["sim"] == pytest.approx(float(want), abs=1e-6)
     assert float(loss) == pytest.approx(sum(t.values()) + t["sim"], abs=1e-5)  # weighted 2
+
+
+def test_semantic_noise_jitters_the_class_vectors_by_their_spread():
+    class Recording(nn.Module):
+        def __init__(self, out):
+            super().__init__()
+            self.out, self.seen = out, []
+
+        def forward(self, v):
+            self.seen.append(v.clone())
+            return self.out
+
+    vectors = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0]])  # spread over the 2 training classes: (1, 0)
+    for noise in (0.0, 0.5):
+        m, _, Z, c = _hand_model(semantic_noise=noise)
+        m.semantic = Recording(torch.atanh(Z))
+        c = ClassContext(vectors, 2, c.lle)
+        torch.manual_seed(0)
+        for _ in range(400):
+            m.training_loss(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), c)
+        jitter = torch.stack(m.semantic.seen) - vectors
+        # dimension 0 is jittered by noise * 1; dimension 1 has no spread over the training classes
+        assert float(jitter[..., 0].std()) == pytest.approx(noise, abs=0.03)
+        assert float(jitter[..., 1].abs().max()) < 1e-5
 
 
 def test_relation_class_codes_rebuild_a_class_from_its_neighbours_mean_image_codes():

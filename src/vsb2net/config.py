@@ -89,6 +89,9 @@ class ModelConfig:
     w_bal: float = 0.0
     #: codes' inner products follow the cosines of the batch-centred visual features (ours; 0 = off)
     w_sim: float = 0.0
+    #: std of Gaussian noise added to the class vectors at each training step, in units of each
+    #: dimension's spread over the training classes (ours; 0 = off)
+    semantic_noise: float = 0.0
     #: neighbours per class in the LLE reconstruction of the semantic space
     lle_neighbors: int = 3
     lle_reg: float = 1e-3
@@ -213,6 +216,8 @@ class RunConfig:
                            "or none to keep the stored size.")
         if not 0.0 < d.query_fraction < 1.0:
             raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
+        if m.semantic_noise < 0:
+            raise VsbError(f"model.semantic_noise = {m.semantic_noise}: use a standard deviation >= 0 (0 = off).")
         for name in ("w_rec", "w_rel", "w_dis", "w_q", "w_bal", "w_sim", "alpha"):
             if getattr(m, name) < 0:
                 raise VsbError(f"model.{name} = {getattr(m, name)}: loss weights must be >= 0 (0 switches the term off).")

@@ -28,23 +28,29 @@ from ..training import resolve_device
 from .spec import VARIANTS, BenchmarkSpec, cell_path, cell_config, load_tuned
 from .tables import write_tables
 
-#: what a cell file holds and how it was evaluated; raising it recomputes every cell (3: the
-#: unseen classes' class_code_distances, and a hash that leaves out options the method does not read)
-CELL_FORMAT = 3
+#: what a cell file holds and how it was evaluated; raising it recomputes every cell.  A new metric
+#: alone does not raise it: cells without the metric show '-' in its table until recomputed
+CELL_FORMAT = 2
 #: config keys that say how a cell is computed, not what: left out of the cell's hash
 _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_cache"}
 #: options added after cells were computed, with the value that reproduces the behaviour before
 #: them (their default when added): hashed only when set otherwise, so adding an option does not
 #: invalidate cells without it
-_HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0}
+_HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0,
+                    "model.semantic_noise": 0.0}
 
 
 def config_hash(cfg: RunConfig) -> str:
     """sha256 of the full resolved configuration (and the cell format) of a cell, less the
     ``model.*`` options its method declares it does not read (``HashingMethod.options``)."""
-    declared = METHODS.get(cfg.model.method).options
+    return settings_hash(cfg.to_dict())
+
+
+def settings_hash(config: dict) -> str:
+    """:func:`config_hash` of a configuration as a cell file stores it (``RunConfig.to_dict``)."""
+    declared = METHODS.get(config["model"]["method"]).options
     reads = None if declared is None else {f"model.{k}" for k in SHARED_OPTIONS | declared}
-    flat = {f"{section}.{k}": v for section, values in cfg.to_dict().items() if isinstance(values, dict)
+    flat = {f"{section}.{k}": v for section, values in config.items() if isinstance(values, dict)
             for k, v in values.items()}
     flat = {k: v for k, v in flat.items()
             if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == _HASHED_WHEN_SET[k])

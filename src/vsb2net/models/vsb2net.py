@@ -15,6 +15,7 @@ Both the visual feature space and the class-semantic space are embedded into one
 * L_q    quantisation: ||u - sign(u)||^2 / K and ||z - sign(z)||^2 / K.
 * L_sim  (ours, off by default) visual similarity preservation: mean over batch pairs of
          (<u_i, u_j>/K - cos(f_i - mean f, f_j - mean f))^2, f detached.
+* model.semantic_noise (ours, off by default): Gaussian noise on the class vectors at each step.
 * L_bal  (ours, off by default) bit balance and decorrelation of the image codes over the batch:
          mean_k (mean_i u_ik)^2 + mean_{k != l} ((U^T U / B)_kl)^2.
 
@@ -195,7 +196,13 @@ class VSB2Net(BackboneHashHead):
         cfg, k = self.cfg, self.cfg.bits
         f = self.backbone(x)
         u = torch.tanh(self.hash_head(f))
-        z = self.hash_classes(ctx.vectors)
+        vectors = ctx.vectors
+        if cfg.semantic_noise > 0:
+            # the semantic branch sees each class vector jittered anew every step, so it must map a
+            # neighbourhood of each seen vector to its code rather than a handful of exact points
+            spread = vectors[: ctx.n_train].std(0, unbiased=False).clamp_min(1e-6)
+            vectors = vectors + cfg.semantic_noise * spread * torch.randn_like(vectors)
+        z = self.hash_classes(vectors)
         logits = cfg.alpha * (u @ z[: ctx.n_train].T) / k
         if cfg.cls_semantic_smoothing > 0 and ctx.n_train > 1:
             # soft targets: part of the mass goes to the label's semantic neighbours, in proportion
