@@ -377,6 +377,16 @@ def class_code_section() -> list[str]:
              "| construction (attributes) " + head[0], head[1]]
     for b in CODE_BUILDS:
         lines.append(f"| {b} | " + " | ".join(cell(runs[n], f"run/{b}") for n in names) + " |")
+    for n in names:
+        where = [r["class_code_distances"] for r in runs[n] if r.get("class_code_distances")]
+        if where:
+            mean = {k: np.mean([w[k] for w in where]) for k in where[0]}
+            lines += ["", f"Where the default codes land on {n} (mean over {len(where)} runs, Hamming distance in bits "
+                      f"of 32; `class_code_distances` of the one evaluation): {mean['to_own_images']:.1f} to the "
+                      f"class's own images, {mean['to_oracle']:.1f} to its own mean-code oracle, "
+                      f"{mean['to_nearest_other']:.1f} to the nearest training class's code; "
+                      f"{mean['nearer_other_share']:.0%} of the pseudo-unseen classes' codes are nearer a training "
+                      "class's code than their own oracle."]
     lines += ["", "Other class vectors for the same construction (the model was trained with attributes; only the "
               "query codes change):", "", "| class vectors / construction " + head[0], head[1]]
     for src in CODE_SOURCES:
