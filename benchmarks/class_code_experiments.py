@@ -68,7 +68,16 @@ def constructions(lle_k: int) -> dict:
             return (q - mu) @ w + mm
         return f
 
-    return {"lle": lle(lle_k), "lle1": lle(1), "lle2": lle(2), "lle5": lle(5), "lle-all": lle(99),
+    def repel(beta):
+        # the default code moved away from the nearest training class's mean code: an unseen class's
+        # images are, by definition, not that class's images
+        def f(q, s, m):
+            base = lle(lle_k)(q, s, m)
+            nearest = np.argmax(_unit(q) @ _unit(s).T, axis=1)
+            return base - beta * m[nearest]
+        return f
+
+    return {"lle": lle(lle_k), "repel0.3": repel(0.3), "repel0.6": repel(0.6), "lle1": lle(1), "lle2": lle(2), "lle5": lle(5), "lle-all": lle(99),
             "lle-reg0.1": lle(lle_k, 0.1), "lle-all-reg1": lle(99, 1.0),
             "lle-c": lle(lle_k, centre=True), "lle-all-c": lle(99, centre=True),
             "soft0.05": soft(0.05), "soft0.1": soft(0.1), "soft0.05-c": soft(0.05, True),
