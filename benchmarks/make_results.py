@@ -189,7 +189,7 @@ def class_code_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
     lines = ["### Where the unseen classes' codes land (Hamming distance in bits, mean over splits)", "",
              "Each cell: to the class's own database images (mean) / to its own mean-code oracle / to the nearest "
              "seen class's code, and the share of unseen classes whose code is nearer a seen class's code than its "
-             "own oracle (such a class-name query ranks that seen class's images first).", "",
+             "own oracle (such a class-name query tends to rank that seen class's images before its own).", "",
              "| method | " + " | ".join(f"{b} bits" for b in spec.bits) + " |", "|---|" + "---:|" * len(spec.bits)]
     for m in methods:
         cells = []

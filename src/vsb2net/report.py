@@ -199,8 +199,8 @@ def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
         lines += ["", "Where the class codes land, in bits (Hamming distance; mean over the row's classes):", "",
                   codes, "",
                   "- A class code nearer another class's code than its own images' mean code (last column) "
-                  "ranks that other class's images first: the class-name query misses because of where the "
-                  "code is, not because the images of the class are scattered."]
+                  "tends to rank that other class's images before its own: the class-name query misses because "
+                  "of where the code is, not because the images of the class are scattered."]
     lines += [
         "",
         "## Protocol",
