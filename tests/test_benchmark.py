@@ -210,6 +210,19 @@ def test_paired_comparison_of_results_split_by_split():
     assert word == "behind" and "0 of 5" in behind
 
 
+def test_class_code_distances_table_averages_over_splits():
+    mr = _make_results()
+    spec = BenchmarkSpec(methods=["vsb2net", "lsh"], bits=[32], splits=2, out="unused")
+    rows = [{"variant": m, "bits": 32, "split": s,
+             "unseen": {"class_code_distances": None if m == "lsh" else
+                        {"to_own_images": 5.0 + s, "to_oracle": 3.0, "to_nearest_other": 2.0 - s,
+                         "nearer_other_share": 0.5 * s}}}
+            for m in ("vsb2net", "lsh") for s in (0, 1)]
+    lines = mr.class_code_lines(rows, spec)
+    assert "| vsb2net | 5.5 / 3.0 / 1.5 (25%) |" in lines and not any(line.startswith("| lsh") for line in lines)
+    assert mr.class_code_lines([{**r, "unseen": {}} for r in rows], spec) == []
+
+
 def test_results_md_is_what_the_committed_cells_give(tmp_path):
     """docs/RESULTS.md must be regenerated from the cells whenever they or the tables change."""
     import subprocess
