@@ -336,8 +336,8 @@ CODES_DIR = TRANSFER_DIR / "codes"
 #: the class-code constructions shown (``benchmarks/class_code_experiments.py`` names), with the
 #: class vectors of the trained model ("run": the hand-written attributes)
 CODE_BUILDS = ("lle", "lle1", "lle2", "lle5", "lle-all", "lle-reg0.1", "lle-c", "lle-signmean", "soft0.05", "soft0.1",
-               "soft0.2-c", "ridge0.1", "ridge1", "repel0.3", "repel0.6", "lle+qe20", "lle+qe100", "lle+qe400", "ridge0.1+qe100",
-               "semantic-branch")
+               "soft0.2-c", "ridge0.1", "ridge1", "repel0.3", "repel0.6", "lle+qe20", "lle+qe100", "lle+qe400",
+               "ridge0.1+qe100", "semantic-branch")
 CODE_SOURCES = ("attributes", "glove", "minilm-name", "minilm-desc", "attr+desc")
 
 
@@ -364,15 +364,16 @@ def class_code_section() -> list[str]:
     head = ("| " + " | ".join(f"{n} class-name mAP | paired gap to LLE (± s.e.)" for n in names) + " |",
             "|---|" + "---:|---:|" * len(names))
     lines = ["### Batch 8: how a class vector becomes a query code", "",
-             "`benchmarks/class_code_experiments.py` (commands in COMMANDS.md): one VSB2-Net (attributes, `model.w_rec=3`, "
-             "32 bits, the tuned epochs) per pool and fold, "
+             "`benchmarks/class_code_experiments.py` (commands in COMMANDS.md): one VSB2-Net (attributes, "
+             "`model.w_rec=3`, 32 bits, the tuned epochs) per pool and fold, "
              + ", ".join(f"{n}: {len(r)} runs" for n, r in runs.items())
              + "; then each pseudo-unseen class's query code is built in several ways from the *same* image codes, so "
              "the paired gap to the default (LLE weights over the 3 nearest training classes applied to their mean "
              "image codes, `model.class_codes=relation`) measures the construction alone. `lleN`: N neighbours; "
              "`-c`: vectors centred on the training classes' mean; `softT`: softmax of cosines at temperature T; "
              "`ridgeL`: a linear map from class vectors to mean codes, ridge L; `repelB`: the LLE code minus B times "
-             "the mean code of the nearest training class (an unseen class's images are not that class's); `signmean`: means of binary codes; "
+             "the mean code of the nearest training class (an unseen class's images are not that class's); "
+             "`signmean`: means of binary codes; "
              "`+qeK`: query expansion (the code's K nearest database codes, averaged, as the new query; no label "
              "read); `semantic-branch`: sign(z_c).", "",
              "| construction (attributes) " + head[0], head[1]]
