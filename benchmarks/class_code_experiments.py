@@ -30,9 +30,10 @@ from vsb2net.data.semantics import class_vectors
 from vsb2net.data.sentence import class_descriptions
 from vsb2net.data.splits import validation_splits
 from vsb2net.evaluation import _code_queries, evaluate_model
-from vsb2net.models.vsb2net import reconstruction_weights
-from vsb2net.pipeline import _fit, prepare
-from vsb2net.training import encode, resolve_device
+from vsb2net.models.relations import reconstruction_weights
+from vsb2net.pipeline import fit_method, prepare
+from vsb2net.models.base import encode
+from vsb2net.training import resolve_device
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
@@ -102,7 +103,7 @@ def vector_sources(prep) -> dict:
 
 def run_fold(cfg, prep, val, epochs, sources, builds, names, device) -> tuple[dict, dict]:
     """Class-name mAP per construction, and the one evaluation's unseen row of the same model."""
-    model, _ = _fit(cfg, prep, val, epochs, device, "fold")
+    model, _ = fit_method(cfg, prep, val, epochs, device, "fold")
     model.eval()
     labels = prep.dataset.labels
     u = encode(model.hash_images, prep.x[val.train], device)

@@ -32,8 +32,11 @@ from vsb2net.data.semantics import class_vectors  # noqa: E402
 from vsb2net.data.splits import choose_unseen, subsample_per_class, zero_shot_split  # noqa: E402
 from vsb2net.errors import VsbError  # noqa: E402
 from vsb2net.models import images_to_tensor  # noqa: E402
-from vsb2net.pipeline import Prepared, class_context, evaluate_run, new_model, train_run  # noqa: E402
-from vsb2net.training import encode, train  # noqa: E402
+from vsb2net.data.splits import class_targets  # noqa: E402
+from vsb2net.models import create_method  # noqa: E402
+from vsb2net.pipeline import Prepared, class_context, evaluate_run, train_run  # noqa: E402
+from vsb2net.models.base import encode  # noqa: E402
+from vsb2net.training import seed_everything, train  # noqa: E402
 
 # Codes computed on a GPU differ from CPU ones by rounding (cuDNN picks other algorithms, and
 # convolutions may use TF32); a bit may flip only where the continuous code is that close to 0.
@@ -97,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     split = zero_shot_split(ds.labels, unseen, 0.1, 0)
     prep = Prepared(ds, split, vectors, images_to_tensor(ds.x))
 
-    ctx, pos = class_context(vectors, split.seen, split.unseen, cfg, device)
-    y = torch.from_numpy(np.array([pos[int(c)] for c in ds.labels[split.train]], dtype=np.int64))
-    model = new_model(cfg, prep)
+    ctx = class_context(vectors, split, cfg, device)
+    y = torch.from_numpy(class_targets(ds.labels, split.train, split.seen))
+    seed_everything(cfg.train.seed)
+    model = create_method(cfg.model.method, cfg.model, prep.in_shape, vectors.shape[1])
     model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
     steps_per_epoch = -(-len(split.train) // cfg.train.batch_size)
     epochs = max(1, -(-args.steps // steps_per_epoch))

@@ -23,7 +23,9 @@ import numpy as np
 from vsb2net.bench.cells import collect_cells, run_benchmark
 from vsb2net.bench.spec import BenchmarkSpec, load_tuned
 from vsb2net.bench.tables import aggregate, markdown_table
+from vsb2net.evaluation import PROTOCOLS
 from vsb2net.io import write_text
+from vsb2net.models import METHODS, REFERENCE, variants
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,12 +41,16 @@ SEED_CHECK_BITS = 32
 SPLITS = 10
 #: every pair of classes as the unseen split, at one code length: no split-sampling noise at all
 PAIRS_BITS = 32
-#: the main tables: VSB2-Net and every baseline at every length
-MAIN_METHODS = ["vsb2net", "csq", "sitnet", "tsk", "itq", "lsh", "random"]
-PAIR_METHODS = MAIN_METHODS
-#: the ablations (each switches one VSB2-Net term off), on the main splits at one length
-ABLATION_METHODS = ["vsb2net", "vsb2net-no-rec", "vsb2net-no-rel", "vsb2net-no-dis"]
+#: the main tables: every registered method at every length (the registry's order: VSB2-Net, then
+#: by family); the ablations (each switches one VSB2-Net term off), on the main splits at one length
+MAIN_METHODS = [v for v, (_, overrides) in variants().items() if not overrides]
+ABLATION_METHODS = [REFERENCE] + [f"{REFERENCE}-{s}" for s in METHODS.get(REFERENCE).ablations]
 ABLATION_BITS = 32
+#: the every-pair table: VSB2-Net and this many of the strongest other methods at PAIRS_BITS
+PAIR_RIVALS = 3
+#: families that compare images with images (the study behind issue 19 found them transferring
+#: better on unseen classes than the pointwise, centre-based ones)
+RELATIONAL_FAMILIES = ("pairwise", "asymmetric")
 #: what the project set out to show (issue 11): VSB2-Net ahead of every baseline, paired, at this
 #: many of the code lengths, and class-name queries at this multiple of their chance level
 AIM_WINS = 3
@@ -73,7 +79,7 @@ def section(name: str, spec: BenchmarkSpec, out: Path, whole: str = "") -> list[
     rows = collect_cells(out, spec)
     if not rows:
         return [f"## {name}", "", "(not run yet)", ""]
-    unseen, seen = aggregate(rows, "unseen"), aggregate(rows, "seen")
+    unseen = aggregate(rows, "unseen")
     opt, pes = aggregate(rows, "unseen", "map_optimistic"), aggregate(rows, "unseen", "map_pessimistic")
     first = rows[0]
     sizes = first["sizes"]
@@ -110,16 +116,17 @@ def section(name: str, spec: BenchmarkSpec, out: Path, whole: str = "") -> list[
             lines.append(f"| {method} | {setting} | {chosen.get('train.epochs', '')} | "
                          f"{best['val_map']:.3f} | {len(rows_m)} |" if best else f"| {method} | {setting} | | | |")
         lines.append("")
-    lines += ["### Unseen-class queries: mAP@all (tie-aware expectation), mean ± sample std over splits", "",
+    lines += ["### Unseen-class queries: mAP@all (unseen@all, tie-aware expectation), mean ± sample std over splits", "",
               markdown_table(unseen, spec.methods, spec.bits), ""]
     lines += tuning_note(spec, rows)
     lines += verdict_lines(rows, unseen, spec)
+    lines += best_lines(rows, unseen, spec)
+    lines += family_lines(rows, unseen, spec)
+    lines += protocol_lines(rows, spec)
     lines += transfer_lines(rows, spec)
     lines += ["### Unseen-class queries: optimistic / pessimistic tie bounds of mAP@all", "",
               markdown_table({k: (opt[k][0], pes[k][0], opt[k][2]) for k in opt}, spec.methods, spec.bits,
                              bold_best=False).replace(" ± ", " / "), "",
-              "### Seen-class queries: mAP@all (same runs)", "",
-              markdown_table(seen, spec.methods, spec.bits), "",
               f"![mAP vs bits]({os.path.relpath(out / 'map_vs_bits.png', ROOT / 'docs')})", ""]
     return lines
 
@@ -158,8 +165,7 @@ def transfer_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
                                                   for b in spec.bits) + " |"
         return [f"### {title}", "", text, ""]
 
-    out = table("map_unseen_db", "Unseen-class queries against the unseen-class database only (unseen@unseen mAP)")
-    out += table("class_query_map", "Class-name queries: each unseen class's code (VSB2-Net: relation codes, "
+    out = table("class_query_map", "Class-name queries: each unseen class's code (VSB2-Net: relation codes, "
                  "`model.class_codes`) queries the whole database (mAP; methods with a semantic branch)",
                  "class_query_chance")
     out += table("zero_shot_accuracy", "Zero-shot classification among the unseen classes (nearest class code)",
@@ -210,8 +216,12 @@ def _best_rival(unseen: dict, methods: list[str], bits: int) -> str | None:
 
 
 def pairs_spec(name: str, spec: BenchmarkSpec) -> BenchmarkSpec:
-    """All C(10, 2) = 45 unseen pairs (data.unseen_split=combination) at PAIRS_BITS, no ablations."""
-    return _beside(name, spec, "pairs", PAIR_METHODS, PAIRS_BITS, 45, ["data.unseen_split=combination"])
+    """All C(10, 2) = 45 unseen pairs (data.unseen_split=combination) at PAIRS_BITS, for VSB2-Net and
+    the PAIR_RIVALS other methods with the highest mean unseen-class mAP of the main table there."""
+    unseen = aggregate(collect_cells(Path(spec.out), spec), "unseen")
+    others = [m for m in spec.methods if not m.startswith(REFERENCE) and (m, PAIRS_BITS) in unseen]
+    rivals = sorted(others, key=lambda m: -unseen[(m, PAIRS_BITS)][0])[:PAIR_RIVALS]
+    return _beside(name, spec, "pairs", [REFERENCE, *rivals], PAIRS_BITS, 45, ["data.unseen_split=combination"])
 
 
 def _beside(name: str, spec: BenchmarkSpec, suffix: str, methods: list[str], bits: int, splits: int,
@@ -504,16 +514,110 @@ def seed_section(spec: BenchmarkSpec, checks: list[tuple[int, BenchmarkSpec]]) -
     return lines + [""]
 
 
-def _paired_row(rows: list[dict], bits: int, rival: str) -> tuple[str, str]:
-    maps = {(r["variant"], r["split"]): r["unseen"]["map"] for r in rows if r["bits"] == bits}
-    gaps = np.array([maps[("vsb2net", s)] - maps[(rival, s)] for (v, s) in maps if v == "vsb2net" and (rival, s) in maps])
-    mean = float(gaps.mean())
+def paired_gaps(rows: list[dict], bits: int, a: str, b: str, key: str = "map") -> np.ndarray:
+    """Unseen-class ``key`` of method ``a`` minus method ``b``, split by split (the splits both have)."""
+    maps = {(r["variant"], r["split"]): r["unseen"].get(key) for r in rows if r["bits"] == bits}
+    return np.array([maps[(a, s)] - maps[(b, s)] for (v, s) in maps if v == a and (b, s) in maps
+                     and maps[(a, s)] is not None and maps[(b, s)] is not None], dtype=float)
+
+
+def gap_stats(gaps: np.ndarray) -> tuple[float, float, bool]:
+    """Mean paired gap, its standard error, and whether it is beyond twice the standard error (the
+    project's rule for a lead: a smaller gap is within what changing the split alone moves)."""
+    mean = float(gaps.mean()) if len(gaps) else float("nan")
     se = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else float("nan")
-    if not se > 0 or abs(mean) <= 2 * se:
-        word = "no win (within the split-to-split spread)"
-    else:
-        word = "**wins**" if mean > 0 else "behind"
+    return mean, se, bool(se > 0 and abs(mean) > 2 * se)
+
+
+def _paired_row(rows: list[dict], bits: int, rival: str) -> tuple[str, str]:
+    gaps = paired_gaps(rows, bits, REFERENCE, rival)
+    mean, se, clear = gap_stats(gaps)
+    word = ("**wins**" if mean > 0 else "behind") if clear else "no win (within the split-to-split spread)"
     return (f"| {bits} | {rival} | {mean:+.3f} | {se:.3f} | {int((gaps > 0).sum())} of {len(gaps)} | {word} |", word)
+
+
+def best_per_length(rows: list[dict], unseen: dict, spec: BenchmarkSpec) -> list[dict]:
+    """At each length: the method with the highest mean unseen-class mAP@all, the runner-up and the
+    paired gap between them, and every method not behind the best by more than 2 standard errors."""
+    out = []
+    for b in spec.bits:
+        ranked = sorted((m for m in spec.methods if (m, b) in unseen), key=lambda m: -unseen[(m, b)][0])
+        if len(ranked) < 2:
+            continue
+        best, second = ranked[:2]
+        mean, se, clear = gap_stats(paired_gaps(rows, b, best, second))
+
+        def behind(m: str) -> bool:
+            gap, _, beyond = gap_stats(paired_gaps(rows, b, best, m))
+            return beyond and gap > 0
+
+        tied = [m for m in ranked[1:] if not behind(m)]
+        out.append({"bits": b, "best": best, "map": unseen[(best, b)][0], "second": second, "gap": mean, "se": se,
+                    "clear": clear, "tied": tied})
+    return out
+
+
+def best_lines(rows: list[dict], unseen: dict, spec: BenchmarkSpec) -> list[str]:
+    best = best_per_length(rows, unseen, spec)
+    if not best:
+        return []
+    lines = ["### Best method on unseen classes at each length", "",
+             "The method with the highest mean unseen-class mAP@all (unseen@all), the runner-up, their paired gap over "
+             "the same splits (± standard error), and every method whose paired gap to the best is within 2 standard "
+             "errors (not distinguishable from the best on these splits).", "",
+             "| bits | best | mAP | runner-up | paired gap ± s.e. | leads clearly | within 2 s.e. of the best |",
+             "|---:|---|---:|---|---:|---|---|"]
+    for r in best:
+        lines.append(f"| {r['bits']} | {r['best']} ({METHODS.get(variants()[r['best']][0]).family}) | {r['map']:.3f} | "
+                     f"{r['second']} | {r['gap']:+.3f} ± {r['se']:.3f} | {'yes' if r['clear'] else 'no'} | "
+                     f"{', '.join(r['tied']) or '-'} |")
+    return lines + [""]
+
+
+def family_lines(rows: list[dict], unseen: dict, spec: BenchmarkSpec) -> list[str]:
+    """Do the pairwise and asymmetric methods transfer better than the pointwise ones here?  At each
+    length, the best of each group, paired over the splits."""
+    family = {m: METHODS.get(variants()[m][0]).family for m in spec.methods}
+    groups = {"pairwise/asymmetric": [m for m in spec.methods if family[m] in RELATIONAL_FAMILIES],
+              "pointwise": [m for m in spec.methods if family[m] == "pointwise"]}
+    if not all(groups.values()):
+        return []
+    lines = ["### Pairwise and asymmetric against pointwise methods", "",
+             "A published study of 17 deep supervised hashing methods found the pairwise and asymmetric ones "
+             "(e.g. ADSH) transferring far better to unseen classes (unseen@all) than the pointwise, centre-based "
+             "ones (CSQ, OrthoHash). Here: the mean unseen-class mAP@all of each group's methods, the best method of "
+             "each group, and the paired gap of the best pairwise/asymmetric method minus the best pointwise one.", "",
+             "| bits | mean of pairwise/asymmetric | mean of pointwise | best pairwise/asymmetric | best pointwise "
+             "| paired gap ± s.e. | verdict |", "|---:|---:|---:|---|---|---:|---|"]
+    verdicts = []
+    for b in spec.bits:
+        have = {g: [m for m in ms if (m, b) in unseen] for g, ms in groups.items()}
+        if not all(have.values()):
+            continue
+        means = {g: np.mean([unseen[(m, b)][0] for m in ms]) for g, ms in have.items()}
+        best = {g: max(ms, key=lambda m: unseen[(m, b)][0]) for g, ms in have.items()}
+        mean, se, clear = gap_stats(paired_gaps(rows, b, best["pairwise/asymmetric"], best["pointwise"]))
+        word = ("pairwise/asymmetric ahead" if mean > 0 else "pointwise ahead") if clear else "no clear difference"
+        verdicts.append(word)
+        lines.append(f"| {b} | {means['pairwise/asymmetric']:.3f} | {means['pointwise']:.3f} | "
+                     f"{best['pairwise/asymmetric']} | {best['pointwise']} | {mean:+.3f} ± {se:.3f} | {word} |")
+    holds = sum(v == "pairwise/asymmetric ahead" for v in verdicts)
+    lines += ["", f"The study's pattern holds at {holds} of {len(verdicts)} code lengths here (the best "
+              "pairwise/asymmetric method ahead of the best pointwise one by more than 2 standard errors).", ""]
+    return lines
+
+
+def protocol_lines(rows: list[dict], spec: BenchmarkSpec) -> list[str]:
+    """Every method under the four protocols (queries@database), one table per protocol."""
+    lines = ["### The four protocols", "",
+             "Queries of the seen or the unseen classes against the database of the same classes only (seen@seen, "
+             "unseen@unseen) or the whole database (seen@all, unseen@all); mAP@all (tie-aware), mean ± sample std "
+             "over splits. unseen@all is the zero-shot number of the tables above.", ""]
+    for name, (part, key) in PROTOCOLS.items():
+        if name == "unseen@all":
+            continue  # the first table of the section
+        lines += [f"#### {name}", "", markdown_table(aggregate(rows, part, key), spec.methods, spec.bits), ""]
+    return lines
 
 
 def standing_lines(name: str, spec: BenchmarkSpec, pairs: BenchmarkSpec) -> tuple[list[str], bool, bool]:
@@ -553,6 +657,15 @@ def standing_lines(name: str, spec: BenchmarkSpec, pairs: BenchmarkSpec) -> tupl
             f"the splits (the aim: at least {AIM_WINS}): {'; '.join(words)}. Every unseen pair at {PAIRS_BITS} bits: "
             f"{pair_text}. Class-name mAP {min(ratios):.1f}x to {max(ratios):.1f}x its chance level over the lengths "
             f"(the aim: {AIM_CLASS_RATIO:.0f}x)."], lead, transfer
+
+
+def methods_line() -> str:
+    """The methods by family, each with its paper, from the registry."""
+    by_family: dict[str, list[str]] = {}
+    for name in MAIN_METHODS:
+        cls = METHODS.get(name)
+        by_family.setdefault(cls.family, []).append(f"`{name}` ({cls.paper.split(':')[0]})")
+    return " ".join(f"{family}: {', '.join(names)}." for family, names in by_family.items())
 
 
 def _first(spec: BenchmarkSpec, splits: int) -> BenchmarkSpec:
@@ -612,7 +725,7 @@ def main() -> int:
             machines |= {f"{r.get('device', '?')}, torch {r.get('torch', '?')}" for r in collect_cells(Path(sp.out), sp)}
 
     head = [
-        "# Results: VSB2-Net against the methods it claims to beat",
+        "# Results: VSB2-Net against the field",
         "",
         f"Generated by `{COMMAND}` (resumable; `--tables-only` rewrites this file from the cells).",
         "Every number below comes from the cell files under `benchmarks/results/`.",
@@ -636,11 +749,10 @@ def main() -> int:
         "- Metric: mAP@all over the whole database ranked by Hamming distance, as the expectation over random "
         "orders of tied items (tie-aware; optimistic/pessimistic bounds given). Class semantics: the same class "
         "vectors for every method of a dataset; each section names them (`data.class_vectors`).",
-        "- Methods: `vsb2net` (this package) and its ablations `-no-rec` (no reconstruction module), `-no-rel` "
-        "(no reconstructive relation term), `-no-dis` (no discrepancy term); `csq` (CSQ-style hash centres, "
-        "supervised, no semantics); `sitnet` (SitNet-style, codes mapped into the word-vector space); `tsk` "
-        "(TSK/ZSH-style linear mapping of classifier features to the semantic space + ITQ); `itq`, `lsh` "
-        "(unsupervised hashing of seen-class classifier features); `random` (the floor).",
+        "- Methods (from the method registry; losses, options and tuned settings in "
+        "[METHODS.md](METHODS.md)): " + methods_line() + " VSB2-Net's ablations: "
+        + "; ".join(f"`{v}` ({', '.join(f'{k}={x}' for k, x in o.items())})" for v, (_, o) in variants().items() if o)
+        + ".",
         "- Where the cells were computed: " + (", ".join(sorted(machines)) or "(no cells yet)")
         + "; each dataset's section gives the wall time of the runs that computed its cells and the compute "
           "time summed over its cells.",

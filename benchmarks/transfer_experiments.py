@@ -24,7 +24,7 @@ import numpy as np
 
 from vsb2net.config import build_config
 from vsb2net.data.splits import validation_splits
-from vsb2net.pipeline import _fit, prepare
+from vsb2net.pipeline import fit_method, prepare
 from vsb2net.training import resolve_device
 
 
@@ -38,7 +38,7 @@ def curves_for(setting: list[str], dataset: str, split_seed: int, folds: int, ep
                              cfg.data.split_seed, folds)
     out = []
     for k, val in enumerate(vals):
-        _, res = _fit(cfg, prep, val, epochs, resolve_device("cpu"), f"fold {k}", validate_on=val)
+        _, res = fit_method(cfg, prep, val, epochs, resolve_device("cpu"), f"fold {k}", validate_on=val)
         out.append({"fold": k, "pseudo_unseen": [prep.dataset.class_names[c] for c in val.unseen],
                     "image": [h["val_image_map"] for h in res.history],
                     "class": [h["val_class_map"] for h in res.history],

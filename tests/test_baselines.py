@@ -1,12 +1,13 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from vsb2net.config import ModelConfig, TrainConfig
-from vsb2net.models import METHODS, ClassContext, images_to_tensor, lle_weights
-from vsb2net.models.csq import hash_centres
+from vsb2net.models import METHODS, ClassContext, create_method, images_to_tensor, lle_weights
 from vsb2net.models.feature_hashing import itq_rotation
-from vsb2net.training import train
+from vsb2net.models.relations import hash_centres
 
 
 def test_itq_rotation_is_orthogonal_and_lowers_quantisation_error():
@@ -38,17 +39,10 @@ def toy():
     return images_to_tensor(imgs), torch.from_numpy(y), ctx
 
 
-@pytest.mark.parametrize("name", ["csq", "sitnet", "lsh", "itq", "tsk", "random"])
+@pytest.mark.parametrize("name", [n for n in METHODS.names() if n != "vsb2net"])
 def test_every_baseline_trains_and_codes_by_class(name, toy):
     x, y, ctx = toy
-    torch.manual_seed(0)
-    m = METHODS.get(name)(ModelConfig(bits=16, feature_dim=32), (1, 28, 28), 8)
-    if hasattr(m, "set_class_reference"):
-        m.set_class_reference(ctx.vectors)
-    if getattr(m, "trainable", True):
-        train(m, x, y, ctx, TrainConfig(batch_size=16, progress=False, lr=3e-3), epochs=3, device=torch.device("cpu"))
-    if hasattr(m, "post_fit"):
-        m.post_fit(x, y, ctx, torch.device("cpu"))
+    m = _fit(name, ModelConfig(bits=16, feature_dim=32), toy, TrainConfig(batch_size=16, progress=False, lr=3e-3), 3)
     m.eval()
     with torch.no_grad():
         b = torch.sign(m.hash_images(x)).numpy()
@@ -61,7 +55,7 @@ def test_every_baseline_trains_and_codes_by_class(name, toy):
     else:
         assert gap > 0.2, f"{name} codes do not separate three trivially different classes"
     state = {k: v.clone() for k, v in m.state_dict().items()}
-    fresh = METHODS.get(name)(ModelConfig(bits=16, feature_dim=32), (1, 28, 28), 8)
+    fresh = create_method(name, ModelConfig(bits=16, feature_dim=32), (1, 28, 28), 8)
     fresh.load_state_dict(state)
     fresh.eval()
     with torch.no_grad():
@@ -86,24 +80,35 @@ def _other_value(name: str, value):
     return _OTHER_TEXT[name]
 
 
-def _codes_after_training(name: str, mcfg: ModelConfig, toy) -> np.ndarray:
-    """Codes of a method trained (one epoch) and fitted with ``mcfg``; the class context is built
-    by the pipeline from the same options, so options the pipeline reads for it are covered too."""
+def _fit(name: str, mcfg: ModelConfig, toy, tcfg: TrainConfig, epochs: int):
+    """A method fitted on the toy data by the one fit lifecycle (``pipeline.fit_method``); the class
+    context is built from ``mcfg``, so options it reads for that are covered too (the fourth class
+    is unseen: its vector only)."""
     from vsb2net.config import RunConfig
-    from vsb2net.pipeline import class_context
+    from vsb2net.data.base import Dataset
+    from vsb2net.data.splits import ZeroShotSplit
+    from vsb2net.pipeline import Prepared, fit_method
 
     x, y, ctx = toy
-    vectors = np.vstack([ctx.vectors.numpy(), np.ones((1, 8), np.float32)])  # one class outside training
-    ctx = class_context(vectors, [0, 1, 2], [3], RunConfig(model=mcfg), torch.device("cpu"))
-    torch.manual_seed(0)
-    m = METHODS.get(name)(mcfg, (1, 28, 28), 8)
-    m.set_class_reference(ctx.vectors[:3])
-    if m.trainable:
-        train(m, x, y, ctx, TrainConfig(batch_size=30, progress=False, seed=0), epochs=1, device=torch.device("cpu"))
-    m.post_fit(x, y, ctx, torch.device("cpu"))
+    vectors = np.vstack([ctx.vectors.numpy(), np.ones((1, 8), np.float32)])
+    labels = y.numpy()
+    every = np.arange(len(labels))
+    split = ZeroShotSplit(seen=[0, 1, 2], unseen=[3], train=every, database=every, query_seen=every[:0],
+                          query_unseen=every[:0])
+    ds = Dataset(name="toy", x=np.zeros((len(labels), 1), np.float32), labels=labels,
+                 class_names=["a", "b", "c"], kind="features")
+    prep = Prepared(ds, split, vectors, x)
+    cfg = RunConfig(model=dataclasses.replace(mcfg, method=name), train=tcfg)
+    model, _ = fit_method(cfg, prep, split, epochs, torch.device("cpu"), name)
+    return model
+
+
+def _codes_after_training(name: str, mcfg: ModelConfig, toy) -> np.ndarray:
+    """Codes of a method trained (one epoch) and fitted with ``mcfg``."""
+    m = _fit(name, mcfg, toy, TrainConfig(batch_size=30, progress=False, seed=0), 1)
     m.eval()
     with torch.no_grad():
-        return m.hash_images(x).numpy()
+        return m.hash_images(toy[0]).numpy()
 
 
 @pytest.mark.parametrize("name", [n for n in METHODS.names() if METHODS.get(n).options is not None])

@@ -72,7 +72,7 @@ def test_seeds_are_recorded_and_change_the_codes(run_dir, tmp_path):
         assert training["seed"] == config["train"]["seed"] == seed
         assert training["split_seed"] == config["data"]["split_seed"] == 0
     from vsb2net.pipeline import load_run, prepare
-    from vsb2net.training import encode
+    from vsb2net.models.base import encode
     import torch
 
     codes = []

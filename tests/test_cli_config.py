@@ -152,9 +152,12 @@ def test_methods_and_backbones_commands_list_the_registries(capsys):
     assert main(["methods"]) == 0
     lines = capsys.readouterr().out.splitlines()
     for name in METHODS.names():
-        row = next(line.split() for line in lines if line.split()[:1] == [name])
-        assert row[1] == ("yes" if METHODS.get(name).codes_classes else "no")
-        assert " ".join(row[2:]) == " ".join(METHODS.help(name).split())
+        at = next(i for i, line in enumerate(lines) if line.split()[:1] == [name])
+        row = lines[at].split()
+        assert row[1] == METHODS.get(name).family
+        assert row[2] == ("yes" if METHODS.get(name).codes_classes else "no")
+        assert " ".join(row[3:]) == " ".join(METHODS.help(name).split())
+        assert lines[at + 1].split() == ["paper:", *METHODS.get(name).paper.split()]
     assert main(["backbones"]) == 0
     out = capsys.readouterr().out
     assert all(name in out and BACKBONES.help(name) in out for name in BACKBONES.names())

@@ -89,7 +89,10 @@ def test_evaluate_model_transfer_metrics_match_direct_computation():
     assert m["seen"]["zero_shot_chance"] == pytest.approx(1 / 3)
     assert m["seen"]["zero_shot_accuracy"] == 1.0
     s = summary(m)
-    assert set(s) == {"unseen", "seen", "semantics"} and "pr_curve" not in s["unseen"]
+    assert set(s) == {"unseen", "seen", "protocols", "semantics"} and "pr_curve" not in s["unseen"]
+    assert s["protocols"] == m["protocols"] == {
+        "seen@seen": m["seen"]["map_seen_db"], "seen@all": m["seen"]["map"],
+        "unseen@unseen": u["map_unseen_db"], "unseen@all": u["map"]}
     assert s["unseen"]["map@2"] == u["map@2"]
 
 

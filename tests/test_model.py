@@ -189,7 +189,7 @@ def test_semantic_noise_jitters_the_class_vectors_by_their_spread():
 
 
 def test_relation_class_codes_rebuild_a_class_from_its_neighbours_mean_image_codes():
-    from vsb2net.models.vsb2net import reconstruction_weights
+    from vsb2net.models.relations import reconstruction_weights
 
     torch.manual_seed(0)
     m = make(class_codes="relation")

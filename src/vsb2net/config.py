@@ -114,6 +114,10 @@ class ModelConfig:
     #: "relation" since it never lost to "semantic" on the validation protocol, in four batches
     #: (docs/RESULTS.md, "Levers tried": class-name mAP +0.01 to +0.08, image codes unchanged)
     class_codes: str = "relation"
+    #: the margin of the field's margin losses, in each one's own unit (DSH: of K, the squared
+    #: distance dissimilar pairs are pushed beyond; DPN: of the polarisation hinge; OrthoHash: of
+    #: the cosine to the class's code); tuned per method (docs/METHODS.md)
+    margin: float = 1.0
 
 
 @dataclass

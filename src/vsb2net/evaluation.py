@@ -23,6 +23,9 @@ For each query row (``unseen``: the zero-shot number; ``seen``) it holds
 * code collapse: ``distinct_codes`` among the row classes' database images and
   ``nearest_tie_group``, the mean number of database items tied at a query's nearest distance.
 
+``protocols`` names the four protocols of the deep hashing literature (queries@database):
+seen@seen, seen@all, unseen@unseen, unseen@all (:func:`protocols` reads them from the two rows).
+
 ``semantics`` holds ``alignment``: Spearman's rank correlation, over pairs of training classes,
 between the cosine similarity of their class vectors and of their mean inputs (pixels, or the
 given features) standardised over the training items: how much the class vectors could tell about
@@ -43,10 +46,21 @@ from .data.splits import ZeroShotSplit, has_any
 from .metrics import (average_precision_optimistic, average_precision_pessimistic, average_precision_tie_aware,
                       distance_histograms, evaluate)
 from .models.base import HashingMethod
-from .training import encode
+from .models.base import encode
 
 #: row -> which queries; the database is the same for both rows
 ROWS = ("unseen", "seen")
+
+#: the four protocols (queries@database) -> (row, its metric): the database of the row's own
+#: classes (``map_*_db``) or the whole database (``map``)
+PROTOCOLS = {"seen@seen": ("seen", "map_seen_db"), "seen@all": ("seen", "map"),
+             "unseen@unseen": ("unseen", "map_unseen_db"), "unseen@all": ("unseen", "map")}
+
+
+def protocols(metrics: dict) -> dict[str, float | None]:
+    """mAP under each of :data:`PROTOCOLS` from a metrics dictionary or a benchmark cell (None where
+    its row was not evaluated)."""
+    return {name: metrics.get(row, {}).get(key) for name, (row, key) in PROTOCOLS.items()}
 
 
 @dataclass
@@ -248,6 +262,7 @@ def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, sp
         others = [c for c in list(split.seen) + list(split.unseen) if c not in classes]
         metrics[r] = _row(enc, r, classes, candidates, labels, split, names, topk, curves, packed,
                           class_codes(model, vectors, others))
+    metrics["protocols"] = protocols(metrics)
     metrics["semantics"] = {"alignment": semantic_alignment(x, labels, split.train, list(split.seen), vectors)
                             if alignment else None}
     metrics["timing"] = {"encode_seconds": enc.seconds, "evaluate_seconds": time.perf_counter() - t0}
@@ -274,6 +289,7 @@ def summary(metrics: dict) -> dict:
             m = metrics[r]
             out[r] = {k: m[k] for k in SUMMARY_KEYS if k in m}
             out[r].update({k: v for k, v in m.items() if k.startswith("map@")})
+    out["protocols"] = protocols(metrics)
     out["semantics"] = metrics.get("semantics", {})
     return out
 

@@ -31,7 +31,7 @@ from .distributed import SINGLE, Dist
 from .errors import TrainingInterrupted, VsbError
 from .io import atomic_path, write_json, write_npy
 from .evaluation import evaluate_model, run_meta, validation_score
-from .models import METHODS, ClassContext, images_to_tensor, lle_weights
+from .models import METHODS, ClassContext, HashingMethod, create_method, images_to_tensor, relations
 from .models.backbones import build_backbone, frozen_trunk, set_input_reference
 from .models.feature_cache import trunk_output
 from .training import TrainResult, resolve_device, seed_everything, train
@@ -108,32 +108,35 @@ def unseen_names(cfg: RunConfig, ds: Dataset) -> list[str]:
     return []
 
 
-def class_context(vectors: np.ndarray, train_classes: list[int], other_classes: list[int],
-                  cfg: RunConfig, device: torch.device) -> ClassContext:
-    """Context for the loss: training classes first (in label order), then the other span classes."""
-    span = list(train_classes) + (list(other_classes) if cfg.model.class_span == "seen+unseen" else [])
-    v = vectors[span]
-    return ClassContext(vectors=torch.from_numpy(v).float().to(device), n_train=len(train_classes),
-                        lle=torch.from_numpy(lle_weights(v, cfg.model.lle_neighbors, cfg.model.lle_reg)).to(device))
+def class_context(vectors: np.ndarray, split: ZeroShotSplit, cfg: RunConfig, device: torch.device) -> ClassContext:
+    """What the loss knows about the classes of ``split`` (:func:`vsb2net.models.relations.class_context`)."""
+    m = cfg.model
+    return relations.class_context(vectors, split.seen, split.unseen, m.class_span, m.lle_neighbors, m.lle_reg, device)
 
 
-def new_model(cfg: RunConfig, prep: Prepared) -> torch.nn.Module:
-    seed_everything(cfg.train.seed, cfg.train.threads)
-    return METHODS.get(cfg.model.method)(cfg.model, prep.in_shape, prep.vectors.shape[1])
+def fit_method(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, device: torch.device,
+               desc: str, validate_on: ZeroShotSplit | None = None, *, resume: dict | None = None,
+               on_epoch_end=None, dist: Dist = SINGLE, stage: dict | None = None) -> tuple[HashingMethod, TrainResult]:
+    """The one fit lifecycle of every method, for runs, validation, tuning, benchmark cells and tests:
+    build (:func:`create_method`, seeded), the class reference, the input reference, the gradient
+    steps when the method is ``trainable``, then ``post_fit``.
 
-
-def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, device: torch.device,
-         desc: str, validate_on: ZeroShotSplit | None = None, *, resume: dict | None = None,
-         on_epoch_end=None, dist: Dist = SINGLE):
+    ``validate_on`` scores the pseudo-unseen classes of that split after every epoch (the
+    validation protocol).  ``stage`` (a ``stage_state()`` of the same ``shared_stage``, trained
+    with the same settings) replaces the gradient steps: LSH, ITQ and TSK share one classifier.
+    """
     labels = prep.dataset.labels
-    ctx = class_context(prep.vectors, split.seen, split.unseen, cfg, device)
+    ctx = class_context(prep.vectors, split, cfg, device)
     y = torch.from_numpy(class_targets(labels, split.train, split.seen))
-    model = new_model(cfg, prep)
+    x_train = prep.x[split.train]
+    seed_everything(cfg.train.seed, cfg.train.threads)
+    model = create_method(cfg.model.method, cfg.model, prep.in_shape, prep.vectors.shape[1])
     model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
-    set_input_reference(model, prep.x[split.train])
-    def pseudo_unseen_score(m: torch.nn.Module) -> float:
+    set_input_reference(model, x_train)
+
+    def pseudo_unseen_score(m: HashingMethod) -> tuple[float, dict[str, float]]:
         # a two-stage method codes nothing before its projection is fitted
-        m.post_fit(prep.x[split.train], y, ctx, device)
+        m.post_fit(x_train, y, ctx, device)
         metrics, _ = evaluate_model(m, prep.x, labels, validate_on, prep.vectors, prep.dataset.class_names,
                                     device, topk=(), curves=False, rows=("unseen",), alignment=False)
         row = metrics["unseen"]
@@ -141,16 +144,21 @@ def _fit(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, devi
             "val_image_map": row["map"], "val_class_map": row["class_query_map"],
             "val_oracle_map": row["oracle_class_map"], "val_distinct_codes": row["distinct_codes"]}
 
-    validate = pseudo_unseen_score if validate_on is not None else None
-    if not model.trainable:
-        return model.to(device), TrainResult(best_epoch=None)
-    result = train(model, prep.x[split.train], y, ctx, cfg.train, epochs=epochs, device=device,
-                   validate=validate, patience=cfg.train.patience if validate else None, desc=desc,
-                   on_epoch_end=on_epoch_end, resume=resume, dist=dist)
+    result = TrainResult(best_epoch=None)
+    if stage is not None:
+        model.load_state_dict({**model.state_dict(), **stage})
+        model.to(device)
+    elif model.trainable:
+        validate = pseudo_unseen_score if validate_on is not None else None
+        result = train(model, x_train, y, ctx, cfg.train, epochs=epochs, device=device, validate=validate,
+                       patience=cfg.train.patience if validate else None, desc=desc, on_epoch_end=on_epoch_end,
+                       resume=resume, dist=dist)
+    else:
+        model.to(device)
     if dist.is_main:
         # two-stage methods (features, then a projection fitted on them) finish here; only rank 0's
         # model is saved, so the other ranks skip it
-        model.post_fit(prep.x[split.train], y, ctx, device)
+        model.post_fit(x_train, y, ctx, device)
     return model, result
 
 
@@ -251,7 +259,7 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
             else:
                 log(f"validation protocol: pseudo-unseen = {', '.join(names[c] for c in val.unseen)} "
                     f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
-                _, vres = _fit(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val,
+                _, vres = fit_method(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val,
                                resume=resume["train"] if resume else None,
                                on_epoch_end=saver("validation", cfg.train.epochs, {}), dist=dist)
                 if vres.best_score is not None:
@@ -261,7 +269,7 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
                                       "best_epoch": vres.best_epoch, "best_map": vres.best_score,
                                       "seconds": vres.seconds}
             epochs = info["validation"]["best_epoch"] or cfg.train.epochs
-        model, res = _fit(cfg, prep, prep.split, epochs, device, "train",
+        model, res = fit_method(cfg, prep, prep.split, epochs, device, "train",
                           resume=resume["train"] if resume and resume["phase"] == "final" else None,
                           on_epoch_end=saver("final", epochs, {"validation": info.get("validation")}), dist=dist)
         if not dist.is_main:
@@ -367,11 +375,10 @@ def load_run(path: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
         raise VsbError(f"checkpoint {where} was trained with method {ckpt['method']!r}, which this vsb2net does not "
                        f"have (known: {', '.join(METHODS.names())}); use the vsb2net that trained it.")
     _check_same_run(path, cfg, ckpt)
-    factory = METHODS.get(ckpt["method"])
     try:
         # the checkpoint holds every weight: do not fetch pretrained ones again just to overwrite them
-        model = factory(dataclasses.replace(cfg.model, backbone_weights="random"),
-                        tuple(int(v) for v in ckpt["in_shape"]), int(ckpt["semantic_dim"]))
+        model = create_method(ckpt["method"], dataclasses.replace(cfg.model, backbone_weights="random"),
+                              tuple(int(v) for v in ckpt["in_shape"]), int(ckpt["semantic_dim"]))
     except (TypeError, ValueError) as exc:
         raise VsbError(f"checkpoint {where} describes a model that cannot be built ({exc}); retrain the run.") from None
     try:

@@ -9,10 +9,12 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, base: type | None = None):
+    def __init__(self, kind: str, base: type | None = None, check: Callable[[type], None] | None = None):
         self.kind = kind
         #: every registered class must derive from it (its interface is declared, not probed)
         self.base = base
+        #: checks what a registered class declares (raises TypeError)
+        self.check = check
         self._items: dict[str, T] = {}
         self._help: dict[str, str] = {}
 
@@ -22,11 +24,18 @@ class Registry(Generic[T]):
                 raise RuntimeError(f"{self.kind} {name!r} registered twice")
             if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
                 raise TypeError(f"{self.kind} {name!r} must be a subclass of {self.base.__name__}")
+            if self.check is not None:
+                self.check(obj)
             self._items[name] = obj
             self._help[name] = help or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
             return obj
 
         return deco
+
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (a component registered for a while, e.g. by a test)."""
+        self._items.pop(name, None)
+        self._help.pop(name, None)
 
     def get(self, name: str) -> T:
         if name not in self._items:

@@ -79,8 +79,8 @@ class _LossOf(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, ctx):
-        return self.model.training_loss(x, y, ctx)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, ctx, **kw):
+        return self.model.training_loss(x, y, ctx, **kw)
 
 
 def training_state(model: nn.Module, opt: torch.optim.Optimizer, result: TrainResult,
@@ -179,6 +179,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         for epoch in range(first, epochs + 1):
             if done:
                 break
+            model.epoch_start(x, y, loss_ctx, device)
             (net or model).train()
             order = np.random.default_rng((cfg.seed, epoch)).permutation(n)
             aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed, epoch, dist.rank))
@@ -195,7 +196,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
                 xb = augment_batch(xb, cfg.augment, aug_gen)
                 if mix_rng is not None:
                     xb, yb = mixup_batch(xb, yb, n_classes, cfg.mixup, mix_rng)
-                loss, terms = net(xb, yb, loss_ctx) if net is not None else model.training_loss(xb, yb, loss_ctx)
+                kw = {"idx": idx} if model.index_batches else {}
+                loss, terms = (net or model.training_loss)(xb, yb, loss_ctx, **kw)
                 if not torch.isfinite(loss):
                     raise VsbError(f"the loss became {float(loss.detach())} at epoch {epoch}; lower train.lr "
                                    "or the loss weights and check the inputs for NaN/inf.")
@@ -231,11 +233,3 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         bar.close()
     result.seconds = seconds_before + time.perf_counter() - start
     return result
-
-
-@torch.no_grad()
-def encode(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
-           batch_size: int = 1024) -> np.ndarray:
-    """Apply ``fn`` (e.g. ``model.hash_images``) in batches; returns float32 (N, K)."""
-    out = [fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

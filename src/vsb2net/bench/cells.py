@@ -16,16 +16,15 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import RunConfig
-from ..data.splits import class_targets
 from ..errors import VsbError
 from ..evaluation import evaluate_model, summary
 from ..io import write_json
 from ..models import METHODS
+from ..models import variants as all_variants
 from ..models.base import SHARED_OPTIONS
-from ..models.feature_hashing import FeatureHashing
-from ..pipeline import Prepared, _fit, class_context, new_model, prepare
+from ..pipeline import Prepared, fit_method, prepare
 from ..training import resolve_device
-from .spec import VARIANTS, BenchmarkSpec, cell_path, cell_config, load_tuned
+from .spec import BenchmarkSpec, cell_path, cell_config, load_tuned
 from .tables import write_tables
 
 #: what a cell file holds and how it was evaluated; raising it recomputes every cell.  A new metric
@@ -37,7 +36,7 @@ _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_
 #: them (their default when added): hashed only when set otherwise, so adding an option does not
 #: invalidate cells without it
 _HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0,
-                    "model.semantic_noise": 0.0}
+                    "model.semantic_noise": 0.0, "model.margin": 1.0}
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -90,36 +89,29 @@ def cell_is_current(out: Path, spec: BenchmarkSpec, tuned: dict, variant: str, b
     return stored == config_hash(cell_config(spec, tuned, variant, bits, split))
 
 
-class _ClassifierCache:
-    """LSH, ITQ and TSK share their first stage (the same seeded classifier): train it once per split."""
+class _StageCache:
+    """Methods that declare the same ``shared_stage`` (LSH, ITQ and TSK: the same seeded
+    classifier) train it once per split and setting."""
 
     def __init__(self):
         self.states: dict[tuple, dict] = {}
 
     @staticmethod
-    def key(cfg: RunConfig) -> tuple:
+    def key(cfg: RunConfig) -> tuple | None:
+        stage = METHODS.get(cfg.model.method).shared_stage
+        if stage is None:
+            return None
         t, m = cfg.train, cfg.model
-        return (cfg.data.split_seed, t.epochs, t.lr, t.weight_decay, t.batch_size, t.seed, m.backbone, m.feature_dim)
+        return (stage, cfg.data.split_seed, t.epochs, t.lr, t.weight_decay, t.batch_size, t.seed, m.backbone,
+                m.feature_dim)
 
 
-def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _ClassifierCache):
-    cls = METHODS.get(cfg.model.method)
-    if isinstance(cls, type) and issubclass(cls, FeatureHashing):
-        key = cache.key(cfg)
-        if key in cache.states:
-            ctx = class_context(prep.vectors, prep.split.seen, prep.split.unseen, cfg, device)
-            model = new_model(cfg, prep)
-            model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
-            model.load_state_dict({**model.state_dict(), **cache.states[key]})
-            model.to(device)
-            y = torch.from_numpy(class_targets(prep.dataset.labels, prep.split.train, prep.split.seen))
-            model.post_fit(prep.x[prep.split.train], y, ctx, device)
-            return model
-        model, _ = _fit(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method)
-        cache.states[key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-                             if k.startswith(("backbone.", "head."))}
-        return model
-    model, _ = _fit(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method)
+def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _StageCache):
+    key = cache.key(cfg)
+    model, _ = fit_method(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method,
+                          stage=cache.states.get(key))
+    if key is not None and key not in cache.states:
+        cache.states[key] = model.stage_state()
     return model
 
 
@@ -148,7 +140,7 @@ class _CellRunner:
     def __init__(self, spec: BenchmarkSpec, tuned: dict):
         self.spec, self.tuned, self.out = spec, tuned, Path(spec.out)
         self.device = resolve_device("auto")
-        self.cache = _ClassifierCache()
+        self.cache = _StageCache()
         self.prep: dict[int, Prepared] = {}
         self.commit = git_commit()
 
@@ -189,13 +181,13 @@ def _run_group(cells: list[tuple[int, str, int]]) -> list[tuple[tuple[int, str, 
 
 
 def _groups(todo: list[tuple[int, str, int]]) -> list[list[tuple[int, str, int]]]:
-    """Work units for parallel workers: the cells of one split that share a trained classifier
-    (LSH, ITQ, TSK) stay together, every other cell is a unit of its own."""
+    """Work units for parallel workers: the cells of one split whose methods share a first stage
+    (``shared_stage``: LSH, ITQ, TSK) stay together, every other cell is a unit of its own."""
     groups: dict[tuple, list] = {}
+    variants = all_variants()
     for split, variant, bits in todo:
-        cls = METHODS.get(VARIANTS[variant][0])
-        shared = isinstance(cls, type) and issubclass(cls, FeatureHashing)
-        key = (split, "classifier") if shared else (split, variant, bits)
+        stage = METHODS.get(variants[variant][0]).shared_stage
+        key = (split, stage) if stage is not None else (split, variant, bits)
         groups.setdefault(key, []).append((split, variant, bits))
     return list(groups.values())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..config import TUNED_DIR, committed_tuned_file, parse_overrides
 from ..errors import VsbError
 from .cells import run_benchmark
-from .spec import DEFAULT_METHODS, VARIANTS, BenchmarkSpec, cell_config, load_tuned, tuned_for
+from .spec import BenchmarkSpec, cell_config, load_tuned, tuned_for, variants
 from .tuning import run_tune
 
 
@@ -20,10 +20,11 @@ def _split_list(text: str, cast=str) -> list:
 
 
 def _methods(args) -> list[str]:
-    methods = _split_list(args.methods) if args.methods else list(DEFAULT_METHODS)
-    unknown = [m for m in methods if m not in VARIANTS]
+    known = variants()
+    methods = _split_list(args.methods) if args.methods else list(known)
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(VARIANTS)} (see `vsb2net methods`).")
+        raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(known)} (see `vsb2net methods`).")
     return methods
 
 
@@ -46,7 +47,7 @@ def _cmd_benchmark(args) -> int:
     print(f"settings: {tuned_file or 'no tuned file (package defaults)'}" +
           (f", --set {' '.join(args.set)}" if args.set else ""))
     for m in methods:
-        chosen = {**tuned_for(tuned, m), **VARIANTS[m][1]}
+        chosen = {**tuned_for(tuned, m), **variants()[m][1]}
         epochs = cell_config(spec, tuned, m, spec.bits[0], 0).train.epochs
         shown = ", ".join(f"{k}={v}" for k, v in chosen.items() if k != "train.epochs") or "package defaults"
         print(f"  {m:16s} {epochs} epoch(s); {shown}")

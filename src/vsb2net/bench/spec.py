@@ -9,20 +9,14 @@ from pathlib import Path
 from ..config import RunConfig, build_config, load_tuned_file
 from ..errors import VsbError
 
-# variant name -> (registered method, config overrides).  Ablations switch one VSB2-Net term off.
-VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
-    "vsb2net": ("vsb2net", {}),
-    "vsb2net-no-rec": ("vsb2net", {"model.w_rec": 0}),
-    "vsb2net-no-rel": ("vsb2net", {"model.w_rel": 0}),
-    "vsb2net-no-dis": ("vsb2net", {"model.w_dis": 0}),
-    "csq": ("csq", {}),
-    "sitnet": ("sitnet", {}),
-    "tsk": ("tsk", {}),
-    "itq": ("itq", {}),
-    "lsh": ("lsh", {}),
-    "random": ("random", {}),
-}
-DEFAULT_METHODS = list(VARIANTS)
+
+def variants() -> dict[str, tuple[str, dict[str, object]]]:
+    """Variant name -> (registered method, config overrides), from the method registry: every
+    method, and each method's declared ablations (:func:`vsb2net.models.variants`)."""
+    from ..models import variants as registered  # imports torch: only when a benchmark is built
+
+    return registered()
+
 
 def overrides_of(values: dict[str, object]) -> list[str]:
     return [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in values.items()]
@@ -32,7 +26,7 @@ def tuned_for(tuned: dict, variant: str) -> dict:
     methods = tuned.get("methods", {})
     if variant in methods:
         return dict(methods[variant])
-    base = VARIANTS[variant][0]
+    base = variants()[variant][0]
     return dict(methods.get(base, {}))
 
 
@@ -45,7 +39,7 @@ def load_tuned(path: str | Path | None) -> dict:
 class BenchmarkSpec:
     dataset: str = "animal-mnist"
     root: str | None = None
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    methods: list[str] = field(default_factory=lambda: list(variants()))
     bits: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
     splits: int = 5
     max_per_class: int | None = None
@@ -54,9 +48,10 @@ class BenchmarkSpec:
     overrides: list[str] = field(default_factory=list)
 
     def check(self) -> "BenchmarkSpec":
-        unknown = [m for m in self.methods if m not in VARIANTS]
+        known = variants()
+        unknown = [m for m in self.methods if m not in known]
         if unknown:
-            raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(VARIANTS)}.")
+            raise VsbError(f"unknown method(s) {unknown}; known: {', '.join(known)} (see `vsb2net methods`).")
         if self.splits < 1:
             raise VsbError("--splits must be at least 1.")
         for b in self.bits:
@@ -67,7 +62,7 @@ class BenchmarkSpec:
 
 
 def cell_config(spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split: int) -> RunConfig:
-    method, variant_overrides = VARIANTS[variant]
+    method, variant_overrides = variants()[variant]
     values = {"data.dataset": spec.dataset, "data.split_seed": split, "model.method": method,
               "model.bits": bits, "train.select_epochs": False, "train.progress": False}
     if spec.root:

@@ -15,27 +15,15 @@ from ..config import build_config, parse_overrides
 from ..data.splits import validation_splits
 from ..errors import VsbError
 from ..io import write_text
-from ..pipeline import _fit, prepare
+from ..models import METHODS
+from ..pipeline import fit_method, prepare
 from ..training import resolve_device
-from .spec import VARIANTS, load_tuned, overrides_of
+from .spec import load_tuned, overrides_of, variants
 
-# The tuning grid (validation protocol only).  Ablations inherit the full model's choice, so each
-# differs from it in exactly one term.
-# Kept small to fit a 2-core machine: every method gets its epoch count and, where it has one,
-# its main loss parameter; the learning rate is the shared default for all.
-GRID: dict[str, dict[str, list]] = {
-    # the reconstruction weight; alpha stays at 30, which won over 10 on the three-fold search of
-    # both datasets, w_rel and w_dis at 0.1, which the earlier searches preferred to 1, and no
-    # semantic smoothing, which lost every time (git log of configs/tuned/); the other levers
-    # (linear semantic branch, input reconstruction, bit balance, discrepancy margin, class-vector
-    # source) were judged by benchmarks/transfer_experiments.py (docs/RESULTS.md, "Levers tried")
-    "vsb2net": {"model.alpha": [30.0], "model.w_rec": [3.0, 10.0]},
-    "csq": {"model.w_q": [0.01, 0.1]},
-    "sitnet": {"model.alpha": [10.0, 30.0]},
-    "tsk": {},
-    "itq": {},
-    "lsh": {},
-}
+# The tuning grid of each method is its class's ``grid`` (validation protocol only), kept small to
+# fit a 2-core machine: every method gets its epoch count and, where it has one, its main loss
+# parameter over its paper's recommended range; the learning rate is the shared default for all.
+# Ablations inherit the full model's choice, so each differs from it in exactly one term.
 
 
 def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
@@ -54,8 +42,8 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
     fixed = parse_overrides(overrides or [])
     if folds < 1:
         raise VsbError(f"--val-folds {folds}: give at least 1.")
-    base_methods = sorted({VARIANTS[m][0] for m in methods if VARIANTS[m][0] in GRID},
-                          key=list(GRID).index)
+    known = variants()
+    base_methods = list(dict.fromkeys(known[m][0] for m in methods if METHODS.get(known[m][0]).tunable))
     device = resolve_device("auto")
     prep = val = None
     # re-tuning some methods keeps the others' earlier choices (and their grid rows)
@@ -64,8 +52,9 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
     results = [r for r in previous.get("grid", []) if r["method"] not in base_methods]
     commands = [c for c in previous.get("commands", []) if c != command] + [command]
     for method in base_methods:
-        keys = list(GRID[method])
-        for combo in itertools.product(*(GRID[method][k] for k in keys)):
+        grid = METHODS.get(method).grid
+        keys = list(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)):
             params = dict(zip(keys, combo))
             values = {"data.dataset": dataset, "model.method": method, "model.bits": bits,
                       "train.epochs": max_epochs, "train.progress": progress, **params}
@@ -87,7 +76,7 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
                                          cfg.data.query_fraction, cfg.data.split_seed, folds)
             curves = []
             for k, val in enumerate(vals):
-                _, res = _fit(cfg, prep, val, max_epochs, device,
+                _, res = fit_method(cfg, prep, val, max_epochs, device,
                               f"tune {method}" + (f" fold {k + 1}/{folds}" if folds > 1 else ""), validate_on=val)
                 curves.append([h.get("val_map") for h in res.history])
             if folds == 1:

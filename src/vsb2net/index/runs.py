@@ -84,7 +84,7 @@ def encode_images(run: Run, x) -> np.ndarray:
     """Packed codes of images already in the network's input form (float tensor N x C x H x W)."""
     import torch
 
-    from vsb2net.training import encode
+    from vsb2net.models.base import encode
 
     with torch.inference_mode():
         return pack_codes(encode(run.model.hash_images, x, torch.device("cpu")))

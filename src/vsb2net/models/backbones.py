@@ -8,6 +8,8 @@ from torch import nn
 from ..errors import VsbError
 from ..registry import Registry
 from .base import HashingMethod
+from .losses import class_distribution
+from .relations import hash_centres
 
 BACKBONES: Registry = Registry("backbone")
 
@@ -175,4 +177,33 @@ class BackboneHashHead(HashingMethod):
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous codes u in (-1, 1)^K of images; the binary code is sign(u)."""
-        return torch.tanh(self.hash_head(self.backbone(x)))
+        return torch.tanh(self.hash_outputs(x))
+
+    def hash_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The hash layer's outputs before any squashing (methods whose loss works on them, e.g.
+        DSH or DPSH, code with them directly)."""
+        return self.hash_head(self.backbone(x))
+
+
+class CodebookHead(BackboneHashHead):
+    """A hash head with one fixed binary target code per training class (``centres``, from
+    :func:`~vsb2net.models.relations.hash_centres`): CSQ's hash centres, DPN's polarisation
+    targets, OrthoHash's codebook.  Sized by the training classes, or by a loaded checkpoint."""
+
+    def __init__(self, cfg, in_shape: tuple[int, ...]):
+        super().__init__(cfg, in_shape)
+        self.register_buffer("centres", torch.zeros(0, cfg.bits))
+
+    def set_class_reference(self, train_vectors: torch.Tensor) -> None:
+        self.centres = torch.from_numpy(hash_centres(len(train_vectors), self.cfg.bits))
+
+    def target_codes(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, K) targets in [-1, 1]: the label's code; for multi-label items the mean of their
+        labels' codes (a bit on which the labels disagree gets target 0, not a coin flip)."""
+        centres = self.centres.to(y.device)
+        return class_distribution(y, len(centres)) @ centres if y.ndim == 2 else centres[y]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "centres" in state_dict:
+            self.centres = torch.empty_like(state_dict[prefix + "centres"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

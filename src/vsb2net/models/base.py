@@ -17,16 +17,42 @@ is stated by class attributes and by which methods it overrides:
   may read any).  A benchmark cell's settings hash leaves the others out, so an option only
   VSB2-Net reads does not recompute the baselines' cells; ``tests/test_baselines.py`` checks each
   declaration by changing every option left out and comparing the trained codes.
+* ``index_batches``: ``training_loss`` also gets ``idx``, the training-set positions of the batch
+  (ADSH keeps a learned code per training image); ``epoch_start(x, y, ctx, device)`` runs before
+  every epoch (ADSH updates those codes there); no-op by default.
+
+What the rest of the system needs to know about a method is declared here too, so that the
+registry is the one place that knows it (``bench``, ``make_results.py`` and docs/METHODS.md read
+these attributes; none of them lists method names):
+
+* ``family``: one of :data:`FAMILIES` (the kind of supervision, as the field groups methods).
+* ``paper``: the publication the loss is written from (our reconstruction where it says so).
+* ``grid``: the ``vsb2net tune`` grid, ``{"model.key": [values]}``; the epoch count is always
+  tuned.  Empty: only the epochs.  ``tunable`` False: nothing to tune (``random``).
+* ``ablations``: ``{"suffix": {"model.key": value}}``, each a benchmark variant ``NAME-suffix``.
+* ``shared_stage``: methods whose first training stage is the same seeded classifier declare the
+  same key, so a benchmark trains it once per split (LSH, ITQ, TSK: "classifier").
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Callable, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 #: ``model.*`` options every method reads: which method, which backbone, and the code length
 SHARED_OPTIONS = frozenset({"method", "backbone", "backbone_weights", "finetune_blocks", "bits", "feature_dim"})
+
+#: how methods are grouped (as in the deep hashing literature): the supervision a loss uses
+FAMILIES = {
+    "zero-shot": "zero-shot hashing: class semantics (word vectors, attributes) carry knowledge to unseen classes",
+    "pointwise": "pointwise supervised: each image against its class (a classifier, hash centres, a codebook)",
+    "pairwise": "pairwise supervised: pairs of images, similar when they share a class",
+    "asymmetric": "asymmetric supervised: network codes of images against learned codes of the training set",
+    "unsupervised": "unsupervised hashing of a seen-class classifier's features",
+    "floor": "no learning: the level every method must beat",
+}
 
 
 class HashingMethod(nn.Module):
@@ -39,6 +65,18 @@ class HashingMethod(nn.Module):
     uses_backbone: bool = True
     #: the ``model.*`` options read besides SHARED_OPTIONS; None = any of them (the safe default)
     options: ClassVar[frozenset[str] | None] = None
+    family: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    #: the tuning grid over ``model.*`` options (the epoch count is tuned besides)
+    grid: ClassVar[dict[str, list]] = {}
+    #: False: nothing to tune, not even the epochs (methods that are not trained)
+    tunable: ClassVar[bool] = True
+    #: benchmark variants ``NAME-suffix``, each switching options of this method
+    ablations: ClassVar[dict[str, dict[str, object]]] = {}
+    #: methods declaring the same key train the same first stage; None = a stage of its own
+    shared_stage: ClassVar[str | None] = None
+    #: ``training_loss`` gets ``idx=`` (the batch's training-set positions) as well
+    index_batches: ClassVar[bool] = False
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement hash_images")
@@ -55,3 +93,34 @@ class HashingMethod(nn.Module):
 
     def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx, device) -> None:
         """A second training stage after the gradient steps (two-stage methods)."""
+
+    def epoch_start(self, x: torch.Tensor, y: torch.Tensor, ctx, device) -> None:
+        """Before each training epoch, with the whole training set (ADSH's discrete code step)."""
+
+    def stage_state(self) -> dict[str, torch.Tensor]:
+        """The weights of the first stage that ``shared_stage`` methods share (all by default)."""
+        return {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
+
+
+def check_declaration(cls: type[HashingMethod]) -> None:
+    """What a registered method must declare, checked when it registers (a typo in a grid key
+    would otherwise surface only as an unknown-option error in the middle of a tuning run)."""
+    name = cls.__name__
+    if cls.family not in FAMILIES:
+        raise TypeError(f"method {name}: family {cls.family!r} is not one of {', '.join(FAMILIES)}")
+    if not cls.paper:
+        raise TypeError(f"method {name} must name its paper (class attribute paper)")
+    for key, values in [*cls.grid.items(), *(kv for o in cls.ablations.values() for kv in o.items())]:
+        if not key.startswith("model.") or (cls.options is not None and key[6:] not in cls.options):
+            raise TypeError(f"method {name}: grid or ablation key {key!r} is not a model.* option the method "
+                            "declares in options")
+    if any(not isinstance(v, list) or not v for v in cls.grid.values()):
+        raise TypeError(f"method {name}: each grid entry must be a non-empty list of values")
+
+
+@torch.no_grad()
+def encode(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
+           batch_size: int = 1024) -> np.ndarray:
+    """Apply ``fn`` (e.g. ``model.hash_images``) in batches; returns float32 (N, K)."""
+    out = [fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

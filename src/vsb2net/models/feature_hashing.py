@@ -43,6 +43,9 @@ class FeatureHashing(HashingMethod):
 
     codes_classes = False
     options = frozenset()
+    family = "unsupervised"
+    # LSH, ITQ and TSK train the same seeded classifier first: a benchmark trains it once per split
+    shared_stage = "classifier"
 
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
         super().__init__()
@@ -77,6 +80,10 @@ class FeatureHashing(HashingMethod):
 
     def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
         raise NotImplementedError
+
+    def stage_state(self) -> dict[str, torch.Tensor]:
+        """The weights of the shared first stage (the classifier), before the projection."""
+        return {k: v.detach().cpu().clone() for k, v in self.state_dict().items() if k.startswith(("backbone.", "head."))}
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return (self.backbone(x) - self.mean) @ self.projection

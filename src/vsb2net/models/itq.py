@@ -9,6 +9,8 @@ from .feature_hashing import FeatureHashing, itq_rotation, pca_directions
 
 @METHODS.register("itq", help="PCA + iterative quantisation of seen-class classifier features")
 class ITQ(FeatureHashing):
+    paper = ("Gong, Lazebnik: Iterative Quantization: A Procrustean Approach to Learning Binary Codes, CVPR 2011 "
+             "(on a seen-class classifier's features)")
     def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
         pca = pca_directions(centred, self.cfg.bits)
         return pca @ itq_rotation(centred @ pca)

@@ -28,3 +28,16 @@ def classification_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if is_multilabel(y):
         return F.cross_entropy(logits, class_distribution(y, logits.shape[1]))
     return F.cross_entropy(logits, y)
+
+
+def pair_similarity(y_a: torch.Tensor, y_b: torch.Tensor) -> torch.Tensor:
+    """(A, B) float 0/1: 1 where two items share a class (for multi-label rows: at least one
+    label), the pairwise supervision of DSH, DPSH, HashNet and ADSH."""
+    if is_multilabel(y_a):
+        return ((y_a.float() @ y_b.float().T) > 0).float()
+    return (y_a[:, None] == y_b[None, :]).float()
+
+
+def off_diagonal(m: torch.Tensor) -> torch.Tensor:
+    """The entries of a square matrix off its diagonal: the pairs of different items of a batch."""
+    return m[~torch.eye(len(m), dtype=torch.bool, device=m.device)]

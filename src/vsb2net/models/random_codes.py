@@ -7,7 +7,6 @@ image always gets the same code) but carries no usable similarity.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from . import METHODS
 from .base import HashingMethod
@@ -19,6 +18,9 @@ class RandomCodes(HashingMethod):
     trainable = False
     uses_backbone = False
     options = frozenset()
+    family = "floor"
+    paper = "(none: content-independent codes)"
+    tunable = False
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__()

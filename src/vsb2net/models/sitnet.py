@@ -1,4 +1,4 @@
-"""SitNet-style zero-shot hashing (Guo et al., ICME 2017): the approach VSB2-Net argues against.
+"""SitNet-style zero-shot hashing (Guo et al., IJCAI 2017): the approach VSB2-Net argues against.
 
 The hash layer is mapped *into the class word-vector space* by a linear layer, and trained by
 cosine similarity to the seen classes' vectors (softmax over seen classes), plus quantisation.
@@ -19,6 +19,9 @@ from .losses import classification_loss
 class SitNet(BackboneHashHead):
     codes_classes = False
     options = frozenset({"alpha", "w_q"})
+    family = "zero-shot"
+    paper = "Guo et al.: SitNet: Discrete Similarity Transfer Network for Zero-shot Hashing, IJCAI 2017"
+    grid = {"model.alpha": [10.0, 30.0]}
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape)

@@ -19,6 +19,8 @@ from .feature_hashing import FeatureHashing, itq_rotation, pca_directions
 @METHODS.register("tsk", help="TSK/ZSH-style: features -> semantic space (ridge), then PCA+ITQ")
 class TSK(FeatureHashing):
     codes_classes = True
+    family = "zero-shot"
+    paper = "Yang et al.: Zero-Shot Hashing via Transferring Supervised Knowledge, ACM MM 2016"
     ridge = 1.0
 
     def __init__(self, cfg, in_shape, semantic_dim):

@@ -1,0 +1,43 @@
+"""DPN: Deep Polarized Network for Supervised Learning of Accurate Binary Hashing Codes (Fan et al.,
+IJCAI 2020).  Pointwise.
+
+Each class has a fixed binary target code t_c (as CSQ's centres); every output bit is pushed to
+the target's side with a margin, bit by bit (the polarisation loss):
+
+    L = mean_i mean_k max(m - v_ik t_{y_i k}, 0)
+
+v the real-valued output of the hash layer, m ``model.margin``.  Multi-label items use the mean of
+their labels' codes as the target (a bit the labels disagree on gets target 0: no push).  Codes:
+sign(v).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import METHODS
+from .backbones import CodebookHead
+
+
+def dpn_loss(v: torch.Tensor, target: torch.Tensor, margin: float) -> tuple[torch.Tensor, dict]:
+    terms = {"polar": F.relu(margin - v * target).mean()}
+    return terms["polar"], terms
+
+
+@METHODS.register("dpn", help="DPN: bit-wise hinge polarisation towards class target codes (pointwise)")
+class DPN(CodebookHead):
+    options = frozenset({"margin"})
+    family = "pointwise"
+    paper = ("Fan et al.: Deep Polarized Network for Supervised Learning of Accurate Binary Hashing Codes, "
+             "IJCAI 2020")
+    grid = {"model.margin": [0.5, 1.0]}
+
+    def __init__(self, cfg, in_shape, semantic_dim):
+        super().__init__(cfg, in_shape)
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hash_outputs(x)
+
+    def training_loss(self, x, y, ctx):
+        loss, terms = dpn_loss(self.hash_outputs(x), self.target_codes(y), self.cfg.margin)
+        return loss, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,47 @@
+"""DPSH: Deep Pairwise-Supervised Hashing (Li et al., IJCAI 2016).  Pairwise.
+
+The likelihood of the pairwise labels s_ij (1: same class) given the codes, with
+Theta_ij = 1/2 u_i^T u_j and p(s_ij = 1) = sigmoid(Theta_ij), plus the relaxation penalty:
+
+    L = - sum_{i != j} (s_ij Theta_ij - log(1 + exp(Theta_ij))) + eta sum_i ||b_i - u_i||^2,
+
+b_i = sign(u_i), u_i the real-valued network output; eta is ``model.w_q``.  We take the mean over
+the pairs of a batch and the mean over its images and bits of the penalty, as public
+re-implementations do (the paper sums: n pairs per image against one penalty of K bits, so its
+eta = 10 is a far smaller weight per pair than it looks).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import METHODS
+from .backbones import BackboneHashHead
+from .losses import off_diagonal, pair_similarity
+
+
+def dpsh_loss(u: torch.Tensor, y: torch.Tensor, eta: float) -> tuple[torch.Tensor, dict]:
+    theta = 0.5 * u @ u.T
+    s = pair_similarity(y, y)
+    terms = {"pair": off_diagonal(F.softplus(theta) - s * theta).mean(),
+             "q": (u - torch.sign(u).detach()).pow(2).mean()}
+    return terms["pair"] + eta * terms["q"], terms
+
+
+@METHODS.register("dpsh", help="DPSH: pairwise likelihood of inner products of codes (pairwise)")
+class DPSH(BackboneHashHead):
+    options = frozenset({"w_q"})
+    family = "pairwise"
+    paper = "Li et al.: Feature Learning based Deep Supervised Hashing with Pairwise Labels, IJCAI 2016"
+    # public re-implementations use eta = 0.1 with this normalisation; a tenth of it besides
+    grid = {"model.w_q": [0.01, 0.1]}
+
+    def __init__(self, cfg, in_shape, semantic_dim):
+        super().__init__(cfg, in_shape)
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hash_outputs(x)
+
+    def training_loss(self, x, y, ctx):
+        loss, terms = dpsh_loss(self.hash_outputs(x), y, self.cfg.w_q)
+        return loss, {k: float(v.detach()) for k, v in terms.items()}

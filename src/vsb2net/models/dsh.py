@@ -1,0 +1,49 @@
+"""DSH: Deep Supervised Hashing (Liu et al., CVPR 2016).  Pairwise.
+
+For a pair of real-valued network outputs b_1, b_2 with y = 0 when the images are similar and
+y = 1 when not (the paper's convention):
+
+    L = 1/2 (1 - y) ||b_1 - b_2||^2 + 1/2 y max(m - ||b_1 - b_2||^2, 0)
+        + alpha (|| |b_1| - 1 ||_1 + || |b_2| - 1 ||_1)
+
+with m = 2K in the paper (``model.margin`` is m / K) and alpha = 0.01 (``model.w_q``).  Every pair of
+different images of a batch is a training pair (the paper's online pair generation); the loss is
+their mean.  Codes: sign(b).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import METHODS
+from .backbones import BackboneHashHead
+from .losses import off_diagonal, pair_similarity
+
+
+def dsh_loss(b: torch.Tensor, y: torch.Tensor, margin: float, alpha: float) -> tuple[torch.Tensor, dict]:
+    k = b.shape[1]
+    dist = torch.cdist(b, b).pow(2)                       # ||b_i - b_j||^2
+    similar = pair_similarity(y, y)
+    pair = 0.5 * similar * dist + 0.5 * (1 - similar) * F.relu(margin * k - dist)
+    reg = (b.abs() - 1).abs().sum(1)                      # || |b_i| - 1 ||_1
+    terms = {"pair": off_diagonal(pair).mean(), "reg": off_diagonal(reg[:, None] + reg[None, :]).mean()}
+    return terms["pair"] + alpha * terms["reg"], terms
+
+
+@METHODS.register("dsh", help="DSH: contrastive loss on pairs of real-valued codes with a margin (pairwise)")
+class DSH(BackboneHashHead):
+    options = frozenset({"margin", "w_q"})
+    family = "pairwise"
+    paper = "Liu et al.: Deep Supervised Hashing for Fast Image Retrieval, CVPR 2016"
+    # the paper sets m = 2K and alpha = 0.01; half the margin is the other setting tried
+    grid = {"model.margin": [1.0, 2.0], "model.w_q": [0.01]}
+
+    def __init__(self, cfg, in_shape, semantic_dim):
+        super().__init__(cfg, in_shape)
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hash_outputs(x)
+
+    def training_loss(self, x, y, ctx):
+        loss, terms = dsh_loss(self.hash_outputs(x), y, self.cfg.margin, self.cfg.w_q)
+        return loss, {k: float(v.detach()) for k, v in terms.items()}

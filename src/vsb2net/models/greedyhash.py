@@ -1,0 +1,62 @@
+"""GreedyHash (Su et al., NeurIPS 2018).  Pointwise.
+
+The forward pass uses the binary code itself, b = sign(h), and the backward pass hands the
+gradient of b straight to h (the greedy principle: the optimum of the discrete problem, with the
+gradient of the relaxed one).  Supervised by a linear classifier on b, with the penalty that
+keeps h near sign(h):
+
+    L = CE(W b, y) + alpha || |h| - 1 ||_3^3 / (N K)
+
+alpha is ``model.w_q`` (0.1 in public re-implementations of the supervised variant).  Codes: sign(h).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import METHODS
+from .backbones import BackboneHashHead
+from .losses import classification_loss
+
+
+def greedy_sign(h: torch.Tensor) -> torch.Tensor:
+    """sign(h) forward, identity backward (the gradient of the code reaches h unchanged)."""
+    return h + (torch.sign(h) - h).detach()
+
+
+def greedyhash_loss(h: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor, dict]:
+    terms = {"cls": classification_loss(logits, y), "q": (h.abs() - 1).abs().pow(3).mean()}
+    return terms["cls"] + alpha * terms["q"], terms
+
+
+@METHODS.register("greedyhash", help="GreedyHash: classifier on sign(h), straight-through gradient (pointwise)")
+class GreedyHash(BackboneHashHead):
+    options = frozenset({"w_q"})
+    family = "pointwise"
+    paper = "Su et al.: Greedy Hash: Towards Fast Optimization for Accurate Hash Coding in CNN, NeurIPS 2018"
+    grid = {"model.w_q": [0.01, 0.1]}
+
+    def __init__(self, cfg, in_shape, semantic_dim):
+        super().__init__(cfg, in_shape)
+        # sized by the training classes (set_class_reference) or by a loaded checkpoint
+        self.classifier = nn.Linear(cfg.bits, 1, bias=False)
+
+    def set_class_reference(self, train_vectors: torch.Tensor) -> None:
+        self._size_classifier(len(train_vectors))
+
+    def _size_classifier(self, n_classes: int) -> None:
+        if self.classifier.out_features != n_classes:
+            self.classifier = nn.Linear(self.cfg.bits, n_classes, bias=False).to(self.hash_head.weight.device)
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hash_outputs(x)
+
+    def training_loss(self, x, y, ctx):
+        h = self.hash_outputs(x)
+        loss, terms = greedyhash_loss(h, self.classifier(greedy_sign(h)), y, self.cfg.w_q)
+        return loss, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "classifier.weight" in state_dict:
+            self._size_classifier(state_dict[prefix + "classifier.weight"].shape[0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,56 @@
+"""HashNet: Deep Learning to Hash by Continuation (Cao et al., ICCV 2017).  Pairwise.
+
+Codes h = tanh(beta z) of the hash layer's output z, with beta raised during training
+(continuation: beta_t = (1 + 0.005 t)^0.5 at step t, so h tends to sign(z)).  The loss is the
+weighted maximum likelihood of the pairwise labels s_ij under an adaptive sigmoid of scale alpha:
+
+    L = sum_{i != j} w_ij (log(1 + exp(alpha <h_i, h_j>)) - alpha s_ij <h_i, h_j>),
+
+with w_ij = |S| / |S_1| for similar pairs and |S| / |S_0| for dissimilar ones (class imbalance of
+the pairs of a batch); we divide by |S|.  alpha is ``model.alpha``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import METHODS
+from .backbones import BackboneHashHead
+from .losses import off_diagonal, pair_similarity
+
+#: continuation schedule beta_t = (1 + GAMMA t)^POWER
+GAMMA, POWER = 0.005, 0.5
+
+
+def hashnet_loss(h: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor, dict]:
+    ip = off_diagonal(alpha * h @ h.T)
+    s = off_diagonal(pair_similarity(y, y))
+    n_similar = s.sum()
+    w = torch.where(s > 0, len(s) / n_similar.clamp_min(1), len(s) / (len(s) - n_similar).clamp_min(1))
+    terms = {"pair": (w * (F.softplus(ip) - s * ip)).mean()}
+    return terms["pair"], terms
+
+
+@METHODS.register("hashnet", help="HashNet: weighted pairwise likelihood, tanh sharpened by continuation (pairwise)")
+class HashNet(BackboneHashHead):
+    options = frozenset({"alpha"})
+    family = "pairwise"
+    paper = "Cao et al.: HashNet: Deep Learning to Hash by Continuation, ICCV 2017"
+    # the adaptive sigmoid's scale: 0.1 (public toolkits) to 10 / K at K = 32 bits
+    grid = {"model.alpha": [0.1, 0.3]}
+
+    def __init__(self, cfg, in_shape, semantic_dim):
+        super().__init__(cfg, in_shape)
+        # training steps taken, for the continuation; saved with the weights so a resumed run goes on
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def beta(self) -> float:
+        return float((1 + GAMMA * float(self.step)) ** POWER)
+
+    def hash_images(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.beta() * self.hash_outputs(x))
+
+    def training_loss(self, x, y, ctx):
+        loss, terms = hashnet_loss(self.hash_images(x), y, self.cfg.alpha)
+        self.step += 1
+        return loss, {**{k: float(v.detach()) for k, v in terms.items()}, "beta": self.beta()}

@@ -1,0 +1,98 @@
+"""The field's deep hashing losses against cases computed by hand from each paper's formula."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vsb2net.models.adsh import adsh_loss, dcc_update
+from vsb2net.models.dpn import dpn_loss
+from vsb2net.models.dpsh import dpsh_loss
+from vsb2net.models.dsh import dsh_loss
+from vsb2net.models.greedyhash import greedy_sign, greedyhash_loss
+from vsb2net.models.hashnet import hashnet_loss
+from vsb2net.models.orthohash import orthohash_loss
+
+T = torch.tensor
+
+
+def test_dsh_pulls_similar_pairs_and_pushes_dissimilar_ones_to_the_margin():
+    b = T([[1.0, 0.0], [0.0, 1.0]])  # ||b1 - b2||^2 = 2; || |b| - 1 ||_1 = 1 for each
+    loss, terms = dsh_loss(b, T([0, 0]), margin=2.0, alpha=0.01)
+    assert float(terms["pair"]) == pytest.approx(0.5 * 2)            # 1/2 ||b1 - b2||^2
+    assert float(loss) == pytest.approx(1 + 0.01 * 2)                # + alpha (1 + 1)
+    _, terms = dsh_loss(b, T([0, 1]), margin=3.0, alpha=0.01)         # m = 3K = 6
+    assert float(terms["pair"]) == pytest.approx(0.5 * (6 - 2))
+    _, terms = dsh_loss(b, T([0, 1]), margin=0.5, alpha=0.01)         # beyond the margin: no loss
+    assert float(terms["pair"]) == 0
+
+
+def test_dpsh_is_the_negative_log_likelihood_of_the_pair_labels():
+    u = T([[1.0, 1.0], [1.0, -1.0]])  # Theta = 0; u = sign(u), so no penalty
+    loss, _ = dpsh_loss(u, T([0, 0]), eta=10.0)
+    assert float(loss) == pytest.approx(math.log(2))
+    u = T([[2.0, 0.0], [1.0, 0.0]])   # Theta = 1, dissimilar; (b - u)^2 = 1, 0, 0, 0 (sign(0) = 0)
+    loss, terms = dpsh_loss(u, T([0, 1]), eta=0.1)
+    assert float(terms["pair"]) == pytest.approx(math.log(1 + math.e))
+    assert float(loss) == pytest.approx(math.log(1 + math.e) + 0.1 * 0.25)
+
+
+def test_hashnet_weights_similar_and_dissimilar_pairs_by_their_share():
+    h = T([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    # 6 ordered pairs: 2 similar (w = 6/2), 4 dissimilar (w = 6/4); inner products 1 and -1
+    loss, _ = hashnet_loss(h, T([0, 0, 1]), alpha=1.0)
+    l_sim, l_dis = math.log(1 + math.e) - 1, math.log(1 + math.exp(-1))
+    assert float(loss) == pytest.approx((2 * 3 * l_sim + 4 * 1.5 * l_dis) / 6)
+
+
+def test_adsh_ties_network_codes_to_the_learned_codes_asymmetrically():
+    u, v = T([[1.0, 0.0]]), T([[1.0, 1.0], [-1.0, 1.0]])
+    s = T([[1.0, -1.0]])                       # K S = (2, -2); u^T v = (1, -1)
+    loss, terms = adsh_loss(u, v, s, v[[0]], gamma=200.0)
+    assert float(terms["asym"]) == pytest.approx((1 + 1) / 2)
+    assert float(terms["q"]) == pytest.approx(1 / 2)              # ||v_0 - u||^2 = 1, over |B| |Gamma| = 2
+    assert float(loss) == pytest.approx(1 + 200 * 0.5)
+
+
+def test_adsh_dcc_step_solves_each_bit_and_lowers_the_objective():
+    # one bit: V = sign(K S^T u + gamma u) exactly
+    u, y = T([[0.5], [-0.5]]), T([0, 1])
+    assert dcc_update(T([[-1.0], [1.0]]), u, y, gamma=1.0).tolist() == [[1.0], [-1.0]]
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.integers(0, 3, 60))
+    u = torch.tanh(torch.from_numpy(rng.normal(size=(60, 8))).float() + 2 * torch.nn.functional.one_hot(y, 8))
+    s = 2 * (y[:, None] == y[None, :]).float() - 1
+
+    def objective(v):
+        return float((u @ v.T - 8 * s).pow(2).sum() + 50 * (v - u).pow(2).sum())
+
+    v0 = torch.from_numpy(np.where(rng.random((60, 8)) < 0.5, -1.0, 1.0)).float()
+    v1 = dcc_update(v0, u, y, gamma=50.0)
+    assert set(v1.unique().tolist()) <= {-1.0, 1.0}
+    assert objective(v1) < objective(v0)
+
+
+def test_orthohash_is_a_margin_cross_entropy_over_cosines_to_the_class_codes():
+    u, centres = T([[1.0, 0.0]]), T([[1.0, 1.0], [1.0, -1.0]])  # both cosines 1/sqrt(2)
+    loss, _ = orthohash_loss(u, centres, T([0]), scale=2.0, margin=0.0)
+    assert float(loss) == pytest.approx(math.log(2))
+    loss, _ = orthohash_loss(u, centres, T([0]), scale=2.0, margin=0.5)   # log(1 + e^{s m})
+    assert float(loss) == pytest.approx(math.log(1 + math.e))
+
+
+def test_greedyhash_codes_with_sign_and_passes_the_gradient_straight_through():
+    h = T([[0.5, -2.0]], requires_grad=True)
+    b = greedy_sign(h)
+    assert b.tolist() == [[1.0, -1.0]]
+    (b * T([[3.0, 4.0]])).sum().backward()
+    assert h.grad.tolist() == [[3.0, 4.0]]
+    loss, terms = greedyhash_loss(h.detach(), torch.zeros(1, 2), T([1]), alpha=0.1)
+    assert float(terms["q"]) == pytest.approx((0.5 ** 3 + 1 ** 3) / 2)   # mean of | |h| - 1 |^3
+    assert float(loss) == pytest.approx(math.log(2) + 0.1 * 0.5625)
+
+
+def test_dpn_is_a_bitwise_hinge_towards_the_target_code():
+    loss, _ = dpn_loss(T([[0.5, -2.0]]), T([[1.0, 1.0]]), margin=1.0)
+    assert float(loss) == pytest.approx((0.5 + 3.0) / 2)
+    loss, _ = dpn_loss(T([[1.5, -2.0]]), T([[1.0, -1.0]]), margin=1.0)   # both beyond the margin
+    assert float(loss) == 0
