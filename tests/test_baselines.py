@@ -66,7 +66,7 @@ def test_every_baseline_trains_and_codes_by_class(name, toy):
 
 
 #: a valid value other than the default, for each string option a declaration could leave out
-_OTHER_TEXT = {"rec_target": "l2", "class_span": "seen+unseen", "class_codes": "semantic"}
+_OTHER_TEXT = {"rec_target": "l2", "class_span": "seen+unseen", "class_codes": "semantic", "cls_loss": "orthocos"}
 
 
 def _other_value(name: str, value):

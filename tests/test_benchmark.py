@@ -238,3 +238,33 @@ def test_results_md_is_what_the_committed_cells_give(tmp_path):
     assert out.read_text() == (root / "docs" / "RESULTS.md").read_text(), (
         f"docs/RESULTS.md differs from what the committed cells give: {again}")
     assert readme.read_text() == (root / "README.md").read_text(), f"README's results block is out of date: {again}"
+
+
+def test_methods_md_is_what_the_registry_and_tuned_files_give():
+    """docs/METHODS.md is generated from the method registry and configs/tuned/."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_methods", root / "benchmarks" / "make_methods.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.render() == (root / "docs" / "METHODS.md").read_text(), (
+        "docs/METHODS.md is out of date: run `.venv/bin/python benchmarks/make_methods.py`")
+
+
+def test_best_method_per_length_and_family_comparison_are_paired_over_splits():
+    mr = _make_results()
+    spec = BenchmarkSpec(methods=["vsb2net", "dsh", "csq", "hashnet"], bits=[32], splits=4, out="unused")
+    maps = {"vsb2net": [0.50, 0.52, 0.49, 0.51], "dsh": [0.60, 0.61, 0.62, 0.60],
+            "hashnet": [0.59, 0.62, 0.60, 0.61], "csq": [0.40, 0.41, 0.42, 0.40]}
+    rows = [{"variant": m, "bits": 32, "split": s, "unseen": {"map": v[s]}} for m, v in maps.items() for s in range(4)]
+    unseen = aggregate(rows, "unseen")
+    (best,) = mr.best_per_length(rows, unseen, spec)
+    assert best["best"] == "dsh" and best["second"] == "hashnet" and not best["clear"]
+    assert best["tied"] == ["hashnet"]  # vsb2net and csq are behind by more than 2 s.e.
+    assert best["gap"] == pytest.approx(0.0025)
+    lines = mr.family_lines(rows, unseen, spec)
+    row = next(line for line in lines if line.startswith("| 32 |"))
+    assert "| dsh | csq |" in row and "pairwise/asymmetric ahead" in row
+    assert any("holds at 1 of 1" in line for line in lines)

@@ -118,6 +118,12 @@ class ModelConfig:
     #: distance dissimilar pairs are pushed beyond; DPN: of the polarisation hinge; OrthoHash: of
     #: the cosine to the class's code); tuned per method (docs/METHODS.md)
     margin: float = 1.0
+    #: VSB2-Net's classification loss (ours): "prototype" (softmax of alpha <u, z_c> / K, the
+    #: reconstruction in METHOD.md) or "orthocos" (OrthoHash's margin cosine cross-entropy,
+    #: alpha (cos(u, z_c) - margin [c = y]), against the same semantic prototypes z_c)
+    cls_loss: str = "prototype"
+    #: batch normalisation of VSB2-Net's hash layer before the tanh (OrthoHash's code layer; ours)
+    code_norm: bool = False
 
 
 @dataclass
@@ -189,6 +195,8 @@ class RunConfig:
                            "semantic branch.")
         if m.class_span not in ("seen", "seen+unseen"):
             raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
+        if m.cls_loss not in ("prototype", "orthocos"):
+            raise VsbError(f"model.cls_loss = {m.cls_loss!r}: use 'prototype' or 'orthocos'.")
         if m.class_codes not in ("semantic", "relation"):
             raise VsbError(f"model.class_codes = {m.class_codes!r}: use 'semantic' or 'relation'.")
         if m.rec_target not in ("batch", "l2", "input"):

@@ -36,7 +36,8 @@ _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_
 #: them (their default when added): hashed only when set otherwise, so adding an option does not
 #: invalidate cells without it
 _HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0,
-                    "model.semantic_noise": 0.0, "model.margin": 1.0}
+                    "model.semantic_noise": 0.0, "model.margin": 1.0, "model.cls_loss": "prototype",
+                    "model.code_norm": False}
 
 
 def config_hash(cfg: RunConfig) -> str:

@@ -7,6 +7,9 @@ Both the visual feature space and the class-semantic space are embedded into one
 
 * L_cls  classification with the semantic hash vectors z_c as class prototypes,
          logit_c = alpha <u, z_c> / K; the same scoring works for unseen classes at test time.
+         (ours, off by default: ``model.cls_loss=orthocos``, OrthoHash's margin cosine
+         cross-entropy alpha (cos(u, z_c) - m [c = y]) with m = ``model.margin``, and
+         ``model.code_norm``, its batch-normalised code layer; judged on the validation protocol)
 * L_rec  visual feature reconstruction from the code: mean squared error between g(u) and the
          feature f, standardised per dimension over the batch (or l2-normalised per image).
 * L_rel  reconstructive semantic relations: LLE weights w_cj computed in the semantic space must
@@ -81,9 +84,18 @@ class VSB2Net(BackboneHashHead):
         relation = cfg.class_codes == "relation"
         self.register_buffer("seen_vectors", torch.zeros(0, semantic_dim), persistent=relation)
         self.register_buffer("seen_mean_codes", torch.zeros(0, k), persistent=relation)
+        # OrthoHash's batch-normalised code layer (model.code_norm): balanced bits without a balance term
+        self.code_norm = nn.BatchNorm1d(k) if cfg.code_norm else None
         hidden = cfg.semantic_hidden or 256  # the decoder keeps its width when the semantic branch is linear
         self.decoder = (nn.Sequential(nn.Linear(k, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, fdim))
                         if cfg.w_rec > 0 else None)
+
+    def hash_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self._code_layer(self.backbone(x))
+
+    def _code_layer(self, f: torch.Tensor) -> torch.Tensor:
+        z = self.hash_head(f)
+        return self.code_norm(z) if self.code_norm is not None else z
 
     # -- the semantic branch (the visual one, hash_images, is BackboneHashHead's) ----------------
     def hash_classes(self, vectors: torch.Tensor) -> torch.Tensor:
@@ -154,7 +166,7 @@ class VSB2Net(BackboneHashHead):
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext):
         cfg, k = self.cfg, self.cfg.bits
         f = self.backbone(x)
-        u = torch.tanh(self.hash_head(f))
+        u = torch.tanh(self._code_layer(f))
         vectors = ctx.vectors
         if cfg.semantic_noise > 0:
             # the semantic branch sees each class vector jittered anew every step, so it must map a
@@ -172,6 +184,12 @@ class VSB2Net(BackboneHashHead):
             eps = cfg.cls_semantic_smoothing
             hard = class_distribution(y, ctx.n_train)
             target = (1 - eps) * hard + eps * hard @ nb
+            terms = {"cls": -(target * F.log_softmax(logits, dim=1)).sum(1).mean()}
+        elif cfg.cls_loss == "orthocos":
+            # OrthoHash's objective with the semantic branch's codes as the class codes
+            cos = F.normalize(u, dim=1) @ F.normalize(z[: ctx.n_train], dim=1).T
+            target = class_distribution(y, ctx.n_train)
+            logits = cfg.alpha * (cos - cfg.margin * (target > 0).float())
             terms = {"cls": -(target * F.log_softmax(logits, dim=1)).sum(1).mean()}
         else:
             terms = {"cls": classification_loss(logits, y)}
