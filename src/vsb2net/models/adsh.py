@@ -64,6 +64,7 @@ class ADSH(BackboneHashHead):
     # the paper's gamma = 200, and a quarter of it
     grid = {"model.w_q": [50.0, 200.0]}
     index_batches = True
+    sized_by_training = ("train_codes", "train_labels")
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape)
@@ -89,9 +90,3 @@ class ADSH(BackboneHashHead):
         s = 2 * pair_similarity(y, self.train_labels.to(y.device)) - 1
         loss, terms = adsh_loss(u, v, s, v[idx.to(u.device)], self.cfg.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("train_codes", "train_labels"):
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

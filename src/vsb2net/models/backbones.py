@@ -190,6 +190,8 @@ class CodebookHead(BackboneHashHead):
     :func:`~vsb2net.models.relations.hash_centres`): CSQ's hash centres, DPN's polarisation
     targets, OrthoHash's codebook.  Sized by the training classes, or by a loaded checkpoint."""
 
+    sized_by_training = ("centres",)
+
     def __init__(self, cfg, in_shape: tuple[int, ...]):
         super().__init__(cfg, in_shape)
         self.register_buffer("centres", torch.zeros(0, cfg.bits))
@@ -202,8 +204,3 @@ class CodebookHead(BackboneHashHead):
         labels' codes (a bit on which the labels disagree gets target 0, not a coin flip)."""
         centres = self.centres.to(y.device)
         return class_distribution(y, len(centres)) @ centres if y.ndim == 2 else centres[y]
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if prefix + "centres" in state_dict:
-            self.centres = torch.empty_like(state_dict[prefix + "centres"])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -77,6 +77,9 @@ class HashingMethod(nn.Module):
     shared_stage: ClassVar[str | None] = None
     #: ``training_loss`` gets ``idx=`` (the batch's training-set positions) as well
     index_batches: ClassVar[bool] = False
+    #: buffers whose shape is known only once training starts (the training classes or items);
+    #: a loaded checkpoint sizes them before its values are copied in
+    sized_by_training: ClassVar[tuple[str, ...]] = ()
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement hash_images")
@@ -96,6 +99,12 @@ class HashingMethod(nn.Module):
 
     def epoch_start(self, x: torch.Tensor, y: torch.Tensor, ctx, device) -> None:
         """Before each training epoch, with the whole training set (ADSH's discrete code step)."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.sized_by_training:
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def stage_state(self) -> dict[str, torch.Tensor]:
         """The weights of the first stage that ``shared_stage`` methods share (all by default)."""

@@ -47,6 +47,8 @@ INPUT_GRID = 7
 @METHODS.register("vsb2net", help="VSB2-Net: visual and semantic branches into one Hamming space")
 class VSB2Net(BackboneHashHead):
     codes_classes = True
+    # relation-code buffers, filled by post_fit (saved only with class_codes=relation)
+    sized_by_training = ("seen_vectors", "seen_mean_codes")
     family = "zero-shot"
     paper = ("Li et al.: VSB2-Net: Visual-Semantic Bi-Branch Network for Zero-Shot Hashing, "
              "ICPR 2020 (loss forms: our reconstruction, docs/METHOD.md)")
@@ -130,12 +132,6 @@ class VSB2Net(BackboneHashHead):
         if len(self.seen_mean_codes) != n_train:
             self.seen_vectors = self.semantic_center.new_zeros(n_train, self.seen_vectors.shape[1])
             self.seen_mean_codes = self.semantic_center.new_zeros(n_train, self.seen_mean_codes.shape[1])
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("seen_vectors", "seen_mean_codes"):
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_class_reference(self, train_vectors: torch.Tensor) -> None:
         """Called once before training with the training classes' semantic vectors."""
