@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -226,30 +226,21 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(run_dir: str | Path, index_path: str | Path, *, token: str | None = None,
-               limits: Limits | None = None, batch_window_s: float = 0.002, max_batch: int = 64,
-               model_threads: int = 2, warm_up: bool = True, **search_params: Any) -> FastAPI:
-    """The FastAPI application serving ``index_path`` with the model of ``run_dir``.
-
-    ``token``: required on every route but /health (None: no authentication, for loopback only;
-    ``vsb2net serve`` enforces that).  ``limits``: upload size, pixels, k, text length.
-    ``batch_window_s``, ``max_batch``: the micro-batcher (max_batch=1: no batching).
-    ``search_params``: backend search knobs (nprobe, nflip).  Raises VsbError when the run or the
-    index cannot be used (missing, damaged, built by another model).
-    """
-    limits = limits or Limits()
+def _load_service(run_dir: str | Path, index_path: str | Path, limits: Limits, warm_up: bool,
+                  **service_params: Any) -> SearchService:
     # Pillow's warning about huge pictures becomes an error (uploads are also held to max_pixels,
     # well below Pillow's limit, before they are decoded)
     from PIL import Image
 
     warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
-    service = SearchService(run_dir, index_path, limits=limits, batch_window_s=batch_window_s,
-                            max_batch=max_batch, model_threads=model_threads, **search_params)
+    service = SearchService(run_dir, index_path, limits=limits, **service_params)
     if warm_up:
         service.warm_up()
-    limits = service.limits
-    bits = service.run.bits
-    page = _page()
+    return service
+
+
+def _lifespan(service: SearchService):
+    """The batcher runs while the server does, and the service closes with it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -259,127 +250,57 @@ def create_app(run_dir: str | Path, index_path: str | Path, *, token: str | None
         finally:
             await service.close()
 
-    app = FastAPI(
-        title="vsb2net search", version="1",
-        description=f"Zero-shot image hashing search: {service.identity['method']} run {service.run.path.name}, "
-                    f"{bits}-bit codes, {len(service.index):,} indexed items ({service.index.backend_name}). "
-                    "Query by image, class name, free text or code; hits are ranked by Hamming distance, ties "
-                    "in order of id. Authentication: 'Authorization: Bearer <token>' (or ?token=) on every "
-                    "route but /health when the server has a token.",
-        docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.state.service = service
+    return lifespan
 
-    # -- errors: one line of JSON, never a traceback -------------------------------------------
-    @app.exception_handler(VsbError)
-    async def _vsb_error(request: Request, exc: VsbError):
-        return _error(400, str(exc))
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException):
-        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+def _description(service: SearchService) -> str:
+    return (f"Zero-shot image hashing search: {service.identity['method']} run {service.run.path.name}, "
+            f"{service.run.bits}-bit codes, {len(service.index):,} indexed items ({service.index.backend_name}). "
+            "Query by image, class name, free text or code; hits are ranked by Hamming distance, ties "
+            "in order of id. Authentication: 'Authorization: Bearer <token>' (or ?token=) on every "
+            "route but /health when the server has a token.")
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        return _error(422, _validation_message(exc))
 
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception):
-        log.error("internal error answering %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal error")
+# -- errors: one line of JSON, never a traceback -----------------------------------------------
 
-    # -- routes --------------------------------------------------------------------------------
-    # The search routes return their JSON as built (SearchResult documents it): validating every
-    # reply against the model again would cost more than the search of a small index.
-    k_doc = f"number of hits, 1..{limits.max_k} (default 10; with radius: the most returned, default {limits.max_k})"
-    r_doc = f"instead of the k nearest: every item within this Hamming distance (0..{bits}, inclusive)"
+async def _vsb_error(request: Request, exc: VsbError):
+    return _error(400, str(exc))
 
-    def k_param():
-        return Query(None, ge=1, le=limits.max_k, description=k_doc)
 
-    def radius_param():
-        return Query(None, ge=0, le=bits, description=r_doc)
+async def _http_error(request: Request, exc: HTTPException):
+    return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index_page():
-        return HTMLResponse(page, headers={
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-                                       "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
-                                       "frame-ancestors 'none'", "Cache-Control": "no-store"})
 
-    @app.get("/health", summary="liveness (no token needed)", tags=["server"])
-    async def health() -> dict:
-        return {"status": "ok"}
+async def _invalid(request: Request, exc: RequestValidationError):
+    return _error(422, _validation_message(exc))
 
-    @app.get("/info", summary="the run, the index, the supported queries and the limits", tags=["server"],
-             responses={401: ERRORS[401]})
-    async def info() -> dict:
-        return service.info()
 
-    @app.post("/search/image", response_model=SearchResult, tags=["search"], responses=ERRORS,
-              summary="search by an uploaded image (multipart field 'file')",
-              description="The image is converted to the run's input (28x28 greyscale for the default backbone; "
-                          "like the training images, a light object on a dark background) and coded by the visual "
-                          f"branch. At most {limits.max_upload_bytes:,} bytes and {limits.max_pixels:,} pixels.")
-    async def search_image(file: UploadFile = File(..., description="the query image (PNG, JPEG, ...)"),
-                           k: int | None = Form(None, ge=1, le=limits.max_k, description=k_doc),
-                           radius: int | None = Form(None, ge=0, le=bits, description=r_doc)):
-        service.check_k_radius(k, radius)
-        data = await file.read(limits.max_upload_bytes + 1)
-        if len(data) > limits.max_upload_bytes:
-            raise HTTPException(413, f"the upload is larger than the limit of {limits.max_upload_bytes:,} bytes; "
-                                     "send a smaller image.")
-        code = await service.image_code(data)
-        name = one_line(Path(file.filename or "upload").name, 200)
-        return JSONResponse(await service.search("image", name, code, k, radius))
+async def _bug(request: Request, exc: Exception):
+    log.error("internal error answering %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal error")
 
-    @app.get("/search/class", response_model=SearchResult, tags=["search"], responses=ERRORS,
-             summary="search by class name (zero-shot for classes never seen in training)",
-             description="One of the run's classes (GET /info lists them) uses the run's own class vector; for "
-                         "runs on GloVe vectors any English word(s) work too. The vector goes through the semantic "
-                         "branch.")
-    async def search_class(name: str = Query(..., description="class name, e.g. zebra"),
-                           k: int | None = k_param(), radius: int | None = radius_param()):
-        service.check_k_radius(k, radius)
-        code = await service.class_code(name)
-        return JSONResponse(await service.search("class", one_line(name, 200), code, k, radius))
 
-    @app.get("/search/text", response_model=SearchResult, tags=["search"], responses=ERRORS,
-             summary="search by free text (runs on glove or minilm class vectors)",
-             description="The text goes through the run's class-vector source: GloVe runs average the word "
-                         "vectors of its words; minilm runs embed it with all-MiniLM-L6-v2. Runs on attribute "
-                         "vectors answer 400: query them by class name.")
-    async def search_text(q: str = Query(..., description="free text, e.g. 'a striped horse'"),
-                          k: int | None = k_param(), radius: int | None = radius_param()):
-        service.check_k_radius(k, radius)
-        code = await service.text_code(q)
-        return JSONResponse(await service.search("text", one_line(q, 200), code, k, radius))
+def _install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(VsbError, _vsb_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _bug)
 
-    @app.get("/search/code", response_model=SearchResult, tags=["search"], responses=ERRORS,
-             summary="search by a binary code given in hex",
-             description=f"{bits // 4} hex digits ({bits} bits, 2 digits per byte, as the hits' query.code shows).")
-    async def search_code(hex: str = Query(..., description="the code in hex"),  # noqa: A002
-                          k: int | None = k_param(), radius: int | None = radius_param()):
-        service.check_k_radius(k, radius)
-        code = service.hex_code(hex)
-        return JSONResponse(await service.search("code", hex.strip(), code, k, radius))
 
-    @app.get("/thumb/{item_id}", tags=["search"], response_class=Response,
-             responses={200: {"content": {"image/png": {}}, "description": "PNG picture"},
-                        404: {"model": ErrorReply, "description": "no such item, or it has no picture"}},
-             summary="picture of an indexed item, by id (indexes of a dataset or of an image folder)")
-    async def thumb(item_id: int):
-        try:
-            png = await service.thumbnail(item_id)
-        except LookupError as exc:
-            raise HTTPException(404, str(exc.args[0])) from None
-        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+def _install_middleware(app: FastAPI, limits: Limits, token: str | None) -> None:
+    # outermost last: the token is checked before any body is read
+    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + MULTIPART_OVERHEAD,
+                       upload_limit=limits.max_upload_bytes)
+    if token:
+        app.add_middleware(TokenAuth, token=token)
+        access = logging.getLogger("uvicorn.access")
+        if not any(isinstance(f, RedactToken) for f in access.filters):
+            access.addFilter(RedactToken())
+    app.add_middleware(SecurityHeaders)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs(request: Request):
-        url = "/openapi.json"
-        if "token" in request.query_params:
-            url += "?token=" + quote(request.query_params["token"], safe="")
-        return get_swagger_ui_html(openapi_url=url, title="vsb2net search: API")
+
+def _install_openapi(app: FastAPI, token: str | None) -> None:
+    """The generated schema, plus the bearer scheme when the server has a token."""
 
     def openapi():
         if app.openapi_schema is None:
@@ -394,13 +315,144 @@ def create_app(run_dir: str | Path, index_path: str | Path, *, token: str | None
 
     app.openapi = openapi
 
-    # outermost last: the token is checked before any body is read
-    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + MULTIPART_OVERHEAD,
-                       upload_limit=limits.max_upload_bytes)
-    if token:
-        app.add_middleware(TokenAuth, token=token)
-        access = logging.getLogger("uvicorn.access")
-        if not any(isinstance(f, RedactToken) for f in access.filters):
-            access.addFilter(RedactToken())
-    app.add_middleware(SecurityHeaders)
+
+# -- routes ------------------------------------------------------------------------------------
+
+def _server_router(service: SearchService, page: str) -> APIRouter:
+    """The page, /health, /info and the Swagger UI."""
+    router = APIRouter()
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index_page():
+        return HTMLResponse(page, headers={
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                       "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+                                       "frame-ancestors 'none'", "Cache-Control": "no-store"})
+
+    @router.get("/health", summary="liveness (no token needed)", tags=["server"])
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @router.get("/info", summary="the run, the index, the supported queries and the limits", tags=["server"],
+                responses={401: ERRORS[401]})
+    async def info() -> dict:
+        return service.info()
+
+    @router.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        url = "/openapi.json"
+        if "token" in request.query_params:
+            url += "?token=" + quote(request.query_params["token"], safe="")
+        return get_swagger_ui_html(openapi_url=url, title="vsb2net search: API")
+
+    return router
+
+
+def _search_router(service: SearchService) -> APIRouter:
+    """/search/image, /search/class, /search/text, /search/code and /thumb/{id}, bounded by the
+    service's limits and code length."""
+    router = APIRouter()
+    limits = service.limits
+    bits = service.run.bits
+    # The search routes return their JSON as built (SearchResult documents it): validating every
+    # reply against the model again would cost more than the search of a small index.
+    k_doc = f"number of hits, 1..{limits.max_k} (default 10; with radius: the most returned, default {limits.max_k})"
+    r_doc = f"instead of the k nearest: every item within this Hamming distance (0..{bits}, inclusive)"
+
+    def k_param():
+        return Query(None, ge=1, le=limits.max_k, description=k_doc)
+
+    def radius_param():
+        return Query(None, ge=0, le=bits, description=r_doc)
+
+    @router.post("/search/image", response_model=SearchResult, tags=["search"], responses=ERRORS,
+                 summary="search by an uploaded image (multipart field 'file')",
+                 description="The image is converted to the run's input (28x28 greyscale for the default backbone; "
+                             "like the training images, a light object on a dark background) and coded by the "
+                             f"visual branch. At most {limits.max_upload_bytes:,} bytes and {limits.max_pixels:,} "
+                             "pixels.")
+    async def search_image(file: UploadFile = File(..., description="the query image (PNG, JPEG, ...)"),
+                           k: int | None = Form(None, ge=1, le=limits.max_k, description=k_doc),
+                           radius: int | None = Form(None, ge=0, le=bits, description=r_doc)):
+        service.check_k_radius(k, radius)
+        data = await file.read(limits.max_upload_bytes + 1)
+        if len(data) > limits.max_upload_bytes:
+            raise HTTPException(413, f"the upload is larger than the limit of {limits.max_upload_bytes:,} bytes; "
+                                     "send a smaller image.")
+        code = await service.image_code(data)
+        name = one_line(Path(file.filename or "upload").name, 200)
+        return JSONResponse(await service.search("image", name, code, k, radius))
+
+    @router.get("/search/class", response_model=SearchResult, tags=["search"], responses=ERRORS,
+                summary="search by class name (zero-shot for classes never seen in training)",
+                description="One of the run's classes (GET /info lists them) uses the run's own class vector; for "
+                            "runs on GloVe vectors any English word(s) work too. The vector goes through the "
+                            "semantic branch.")
+    async def search_class(name: str = Query(..., description="class name, e.g. zebra"),
+                           k: int | None = k_param(), radius: int | None = radius_param()):
+        service.check_k_radius(k, radius)
+        code = await service.class_code(name)
+        return JSONResponse(await service.search("class", one_line(name, 200), code, k, radius))
+
+    @router.get("/search/text", response_model=SearchResult, tags=["search"], responses=ERRORS,
+                summary="search by free text (runs on glove or minilm class vectors)",
+                description="The text goes through the run's class-vector source: GloVe runs average the word "
+                            "vectors of its words; minilm runs embed it with all-MiniLM-L6-v2. Runs on attribute "
+                            "vectors answer 400: query them by class name.")
+    async def search_text(q: str = Query(..., description="free text, e.g. 'a striped horse'"),
+                          k: int | None = k_param(), radius: int | None = radius_param()):
+        service.check_k_radius(k, radius)
+        code = await service.text_code(q)
+        return JSONResponse(await service.search("text", one_line(q, 200), code, k, radius))
+
+    @router.get("/search/code", response_model=SearchResult, tags=["search"], responses=ERRORS,
+                summary="search by a binary code given in hex",
+                description=f"{bits // 4} hex digits ({bits} bits, 2 digits per byte, as the hits' query.code "
+                            "shows).")
+    async def search_code(hex: str = Query(..., description="the code in hex"),  # noqa: A002
+                          k: int | None = k_param(), radius: int | None = radius_param()):
+        service.check_k_radius(k, radius)
+        code = service.hex_code(hex)
+        return JSONResponse(await service.search("code", hex.strip(), code, k, radius))
+
+    _add_thumbnail_route(router, service)
+    return router
+
+
+def _add_thumbnail_route(router: APIRouter, service: SearchService) -> None:
+    """/thumb/{id}: the hits' pictures, for indexes of a dataset or of an image folder."""
+
+    @router.get("/thumb/{item_id}", tags=["search"], response_class=Response,
+                responses={200: {"content": {"image/png": {}}, "description": "PNG picture"},
+                           404: {"model": ErrorReply, "description": "no such item, or it has no picture"}},
+                summary="picture of an indexed item, by id (indexes of a dataset or of an image folder)")
+    async def thumb(item_id: int):
+        try:
+            png = await service.thumbnail(item_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def create_app(run_dir: str | Path, index_path: str | Path, *, token: str | None = None,
+               limits: Limits | None = None, batch_window_s: float = 0.002, max_batch: int = 64,
+               model_threads: int = 2, warm_up: bool = True, **search_params: Any) -> FastAPI:
+    """The FastAPI application serving ``index_path`` with the model of ``run_dir``.
+
+    ``token``: required on every route but /health (None: no authentication, for loopback only;
+    ``vsb2net serve`` enforces that).  ``limits``: upload size, pixels, k, text length.
+    ``batch_window_s``, ``max_batch``: the micro-batcher (max_batch=1: no batching).
+    ``search_params``: backend search knobs (nprobe, nflip).  Raises VsbError when the run or the
+    index cannot be used (missing, damaged, built by another model).
+    """
+    service = _load_service(run_dir, index_path, limits or Limits(), warm_up, batch_window_s=batch_window_s,
+                            max_batch=max_batch, model_threads=model_threads, **search_params)
+    app = FastAPI(title="vsb2net search", version="1", description=_description(service),
+                  docs_url=None, redoc_url=None, lifespan=_lifespan(service))
+    app.state.service = service
+    _install_error_handlers(app)
+    app.include_router(_server_router(service, _page()))
+    app.include_router(_search_router(service))
+    _install_openapi(app, token)
+    _install_middleware(app, service.limits, token)
     return app
