@@ -6,7 +6,7 @@
 Without --run it trains a quick run (default architecture: throughput depends on the network,
 not on how well it is trained; --max-per-class 100, 1 epoch) into a temporary directory.  Then
 it encodes --images Animal-MNIST images the way ``vsb2net index build`` does
-(vsb2net.index.runs.encode_images: the visual branch in batches of 1024 under inference mode,
+(vsb2net.run.Run.encode_images: the visual branch in batches of 1024 under inference mode,
 then pack_codes), and a single image at a time for the latency of one query; both with torch's
 default number of threads (the cores) and with one thread (--threads picks one setting).
 """
@@ -37,7 +37,8 @@ def main() -> int:
 
     from vsb2net.cli import main as cli
     from vsb2net.data import load_dataset
-    from vsb2net.index import runs
+    from vsb2net.models import images_to_tensor
+    from vsb2net.run import Run
 
     tmp = None
     run_dir = a.run
@@ -48,10 +49,10 @@ def main() -> int:
              "--set", "train.select_epochs=false", "--out", tmp.name, "--name", "bench"])
         run_dir = str(Path(tmp.name) / "bench")
         print(f"trained a small run in {time.perf_counter() - t0:.0f} s")
-    run = runs.load(run_dir)
+    run = Run.load(run_dir)
     ds = load_dataset(run.cfg.data.dataset, run.cfg.data.root)
     pick = np.resize(np.arange(len(ds.labels)), a.images)
-    x = runs.images_tensor(ds.x[pick])
+    x = images_to_tensor(ds.x[pick])
     params = sum(t.numel() for t in run.model.parameters())
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
           f"load average {os.getloadavg()[0]:.1f} at start")
@@ -59,11 +60,11 @@ def main() -> int:
           f"input {tuple(x.shape[1:])}")
     for threads in a.threads or [torch.get_num_threads(), 1]:
         torch.set_num_threads(threads)
-        runs.encode_images(run, x[:256])  # warm-up: first calls allocate and pick kernels
+        run.encode_images(x[:256])  # warm-up: first calls allocate and pick kernels
         best = float("inf")
         for _ in range(a.repeats):
             t0 = time.perf_counter()
-            codes = runs.encode_images(run, x)
+            codes = run.encode_images(x)
             best = min(best, time.perf_counter() - t0)
         assert codes.shape == (a.images, run.bits // 8)
         print(f"{threads} thread(s), batches of 1024: {a.images} images in {best:.2f} s = "
@@ -71,7 +72,7 @@ def main() -> int:
         n_single = min(200, a.images)
         t0 = time.perf_counter()
         for i in range(n_single):
-            runs.encode_images(run, x[i:i + 1])
+            run.encode_images(x[i:i + 1])
         dt = (time.perf_counter() - t0) / n_single
         print(f"{threads} thread(s), one image at a time: {dt * 1e3:.2f} ms per image = {1 / dt:.0f} images/s")
     print(f"load average {os.getloadavg()[0]:.1f} at end")

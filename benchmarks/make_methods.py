@@ -14,7 +14,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from vsb2net.config import TUNED_DIR, load_tuned_file
+from vsb2net.bench.tuned import TUNED_DIR, load_tuned_file
 from vsb2net.io import write_text
 from vsb2net.models import FAMILIES, METHODS, variants
 from vsb2net.models.base import SHARED_OPTIONS

@@ -65,12 +65,12 @@ TEXTS = ["a striped horse", "an animal with a long neck", "a small pet that purr
 
 def tiny_run(cache: Path, bits: int) -> Path:
     from vsb2net.cli import main
-    from vsb2net.index import runs
+    from vsb2net.run import CHECKPOINT, Run
 
     run = cache / f"tiny_{bits}bits"
-    if (run / "checkpoint.pt").is_file():
+    if (run / CHECKPOINT).is_file():
         try:
-            runs.load(run)
+            Run.load(run)
             return run
         except VsbError as exc:
             print(f"cached run {run} does not load any more ({exc}); training it again", flush=True)
@@ -298,10 +298,10 @@ def main() -> int:
     cache = Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
 
-    from vsb2net.index import runs
+    from vsb2net.run import Run
 
     run_dir = Path(args.run) if args.run else tiny_run(cache, args.bits)
-    run = runs.load(run_dir)
+    run = Run.load(run_dir)
     index_path = random_index(run, cache, args.database, args.seed)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; run {run_dir} ({run.bits} bits), index {index_path.name}", flush=True)

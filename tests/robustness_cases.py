@@ -57,6 +57,7 @@ def build_sources(base: Path) -> Path:
     """A finished 16-bit run, a finished 32-bit run and an interrupted run under ``base``."""
     from vsb2net import pipeline
     from vsb2net.cli import main
+    from vsb2net.run import RESUME
 
     base.mkdir(parents=True, exist_ok=True)
     with _quiet():
@@ -77,7 +78,7 @@ def build_sources(base: Path) -> Path:
             if not (base / f"{index}.vsbidx").is_file():
                 assert main(["index", "build", str(base / run), "--dataset", "animal-mnist",
                              "-o", str(base / f"{index}.vsbidx")]) == 0
-        if not (base / "stopped" / pipeline.RESUME_FILE).is_file():
+        if not (base / "stopped" / RESUME).is_file():
             # stop after the first saved epoch, as Ctrl-C would
             real = pipeline.save_training_state
 

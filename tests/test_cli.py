@@ -71,13 +71,15 @@ def test_seeds_are_recorded_and_change_the_codes(run_dir, tmp_path):
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert training["seed"] == config["train"]["seed"] == seed
         assert training["split_seed"] == config["data"]["split_seed"] == 0
-    from vsb2net.pipeline import load_run, prepare
+    from vsb2net.pipeline import prepare
+    from vsb2net.run import Run
     from vsb2net.models.base import encode
     import torch
 
     codes = []
     for run in (run_dir, other):
-        cfg, model, _ = load_run(run)
+        loaded = Run.load(run)
+        cfg, model = loaded.cfg, loaded.model
         prep = prepare(cfg)
         codes.append(np.sign(encode(model.hash_images, prep.x[prep.split.database], torch.device("cpu"))))
     assert codes[0].shape == codes[1].shape and not np.array_equal(codes[0], codes[1])

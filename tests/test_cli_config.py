@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vsb2net.bench.tuned import TUNED_DIR
 from vsb2net.cli import _config_from_args, _resume_from_args, build_parser, main
 from vsb2net.config import apply_overrides, build_config, parse_overrides
 from vsb2net.errors import VsbError
 
 ROOT = Path(__file__).resolve().parents[1]
-TUNED = ROOT / "configs" / "tuned" / "animal-mnist.yaml"
+TUNED = TUNED_DIR / "animal-mnist.yaml"
 
 
 def config(*argv: str, command: str = "run"):
@@ -88,7 +89,9 @@ def test_config_set_and_flags_win_over_tuned(tmp_path):
 
 def test_a_tuned_file_given_as_config_is_read_as_tuned():
     assert config("--config", str(TUNED)) == config("--tuned", str(TUNED))
-    assert build_config(TUNED, ["model.method=sitnet"]) == config("--tuned", str(TUNED), "--method", "sitnet")
+    from vsb2net.bench.tuned import tuned_config
+
+    assert tuned_config(TUNED, ["model.method=sitnet"]) == config("--tuned", str(TUNED), "--method", "sitnet")
     with pytest.raises(VsbError, match="give only one of them"):
         config("--config", str(TUNED), "--tuned", str(TUNED))
 
@@ -231,12 +234,13 @@ def test_tuned_auto_takes_the_committed_file_of_the_dataset(tmp_path, monkeypatc
     import yaml
 
     from vsb2net import config
+    from vsb2net.bench import tuned
 
     (tmp_path / "animal-mnist.yaml").write_text(yaml.safe_dump(
         {"dataset": "animal-mnist", "methods": {"vsb2net": {"model.w_rec": 7.0, "train.epochs": 4}}}))
-    monkeypatch.setattr(config, "TUNED_DIR", tmp_path)
-    cfg = config.build_config(None, [], tuned="auto")
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path)
+    cfg = tuned.tuned_config(None, [], tuned="auto")
     assert cfg.model.w_rec == 7.0 and cfg.train.epochs == 4
     # a dataset without a committed file keeps the defaults; flags still win over the file
-    assert config.build_config(None, ["data.dataset=mnist"], tuned="auto").model.w_rec == config.ModelConfig.w_rec
-    assert config.build_config(None, ["model.w_rec=2"], tuned="auto").model.w_rec == 2.0
+    assert tuned.tuned_config(None, ["data.dataset=mnist"], tuned="auto").model.w_rec == config.ModelConfig.w_rec
+    assert tuned.tuned_config(None, ["model.w_rec=2"], tuned="auto").model.w_rec == 2.0

@@ -128,7 +128,8 @@ def test_settings_that_cannot_work_with_a_frozen_trunk_are_refused(override, mes
 def test_a_run_trains_on_cached_features_and_codes_image_files(tmp_path, monkeypatch):
     from PIL import Image
 
-    from vsb2net.pipeline import load_run, prepare
+    from vsb2net.pipeline import prepare
+    from vsb2net.run import Run
 
     monkeypatch.setenv("VSB2NET_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "runs"
@@ -136,7 +137,8 @@ def test_a_run_trains_on_cached_features_and_codes_image_files(tmp_path, monkeyp
                  "--set", "model.backbone=efficientnet-lite0", "--set", "model.feature_dim=32",
                  "--out", str(out), "--name", "e"]) == 0
     assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 1
-    cfg, model, ckpt = load_run(out / "e")
+    loaded = Run.load(out / "e")
+    cfg, model, ckpt = loaded.cfg, loaded.model, loaded.ckpt
     assert ckpt["in_shape"] == [1, 28, 28]  # the model codes images, not only the cached tensor
     prep = prepare(cfg)
     i = int(np.load(out / "e" / "codes.npz")["database_index"][0])

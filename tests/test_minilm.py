@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from vsb2net.data import sentence
+from vsb2net.data import knowledge, sentence
 from vsb2net.data.semantics import class_vectors, resolve_source
 from vsb2net.errors import VsbError
 
@@ -58,31 +58,31 @@ def test_class_vectors_minilm_names_and_descriptions(encode):
 
 
 def test_descriptions_csv_read():
-    animals = sentence.class_descriptions("Animal-MNIST")
+    animals = knowledge.class_descriptions("Animal-MNIST")
     assert animals is not None and len(animals) == 10
     assert "stripes" in animals["Zebra"] and "," in animals["Bear"]  # quoted commas stay in the text
-    fashion = sentence.class_descriptions("fashion-mnist")
+    fashion = knowledge.class_descriptions("fashion-mnist")
     assert set(fashion) >= {"T-shirt/top", "Ankle boot"}
     texts = sentence.minilm_class_texts(["T-shirt/top", "Sandal"], fashion)
     assert texts[0].startswith("T-shirt top: a light top") and texts[1].startswith("Sandal: an open shoe")
-    assert sentence.class_descriptions("cifar10") is None
-    assert sentence.class_descriptions("../animal-mnist") is None
+    assert knowledge.class_descriptions("cifar10") is None
+    assert knowledge.class_descriptions("../animal-mnist") is None
 
 
 def test_descriptions_csv_format(tmp_path):
     p = tmp_path / "x.descriptions.csv"
     p.write_text('# comment, with "a quote\n\nclass,description\nCat,"small, furry"\n# more\nDog,loyal\n',
                  encoding="utf-8")
-    assert sentence.read_descriptions(p) == {"Cat": "small, furry", "Dog": "loyal"}
+    assert knowledge.read_descriptions(p) == {"Cat": "small, furry", "Dog": "loyal"}
     p.write_text("class,description\nCat,small,furry\n", encoding="utf-8")
     with pytest.raises(VsbError, match="line 2"):
-        sentence.read_descriptions(p)
+        knowledge.read_descriptions(p)
     p.write_text("class,description\nCat,a\ncat,b\n", encoding="utf-8")
     with pytest.raises(VsbError, match="appears twice"):
-        sentence.read_descriptions(p)
+        knowledge.read_descriptions(p)
     p.write_text("name,text\nCat,a\n", encoding="utf-8")
     with pytest.raises(VsbError, match="header"):
-        sentence.read_descriptions(p)
+        knowledge.read_descriptions(p)
 
 
 def test_missing_package_says_what_to_install(monkeypatch):

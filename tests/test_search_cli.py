@@ -40,11 +40,12 @@ def images(run, tmp_path_factory):
     """Four database images of the run written as PNG files (one in a subfolder), plus a note."""
     from PIL import Image
 
-    from vsb2net.pipeline import load_run, prepare
+    from vsb2net.pipeline import prepare
+    from vsb2net.run import Run
 
     folder = tmp_path_factory.mktemp("pictures")
     codes = np.load(run / "codes.npz")
-    cfg, _, _ = load_run(run)  # database indices refer to the dataset as the run subsampled it
+    cfg = Run.load(run).cfg  # database indices refer to the dataset as the run subsampled it
     x = prepare(cfg).dataset.x
     picked = codes["database_index"][:4]
     (folder / "sub").mkdir()
@@ -78,7 +79,7 @@ def test_class_query_map_is_in_metrics_and_report(run, split):
 
     from vsb2net.codes import hamming_distances, pack_codes
     from vsb2net.metrics import average_precision_tie_aware, harmonic_numbers
-    from vsb2net.pipeline import load_run
+    from vsb2net.run import Run
 
     metrics = json.loads((run / "metrics.json").read_text())
     cq = metrics["unseen"]["class_query"]
@@ -88,7 +89,8 @@ def test_class_query_map_is_in_metrics_and_report(run, split):
     assert "class-name mAP" in (run / "report.md").read_text()
 
     # independently: the class code of each unseen class (hash_classes), database sorted by distance, tie groups
-    _, model, ckpt = load_run(run)
+    loaded = Run.load(run)
+    model, ckpt = loaded.model, loaded.ckpt
     names = ckpt["class_names"]
     vectors = np.load(run / "class_vectors.npy")
     codes = np.load(run / "codes.npz")
@@ -253,7 +255,7 @@ def test_cli_error_has_no_traceback(run, foreign_indexes):
 
 
 def test_read_class_vectors_rejects_bad_files(tmp_path):
-    from vsb2net.index.runs import read_class_vectors
+    from vsb2net.data.vector_files import read_query_vectors as read_class_vectors
 
     (tmp_path / "z.npy").write_bytes(b"")
     np.save(tmp_path / "zero.npy", np.zeros(5))

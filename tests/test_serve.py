@@ -33,11 +33,12 @@ def run(tiny_glove_run):
 @pytest.fixture(scope="module")
 def files(run, tmp_path_factory):
     """The dataset index, an image-folder index and a codes index of the run, and the pictures."""
-    from vsb2net.pipeline import load_run, prepare
+    from vsb2net.pipeline import prepare
+    from vsb2net.run import Run
 
     d = tmp_path_factory.mktemp("serve")
     codes = np.load(run / "codes.npz")
-    cfg, _, _ = load_run(run)
+    cfg = Run.load(run).cfg
     x = prepare(cfg).dataset.x
     pics = d / "pictures"
     pics.mkdir()
@@ -321,9 +322,9 @@ def test_codes_index_has_no_thumbnails(run, files):
 
 
 def test_attribute_run_refuses_text_with_a_pointer_to_class_names(run, files, monkeypatch, split):
-    from vsb2net.index import runs
+    from vsb2net.run import Run
 
-    monkeypatch.setattr(runs, "vector_source", lambda r: "attributes")
+    monkeypatch.setattr(Run, "vector_source", lambda self: "attributes")
     srv = ServerThread(create_app(run, files["dataset"], warm_up=False))
     try:
         status, _, body = srv.get("/search/text?q=striped+horse")
@@ -340,7 +341,7 @@ def test_attribute_run_refuses_text_with_a_pointer_to_class_names(run, files, mo
 
 def test_minilm_runs_embed_text_with_minilm(run, monkeypatch):
     from vsb2net.data import sentence
-    from vsb2net.index import runs
+    from vsb2net.run import Run
 
     seen = []
 
@@ -348,10 +349,10 @@ def test_minilm_runs_embed_text_with_minilm(run, monkeypatch):
         seen.extend(texts)
         return np.ones((len(texts), 50), np.float32) / np.sqrt(50)
 
-    monkeypatch.setattr(runs, "vector_source", lambda r: "minilm")
+    monkeypatch.setattr(Run, "vector_source", lambda self: "minilm")
     monkeypatch.setattr(sentence, "minilm_vectors", fake)
-    loaded = runs.load(run)
-    assert runs.text_vectors(loaded, ["a striped horse"]).shape == (1, 50) and seen == ["a striped horse"]
+    loaded = Run.load(run)
+    assert loaded.text_vectors(["a striped horse"]).shape == (1, 50) and seen == ["a striped horse"]
 
 
 @pytest.mark.parametrize("backend,params", [("faiss-ivf", ["--nlist", "4", "--nprobe", "4"]),

@@ -60,7 +60,8 @@ def driver():
 @pytest.fixture(scope="module")
 def site(tiny_glove_run, tmp_path_factory):
     """A server with a token (the page must forward it), its run's split and a query picture."""
-    from vsb2net.pipeline import load_run, prepare
+    from vsb2net.pipeline import prepare
+    from vsb2net.run import Run
     from vsb2net.serve.app import create_app
 
     run = tiny_glove_run
@@ -68,7 +69,7 @@ def site(tiny_glove_run, tmp_path_factory):
     index = d / "db.vsbidx"
     assert main(["index", "build", str(run), "--dataset", "animal-mnist", "-o", str(index)]) == 0
     codes = np.load(run / "codes.npz")
-    cfg, _, _ = load_run(run)
+    cfg = Run.load(run).cfg
     item = int(codes["database_index"][4])
     picture = d / "query.png"
     picture.write_bytes(png_bytes(prepare(cfg).dataset.x[item]))

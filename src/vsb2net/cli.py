@@ -82,16 +82,16 @@ def _overrides_from_args(args: argparse.Namespace, flags=SHORTCUTS) -> dict[str,
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .config import build_config
+    from .bench.tuned import tuned_config
 
-    return build_config(args.config, _overrides_from_args(args), tuned=getattr(args, "tuned", None))
+    return tuned_config(args.config, _overrides_from_args(args), tuned=getattr(args, "tuned", None))
 
 
 def _resume_from_args(args: argparse.Namespace):
     """(config, training state) of ``--resume RUN_DIR``, or (config from the flags, None)."""
     if not getattr(args, "resume", None):
         return _config_from_args(args), None
-    from .pipeline import resume_config
+    from .run import resume_config
 
     changed = [f"--{flag.replace('_', '-')}" for flag in SHORTCUTS
                if flag != "device" and getattr(args, flag, None) is not None]

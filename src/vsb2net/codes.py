@@ -215,3 +215,8 @@ def hex_to_codes(hex_string: str, bits: int) -> np.ndarray:
         )
     raw = bytes.fromhex(s)
     return np.frombuffer(raw, dtype=np.uint8).copy()
+
+
+def hexes_to_codes(hexes: list[str], bits: int) -> np.ndarray:
+    """Packed codes (n, bits // 8) of hex strings (:func:`hex_to_codes` of each)."""
+    return np.stack([hex_to_codes(h, bits) for h in hexes])

@@ -8,7 +8,6 @@ so that the run can be reproduced and re-evaluated.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import tomllib
@@ -388,122 +387,32 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str] | Mapping[s
     return values
 
 
-# ---------------------------------------------------------------------------------------------
-# tuned files (written by `vsb2net tune`): per-method settings as a starting configuration
-
-SECTIONS = ("data", "model", "train", "eval")
-
-
-def is_tuned_file(values: dict[str, Any]) -> bool:
-    """Whether a loaded config file is a tuned file: a top-level ``methods`` mapping and none of
-    the config sections."""
-    return isinstance(values.get("methods"), dict) and not any(s in values for s in SECTIONS)
-
-
-def _config_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
+def config_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
     """Every settable ``section.key`` (and top-level key) of the configuration."""
     keys = []
     for name, tp in _field_types(cls).items():
         if dataclasses.is_dataclass(tp):
-            keys += _config_keys(tp, f"{prefix}{name}.")
+            keys += config_keys(tp, f"{prefix}{name}.")
         else:
             keys.append(prefix + name)
     return keys
 
 
-def check_tuned(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """Check a tuned file's ``methods`` mapping (``{method: {"section.key": value}}``): known keys,
-    values of the right type.  Returns ``doc``."""
-    methods = doc.get("methods")
-    if not isinstance(methods, dict) or not methods:
-        raise VsbError(f"tuned file {path} has no 'methods' mapping of per-method settings; write it with "
-                       "`vsb2net tune` (e.g. configs/tuned/animal-mnist.yaml).")
-    known = _config_keys()
-    for method, settings in methods.items():
-        if not isinstance(settings, dict):
-            raise VsbError(f"tuned file {path}: methods.{method} must be a mapping of section.key: value "
-                           f"settings, got {settings!r}.")
-        unknown = [str(k) for k in settings if k not in known]
-        if unknown:
-            near = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1, cutoff=0.8)]
-            raise VsbError(f"tuned file {path}: methods.{method}: unknown key(s) {', '.join(unknown)}"
-                           + (f" (did you mean {', '.join(near)}?)" if near else "")
-                           + "; keys are section.key names of the configuration, e.g. model.w_rec or train.epochs.")
-        if settings.get("model.method", method) != method:
-            raise VsbError(f"tuned file {path}: methods.{method} sets model.method = {settings['model.method']!r}; "
-                           "a method's settings cannot switch to another method.")
-        try:
-            config_from_dict(apply_overrides({}, settings))
-        except VsbError as exc:
-            raise VsbError(f"tuned file {path}: methods.{method}: {exc}") from None
-    return doc
-
-
-def load_tuned_file(path: str | Path) -> dict[str, Any]:
-    """Read and check a tuned file written by ``vsb2net tune``."""
-    return check_tuned(load_config_file(path, what="tuned file"), path)
-
-
-def tuned_settings(doc: dict[str, Any], method: str, path: str | Path) -> dict[str, Any]:
-    """The starting configuration a tuned file gives ``method``: the file's dataset and the
-    method's settings, as ``{"section.key": value}``."""
-    methods = doc["methods"]
-    if method not in methods:
-        from .models import METHODS  # imports torch; only on this error path
-
-        METHODS.get(method)  # an unknown method says so first
-        raise VsbError(f"tuned file {path} has no settings for method {method!r}; it has "
-                       f"{', '.join(map(str, methods))}. Choose one of them (--method or model.method), "
-                       "or leave out the tuned file.")
-    base = {"data.dataset": doc["dataset"]} if isinstance(doc.get("dataset"), str) else {}
-    return {**base, **methods[method]}
-
-
-#: where the committed tuned defaults live: configs/tuned/<dataset>.yaml beside the source tree
-TUNED_DIR = Path(__file__).resolve().parents[2] / "configs" / "tuned"
-
-
-def committed_tuned_file(dataset: str) -> Path | None:
-    """``--tuned auto``: the committed tuned file of ``dataset``, if the checkout has one."""
-    path = TUNED_DIR / f"{dataset}.yaml"
-    return path if path.is_file() else None
-
-
-def _dataset_of(values: dict[str, Any]) -> str:
-    data = values.get("data")
-    return str(data.get("dataset", DataConfig.dataset)) if isinstance(data, dict) else DataConfig.dataset
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     """``top`` over ``base``, section by section."""
     out = dict(base)
     for key, value in top.items():
-        out[key] = (_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = (merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
                     else value)
     return out
 
 
-def build_config(path: str | Path | None = None, overrides: Iterable[str] | Mapping[str, Any] | None = None,
-                 tuned: str | Path | None = None) -> RunConfig:
-    """Defaults < ``tuned`` (a file from ``vsb2net tune``: its settings for the config's method) <
-    the file at ``path`` < ``overrides``.  ``path`` may itself be a tuned file (a top-level
-    ``methods`` mapping and no config sections): it is then read as ``tuned``."""
+def build_config(path: str | Path | None = None,
+                 overrides: Iterable[str] | Mapping[str, Any] | None = None) -> RunConfig:
+    """Defaults < the config file at ``path`` < ``overrides`` (``section.key=value``).  A tuned file
+    of ``vsb2net tune`` starts it with a method's settings: :func:`vsb2net.bench.tuned.tuned_config`."""
     values = load_config_file(path) if path else {}
-    doc = None
-    if path and is_tuned_file(values):
-        if tuned:
-            raise VsbError(f"config file {path} is a tuned file, and so is {tuned}; give only one of them.")
-        doc, tuned, values = check_tuned(values, path), path, {}
-    values = apply_overrides(values, overrides or [])
-    if tuned == "auto":
-        tuned = committed_tuned_file(_dataset_of(values))
-    if doc is None and tuned:
-        doc = load_tuned_file(tuned)
-    if doc is not None:
-        model = values.get("model")
-        method = model.get("method", ModelConfig.method) if isinstance(model, dict) else ModelConfig.method
-        values = _merge(apply_overrides({}, tuned_settings(doc, str(method).strip(), tuned)), values)
-    return config_from_dict(values).validate()
+    return config_from_dict(apply_overrides(values, overrides or [])).validate()
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

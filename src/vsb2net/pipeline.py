@@ -6,8 +6,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import signal
 import time
@@ -18,13 +16,12 @@ import numpy as np
 import torch
 
 from . import __version__, distributed
-from .checkpoint import load_checkpoint, load_training_state, save_checkpoint, save_training_state
-from .config import (RunConfig, apply_overrides, config_from_dict, load_config_file, save_config,
-                     saved_config_from_dict)
+from . import run as runfiles
+from .checkpoint import save_checkpoint, save_training_state
+from .config import RunConfig, save_config
 from .data import Dataset, load_dataset
 from .data.images import resize_array
 from .data.semantics import class_vectors, resolve_source
-from .data.sentence import class_descriptions
 from .data.splits import (ZeroShotSplit, choose_unseen, class_targets, subsample_per_class, validation_split,
                           zero_shot_split)
 from .distributed import SINGLE, Dist
@@ -56,11 +53,6 @@ class Prepared:
         return tuple(self.input_shape or self.x.shape[1:])
 
 
-def run_dir(cfg: RunConfig) -> Path:
-    name = cfg.name or f"{cfg.data.dataset}_{cfg.model.method}_{cfg.model.bits}bits_seed{cfg.train.seed}"
-    return Path(cfg.out_dir) / name
-
-
 def prepared_dataset(cfg: RunConfig) -> Dataset:
     """The dataset as a run sees it: loaded, subsampled per class (data.max_per_class) and resized
     (data.image_size); its indices are the ids of the run's codes and of indexes of it."""
@@ -82,8 +74,7 @@ def prepare(cfg: RunConfig) -> Prepared:
                            combination=d.unseen_split == "combination")
     split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.query_seed)
     source = resolve_source(d.class_vectors, ds.attributes) or str(d.class_vectors)
-    vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes,
-                            descriptions=class_descriptions(ds.name) if source == "minilm" else None)
+    vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes, dataset=ds.name)
     x = images_to_tensor(ds.x) if ds.kind == "image" else torch.from_numpy(np.asarray(ds.x, np.float32))
     in_shape = tuple(x.shape[1:])
     uses_backbone = METHODS.get(cfg.model.method).uses_backbone
@@ -162,35 +153,8 @@ def fit_method(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int
     return model, result
 
 
-#: the training state at the last epoch boundary, while training is under way
-RESUME_FILE = "resume.pt"
-#: what ``train`` writes; a file of these left half-written by a killed process is removed
-TRAIN_OUTPUTS = ("config.yaml", RESUME_FILE, "checkpoint.pt", "class_vectors.npy", "split.json", "training.json")
-#: config keys that may change on resume: where the run computes and how it reports, not what
-RESUME_OVERRIDABLE = {"train.device", "train.progress", "data.feature_cache"}
-
-
 def _silent(*_args, **_kwargs) -> None:
     pass
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    # atomic_path removes its temporary on any exception, but not after SIGKILL or a power cut
-    for name in TRAIN_OUTPUTS:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
-def _discard(out: Path, created: bool) -> None:
-    """Undo a fresh run that failed: its config and resume state describe no result."""
-    for name in ("config.yaml", RESUME_FILE):
-        (out / name).unlink(missing_ok=True)
-    _remove_stale_temporaries(out)
-    if created:
-        try:
-            out.rmdir()
-        except OSError:
-            pass  # not empty: something else lives there
 
 
 def train_run(cfg: RunConfig, prep: Prepared | None = None, log=print, *, resume: dict | None = None,
@@ -205,7 +169,7 @@ def train_run(cfg: RunConfig, prep: Prepared | None = None, log=print, *, resume
     dist, device = distributed.setup(device)
     try:
         return _train_run(cfg, prep, log if dist.is_main else _silent, resume,
-                          Path(out) if out is not None else run_dir(cfg), device, dist)
+                          Path(out) if out is not None else runfiles.default_dir(cfg), device, dist)
     finally:
         distributed.teardown(dist)
 
@@ -233,7 +197,7 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
 
     def saver(phase: str, epochs: int, extra: dict):
         def save(state: dict) -> None:
-            save_training_state(out / RESUME_FILE, phase, epochs, cfg.to_dict(), state,
+            save_training_state(out / runfiles.RESUME, phase, epochs, cfg.to_dict(), state,
                                 {**extra, "resumes": resumes})
             last.update(phase=phase, epoch=int(state["epoch"]), epochs=epochs)
         return save
@@ -242,11 +206,11 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
     try:  # from the first file written on, so that an interruption anywhere is handled alike
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            _remove_stale_temporaries(out)
+            runfiles.remove_stale_temporaries(out)
             if fresh:
                 # a resume state of an earlier, killed run here belongs to that run, not this one
-                (out / RESUME_FILE).unlink(missing_ok=True)
-                save_config(cfg, out / "config.yaml")
+                (out / runfiles.RESUME).unlink(missing_ok=True)
+                save_config(cfg, out / runfiles.CONFIG)
         log(f"dataset {prep.dataset.name}: {len(prep.dataset.labels)} images, {len(names)} classes; "
             f"unseen = {', '.join(names[c] for c in prep.split.unseen)}")
         if resume:
@@ -278,141 +242,34 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
         info["final"] = {"epochs": epochs, "history": res.history, "seconds": res.seconds}
         info["seconds_total"] = time.perf_counter() - t0
         if not fresh:
-            save_config(cfg, out / "config.yaml")
-        save_checkpoint(out / "checkpoint.pt", {k: v.cpu() for k, v in model.state_dict().items()}, {
+            save_config(cfg, out / runfiles.CONFIG)
+        save_checkpoint(out / runfiles.CHECKPOINT, {k: v.cpu() for k, v in model.state_dict().items()}, {
             "method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(),
             "class_names": list(names), "in_shape": list(prep.in_shape),
             "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__,
         })
-        write_npy(out / "class_vectors.npy", prep.vectors.astype(np.float32))
-        write_json(out / "split.json", {**prep.split.describe(names), "dataset": prep.dataset.name,
+        write_npy(out / runfiles.CLASS_VECTORS, prep.vectors.astype(np.float32))
+        write_json(out / runfiles.SPLIT, {**prep.split.describe(names), "dataset": prep.dataset.name,
                                         "source": prep.dataset.source, "class_names": list(names),
                                         "class_vectors": prep.vectors_source,
                                         "split_seed": cfg.data.split_seed})
-        write_json(out / "training.json", info)
+        write_json(out / runfiles.TRAINING, info)
         # last, so that a kill before this point still leaves a state to resume from
         finished = True
-        (out / RESUME_FILE).unlink(missing_ok=True)
+        (out / runfiles.RESUME).unlink(missing_ok=True)
     except KeyboardInterrupt as exc:
         if finished:
             raise  # every output is complete; nothing to resume or discard
-        resumable = (out / RESUME_FILE).is_file()
+        resumable = (out / runfiles.RESUME).is_file()
         if fresh and not resumable and dist.is_main:
-            _discard(out, created)
+            runfiles.discard(out, created)
         where = (f"{last['phase']} phase, epoch {last['epoch']} of {last['epochs']}" if last else "")
         raise TrainingInterrupted(out, getattr(exc, "signum", signal.SIGINT), resumable, where) from None
     except VsbError:
         if fresh and dist.is_main:
-            _discard(out, created)
+            runfiles.discard(out, created)
         raise
     return out
-
-
-def resume_config(path: str | Path, overrides: list[str] | None = None) -> tuple[RunConfig, dict]:
-    """The configuration and saved training state of an interrupted run directory.
-
-    ``overrides`` (``section.key=value``) may only touch :data:`RESUME_OVERRIDABLE`: anything else
-    would make the continuation a different run from the one that was interrupted.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise VsbError(f"run directory {path} does not exist; give the directory of the interrupted run "
-                       "(the one `vsb2net train` printed).")
-    state_path = path / RESUME_FILE
-    if not state_path.is_file():
-        if (path / "checkpoint.pt").is_file():
-            raise VsbError(f"{path} holds a finished run (checkpoint.pt, no {RESUME_FILE}): there is nothing to "
-                           f"resume. Evaluate it with `vsb2net evaluate {path}`, or train again without --resume.")
-        raise VsbError(f"{path} has no {RESUME_FILE}: training there never finished an epoch, or it is not a run "
-                       "directory. Start the run again without --resume.")
-    state = load_training_state(state_path)
-    for item in overrides or []:
-        key = item.split("=", 1)[0].strip()
-        if key not in RESUME_OVERRIDABLE:
-            raise VsbError(f"--resume continues {path} with the configuration it started with; {key} cannot "
-                           f"change (only {', '.join(sorted(RESUME_OVERRIDABLE))} can). Drop that option, "
-                           "or start a new run without --resume.")
-    try:
-        base = saved_config_from_dict(state["config"])
-        cfg = config_from_dict(apply_overrides(base.to_dict(), overrides or [])).validate()
-    except VsbError as exc:
-        raise VsbError(f"training state {state_path} holds an unusable configuration ({exc}); start the run "
-                       "again without --resume.") from None
-    if (path / "config.yaml").is_file():
-        on_disk = _comparable(saved_config_from_dict(load_config_file(path / "config.yaml")).to_dict())
-        differ = sorted(k for k in set(on_disk) | set(_comparable(base.to_dict()))
-                        if on_disk.get(k) != _comparable(base.to_dict()).get(k))
-        if differ:
-            raise VsbError(f"{state_path} belongs to another run than {path / 'config.yaml'} (they differ in "
-                           f"{', '.join(differ[:6])}); it was copied from elsewhere. Put the run's own "
-                           f"{RESUME_FILE} back, or start the run again without --resume.")
-    return cfg, state
-
-
-def _comparable(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in values.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            flat.update(_comparable(v, key + "."))
-        elif key not in RESUME_OVERRIDABLE:
-            flat[key] = v
-    return flat
-
-
-def load_run(path: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
-    """Config, model (on CPU, eval mode) and checkpoint metadata of a trained run directory."""
-    path = Path(path)
-    if not path.is_dir():
-        raise VsbError(f"run directory {path} does not exist; train one with `vsb2net train` or `vsb2net run`.")
-    where = path / "checkpoint.pt"
-    ckpt = load_checkpoint(where)
-    try:
-        cfg = saved_config_from_dict(ckpt["config"]).validate()
-    except VsbError as exc:
-        raise VsbError(f"checkpoint {where} holds an unusable configuration ({exc}); retrain the run.") from None
-    if ckpt["method"] not in METHODS:
-        raise VsbError(f"checkpoint {where} was trained with method {ckpt['method']!r}, which this vsb2net does not "
-                       f"have (known: {', '.join(METHODS.names())}); use the vsb2net that trained it.")
-    _check_same_run(path, cfg, ckpt)
-    try:
-        # the checkpoint holds every weight: do not fetch pretrained ones again just to overwrite them
-        model = create_method(ckpt["method"], dataclasses.replace(cfg.model, backbone_weights="random"),
-                              tuple(int(v) for v in ckpt["in_shape"]), int(ckpt["semantic_dim"]))
-    except (TypeError, ValueError) as exc:
-        raise VsbError(f"checkpoint {where} describes a model that cannot be built ({exc}); retrain the run.") from None
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise VsbError(f"checkpoint {where} does not fit a {ckpt['method']} model with {cfg.model.bits} bits: "
-                       f"{_state_dict_problem(exc)}; the weights come from another model or bit length. "
-                       "Retrain the run.") from None
-    model.eval()
-    return cfg, model, ckpt
-
-
-def _state_dict_problem(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith("Error(s) in loading")]
-    return (useful or lines or ["no detail"])[0].rstrip(".")[:300]
-
-
-def _check_same_run(path: Path, cfg: RunConfig, ckpt: dict) -> None:
-    """A checkpoint.pt copied in from another run would be evaluated as if it were this one."""
-    if ckpt["method"] != cfg.model.method or int(ckpt["bits"]) != cfg.model.bits:
-        raise VsbError(f"checkpoint {path / 'checkpoint.pt'} is labelled {ckpt['method']}/{ckpt['bits']} bits but "
-                       f"its configuration says {cfg.model.method}/{cfg.model.bits} bits; it is damaged. Retrain.")
-    try:
-        on_disk = saved_config_from_dict(load_config_file(path / "config.yaml"))
-    except VsbError:
-        return  # no readable config.yaml: the checkpoint alone describes the run
-    theirs = {f"model.{k}": v for k, v in cfg.model.__dict__.items()} | {"data.dataset": cfg.data.dataset}
-    ours = {f"model.{k}": v for k, v in on_disk.model.__dict__.items()} | {"data.dataset": on_disk.data.dataset}
-    differ = [k for k in ours if ours[k] != theirs[k]]
-    if differ:
-        shown = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in differ[:4])
-        raise VsbError(f"checkpoint {path / 'checkpoint.pt'} comes from another run than {path / 'config.yaml'} "
-                       f"({shown}); put the run's own checkpoint back or retrain it.")
 
 
 def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> dict:
@@ -420,7 +277,8 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> d
     from .report import write_report
 
     path = Path(path)
-    cfg, model, ckpt = load_run(path)
+    run = runfiles.Run.load(path)
+    cfg, model, ckpt = run.cfg, run.model, run.ckpt
     prep = prep or prepare(cfg)
     if list(prep.dataset.class_names) != list(ckpt["class_names"]):
         raise VsbError(f"the dataset's classes {prep.dataset.class_names} differ from the ones the run was "
@@ -428,7 +286,7 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> d
     if prep.vectors.shape[1] != int(ckpt["semantic_dim"]):
         raise VsbError(f"the class vectors ({cfg.data.class_vectors}) are now semantic vectors of dimension "
                        f"{prep.vectors.shape[1]}, but {path} was trained on dimension {ckpt['semantic_dim']}: the "
-                       f"file changed since training. Restore it (the run's copy is {path / 'class_vectors.npy'}).")
+                       f"file changed since training. Restore it (the run's copy is {path / runfiles.CLASS_VECTORS}).")
     device = resolve_device(cfg.train.device)
     sp, labels = prep.split, prep.dataset.labels
     metrics, enc = evaluate_model(model, prep.x, labels, sp, prep.vectors, prep.dataset.class_names, device,
@@ -440,14 +298,10 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> d
     codes = {f"{name}_codes": c for name, c in packed.items()}
     codes.update({f"{name}_index": getattr(sp, name) for name in packed})
     codes["labels"] = labels
-    with atomic_path(path / "codes.npz") as tmp:
+    with atomic_path(path / runfiles.CODES) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **codes)
-    write_json(path / "metrics.json", metrics)
+    write_json(path / runfiles.METRICS, metrics)
     report = write_report(path, cfg, metrics, prep, packed)
     log(f"report: {report}")
     return metrics
-
-
-def load_metrics(path: str | Path) -> dict:
-    return json.loads((Path(path) / "metrics.json").read_text())

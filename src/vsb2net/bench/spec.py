@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig, build_config, load_tuned_file
+from ..config import RunConfig, build_config
+from .tuned import load_tuned_file
 from ..errors import VsbError
 
 
@@ -31,7 +32,7 @@ def tuned_for(tuned: dict, variant: str) -> dict:
 
 
 def load_tuned(path: str | Path | None) -> dict:
-    """The tuned-defaults file at ``path`` (checked by :func:`vsb2net.config.load_tuned_file`); {} for none."""
+    """The tuned-defaults file at ``path`` (checked by :func:`vsb2net.bench.tuned.load_tuned_file`); {} for none."""
     return load_tuned_file(path) if path else {}
 
 

@@ -8,7 +8,9 @@ crop, so the aspect ratio changes when the image is not square.
 """
 from __future__ import annotations
 
+import io
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -133,3 +135,98 @@ def resize_array(x: np.ndarray, image_size: int | None) -> np.ndarray:
     for i in range(len(x)):
         out[i] = resize_image(x[i], image_size)
     return out
+
+
+# --- pictures a user gives (files to index, queries, uploads), as a run's network sees them ---
+
+def image_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` with one of :data:`IMAGE_EXTENSIONS`, sorted by path."""
+    if not folder.is_dir():
+        raise VsbError(f"image folder {folder} does not exist or is not a folder.")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise VsbError(f"no image files in {folder} (looked for {', '.join(sorted(IMAGE_EXTENSIONS)[:8])}, ...).")
+    return files
+
+
+def read_images(paths: list[Path], in_shape: tuple[int, ...]) -> np.ndarray:
+    """Images as the run's network sees them: uint8 (N, H, W) greyscale or (N, H, W, 3) colour.
+
+    Each file is converted to the run's channels and resized (bilinear) to its height and width.
+    The MNIST-style datasets show a light object on a dark background; pictures should too.
+    """
+    _check_image_input(in_shape)
+    out = np.empty((len(paths),) + _image_shape(in_shape), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        path = Path(path)
+        if not path.is_file():
+            raise VsbError(f"image {path} does not exist.")
+        out[i] = decode_image(path, in_shape, name=f"image {path}")
+    return out
+
+
+#: Largest picture (width x height) that ``decode_image`` accepts by default, well below Pillow's
+#: own decompression-bomb limit (about 89 million pixels).
+MAX_PIXELS = 4096 * 4096
+
+
+def _check_image_input(in_shape: tuple[int, ...]) -> None:
+    if len(in_shape) != 3 or in_shape[0] not in (1, 3):
+        raise VsbError(f"the run's model takes inputs of shape {in_shape}, not images; it cannot code image files.")
+
+
+def _image_shape(in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    channels, height, width = in_shape
+    return (height, width) + (() if channels == 1 else (3,))
+
+
+def open_picture(source: Path | bytes, *, max_pixels: int | None = MAX_PIXELS, name: str = "image"):
+    """A decoded Pillow image (its first frame) of a file or of bytes, or VsbError; use it in a
+    ``with`` block (it may hold the file open).
+
+    The pixel count is checked on the header, before anything is decoded: a small file that
+    declares a huge picture (a decompression bomb) is refused without allocating it.  Pillow's own
+    DecompressionBombError (its larger limit) is refused too, and so is its
+    DecompressionBombWarning where a warnings filter turns it into an error (``vsb2net serve``
+    installs one), as is a truncated or unreadable file.
+    """
+    from PIL import UnidentifiedImageError
+
+    raw = isinstance(source, (bytes, bytearray, memoryview))
+    im = None
+    try:
+        im = Image.open(io.BytesIO(source) if raw else source)
+        width, height = im.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise VsbError(f"{name} is {width} x {height} pixels, more than the limit of {max_pixels:,} pixels; "
+                           "send a smaller picture.")
+        im.load()
+        return im
+    except BaseException as exc:
+        if im is not None:
+            im.close()
+        if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            raise VsbError(f"{name} declares more pixels than Pillow's decompression-bomb limit; send a smaller "
+                           "picture.") from None
+        if isinstance(exc, UnidentifiedImageError) and raw:
+            detail = "not an image format Pillow reads"
+        elif isinstance(exc, (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)):
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        else:
+            raise
+        raise VsbError(f"cannot read {name} ({detail}); give a PNG, JPEG or another format Pillow reads.") from None
+
+
+def decode_image(source: Path | bytes, in_shape: tuple[int, ...], *, max_pixels: int | None = MAX_PIXELS,
+                 name: str = "image") -> np.ndarray:
+    """One picture (a file or bytes) as the run's network sees it (see :func:`read_images`)."""
+    _check_image_input(in_shape)
+    channels, height, width = in_shape
+    with open_picture(source, max_pixels=max_pixels, name=name) as im:
+        try:
+            im = im.convert("L" if channels == 1 else "RGB")
+            return np.array(im.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+        except (OSError, ValueError) as exc:
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise VsbError(f"cannot read {name} ({detail}); give a PNG, JPEG or another format Pillow "
+                           "reads.") from None

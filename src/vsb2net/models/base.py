@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..registry import Registry
+
 #: ``model.*`` options every method reads: which method, which backbone, and the code length
 SHARED_OPTIONS = frozenset({"method", "backbone", "backbone_weights", "finetune_blocks", "bits", "feature_dim"})
 
@@ -125,6 +127,11 @@ def check_declaration(cls: type[HashingMethod]) -> None:
                             "declares in options")
     if any(not isinstance(v, list) or not v for v in cls.grid.values()):
         raise TypeError(f"method {name}: each grid entry must be a non-empty list of values")
+
+
+#: method name -> its class; each method's file registers itself (``@METHODS.register("name")``)
+#: and ``vsb2net.models`` imports every such file
+METHODS: Registry = Registry("method", base=HashingMethod, check=check_declaration)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from . import METHODS
+from .base import METHODS
 from .backbones import CodebookHead
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import METHODS
+from .base import METHODS
 from .backbones import BackboneHashHead
 from .losses import classification_loss
 

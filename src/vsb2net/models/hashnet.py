@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import METHODS
+from .base import METHODS
 from .backbones import BackboneHashHead
 from .losses import off_diagonal, pair_similarity
 

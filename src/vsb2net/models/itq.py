@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import METHODS
+from .base import METHODS
 from .feature_hashing import FeatureHashing, itq_rotation, pca_directions
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import METHODS
+from .base import METHODS
 from .backbones import CodebookHead
 from .losses import class_distribution
 

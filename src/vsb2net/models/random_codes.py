@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import METHODS
+from .base import METHODS
 from .base import HashingMethod
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import METHODS
+from .base import METHODS
 from .backbones import BackboneHashHead
 from .losses import classification_loss
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import METHODS
+from .base import METHODS
 from .feature_hashing import FeatureHashing, itq_rotation, pca_directions
 
 

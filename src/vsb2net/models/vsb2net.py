@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from . import METHODS
+from .base import METHODS
 from .backbones import BackboneHashHead
 from .base import encode
 from .losses import class_distribution, classification_loss, is_multilabel

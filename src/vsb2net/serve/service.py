@@ -19,9 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from vsb2net.codes import hexes_to_codes
+from vsb2net.data.images import MAX_PIXELS, decode_image
+from vsb2net.data.semantics import TEXT_SOURCES
 from vsb2net.errors import VsbError
-from vsb2net.index import runs
 from vsb2net.index.base import Hits
+from vsb2net.index.items import ItemPictures
+from vsb2net.run import Run
 
 from .batching import MicroBatcher
 
@@ -60,7 +64,7 @@ class Limits:
     """Bounds on what one request may ask; every one is checked before any work is done."""
 
     max_upload_bytes: int = 8 * 1024 * 1024
-    max_pixels: int = runs.MAX_PIXELS
+    max_pixels: int = MAX_PIXELS
     max_k: int = 1000
     max_text_chars: int = 500
     thumb_size: int = 96
@@ -70,11 +74,11 @@ class SearchService:
     def __init__(self, run_dir: str | Path, index_path: str | Path, *, limits: Limits = Limits(),
                  batch_window_s: float = 0.002, max_batch: int = 64, model_threads: int = 2,
                  **search_params: Any):
-        self.run = runs.load(run_dir)
+        self.run = Run.load(run_dir)
         self.index_path = Path(index_path)
-        self.index = runs.open_index(self.run, self.index_path, **search_params)
+        self.index = self.run.open_index(self.index_path, **search_params)
         self.identity = self.run.identity()
-        self.source = runs.vector_source(self.run)
+        self.source = self.run.vector_source()
         max_k = limits.max_k
         if self.index.backend_name == "milvus":  # Milvus returns at most 16,384 hits per query
             from vsb2net.index.milvus_backend import MAX_TOPK
@@ -84,7 +88,7 @@ class SearchService:
         self.batcher = MicroBatcher(self.index, window_s=batch_window_s, max_batch=max_batch)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=model_threads,
                                                           thread_name_prefix="vsb2net-model")
-        self.pictures = runs.ItemPictures(self.run, self.index)
+        self.pictures = ItemPictures(self.run, self.index)
         self._pictures_lock = threading.Lock()
         self.kinds = self._supported_kinds()
         self._known_classes = {" ".join(n.split()).lower() for n in self.run.class_names}
@@ -105,7 +109,7 @@ class SearchService:
         text = None
         if not semantic:
             text = no_branch
-        elif self.source.lower() not in runs.TEXT_SOURCES:
+        elif self.source.lower() not in TEXT_SOURCES:
             text = (f"the run's class vectors come from {self.source}, which has no text encoder; free text works for "
                     "runs on glove or minilm vectors. Query by class name instead (GET /search/class; GET /info "
                     "lists the run's classes).")
@@ -121,21 +125,13 @@ class SearchService:
         """Load what the first query of each kind would otherwise wait for (GloVe, MiniLM)."""
         if self.kinds["text"] is None:
             try:
-                runs.text_vectors(self.run, ["cat"])
+                self.run.text_vectors(["cat"])
             except VsbError as exc:  # reported when a text query comes; the server still starts
                 log.warning("text queries will fail: %s", exc)
 
     def info(self) -> dict:
-        split = self.run.path / "split.json"
-        seen = unseen = None
-        if split.is_file():
-            import json
-
-            try:
-                data = json.loads(split.read_text())
-                seen, unseen = data.get("seen"), data.get("unseen")
-            except (OSError, ValueError):
-                pass
+        split = self.run.split_info()
+        seen, unseen = split.get("seen"), split.get("unseen")
         source = (self.index.info or {}).get("source") or {}
         return {
             "method": self.identity["method"], "bits": self.run.bits, "backend": self.index.backend_name,
@@ -167,8 +163,8 @@ class SearchService:
         return value
 
     def _image_code(self, data: bytes) -> np.ndarray:
-        image = runs.decode_image(data, self.run.in_shape, max_pixels=self.limits.max_pixels, name="the upload")
-        return runs.encode_images(self.run, runs.images_tensor(image[None]))[0]
+        image = decode_image(data, self.run.in_shape, max_pixels=self.limits.max_pixels, name="the upload")
+        return self.run.encode_images(image[None])[0]
 
     async def image_code(self, data: bytes) -> np.ndarray:
         self.require("image")
@@ -177,7 +173,7 @@ class SearchService:
         return await self._in_pool(self._image_code, data)
 
     def _class_code(self, key: str) -> np.ndarray:
-        return runs.semantic_codes(self.run, runs.class_name_vectors(self.run, [key]))[0]
+        return self.run.code_class_names([key])[0]
 
     async def class_code(self, name: str) -> np.ndarray:
         self.require("class")
@@ -193,7 +189,7 @@ class SearchService:
         return await self._cached(self._class_codes, key, self._class_code)
 
     def _text_code(self, text: str) -> np.ndarray:
-        return runs.semantic_codes(self.run, runs.text_vectors(self.run, [text]))[0]
+        return self.run.code_text([text])[0]
 
     async def text_code(self, text: str) -> np.ndarray:
         self.require("text")
@@ -209,7 +205,7 @@ class SearchService:
         if len(text) > 2 * self.run.bits:  # do not echo an arbitrarily long string back
             raise VsbError(f"hex code has {len(text)} characters but a {self.run.bits}-bit code needs "
                            f"{self.run.bits // 4} hex digits; check the code length.")
-        return runs.hex_codes([text], self.run.bits)[0]
+        return hexes_to_codes([text], self.run.bits)[0]
 
     # -- codes to hits --------------------------------------------------------------------------------
     def check_k_radius(self, k: int | None, radius: int | None) -> tuple[int, int | None]:

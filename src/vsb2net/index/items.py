@@ -1,0 +1,179 @@
+"""What goes into an index, and the pictures of what is in one.
+
+* the items to index (``index build``): the run's database split, every image of another
+  dataset, a folder of image files, or a file of codes;
+* :class:`ItemPictures`: the pictures of an index's items by id (``search --grid`` and
+  ``serve``'s thumbnails).
+
+A loaded run (:class:`vsb2net.run.Run`) codes the items; image files are read by
+:mod:`vsb2net.data.images`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsb2net.codes import pack_codes
+from vsb2net.data.images import MAX_PIXELS, image_files, open_picture, read_images
+from vsb2net.errors import VsbError
+from vsb2net.run import Run
+
+
+# ----------------------------------------------------------------------------- items to index
+
+@dataclass
+class Items:
+    """What to put into an index: packed codes, ids, metadata, and a note of where they came from."""
+
+    codes: np.ndarray
+    ids: np.ndarray
+    metadata: list
+    source: dict
+
+
+def dataset_items(run: Run, name: str, root: str | None) -> Items:
+    """The run's database split (its own dataset), or every item of another dataset.
+
+    ids are indices into the dataset as the run sees it (after ``data.max_per_class``), the same
+    indices as ``database_index`` in the run's codes.npz; metadata is the class name.
+    """
+    from vsb2net.data import load_dataset
+    from vsb2net.models import images_to_tensor
+    from vsb2net.pipeline import prepare
+
+    if name.strip().lower() == str(run.cfg.data.dataset).lower() and root in (None, run.cfg.data.root):
+        prep = prepare(run.cfg)
+        ds, ids = prep.dataset, np.asarray(prep.split.database, dtype=np.int64)
+        x = prep.x[ids]
+        source = {"kind": "dataset", "name": ds.name, "root": run.cfg.data.root, "split": "database",
+                  "data": run.cfg.to_dict()["data"]}
+    else:
+        ds = load_dataset(name, root)
+        if ds.kind != "image":
+            raise VsbError(f"dataset {name!r} holds features, not images; only image datasets can be indexed "
+                           "with another dataset's model.")
+        ids = np.arange(len(ds.labels), dtype=np.int64)
+        x = images_to_tensor(ds.x)
+        if tuple(x.shape[1:]) != run.in_shape:
+            raise VsbError(f"dataset {name!r} has inputs of shape {tuple(x.shape[1:])} but the run's model takes "
+                           f"{run.in_shape}; index a dataset of the same image size.")
+        source = {"kind": "dataset", "name": ds.name, "root": root, "split": "all"}
+    codes = run.encode_images(x)
+    if ds.multilabel:
+        metadata = [{"class": ", ".join(ds.class_names[c] for c in np.flatnonzero(row))} for row in ds.labels[ids]]
+    else:
+        metadata = [{"class": ds.class_names[int(c)]} for c in ds.labels[ids]]
+    return Items(codes, ids, metadata, source)
+
+
+def image_folder_items(run: Run, folder: Path) -> Items:
+    files = image_files(folder)
+    images = read_images(files, run.in_shape)
+    codes = run.encode_images(images)
+    metadata = [{"file": str(p.resolve())} for p in files]
+    return Items(codes, np.arange(len(files), dtype=np.int64), metadata,
+                 {"kind": "images", "folder": str(folder.resolve())})
+
+
+def code_file_items(run: Run, path: Path) -> Items:
+    """Codes from a .npy file: packed uint8 (N, bits/8), or unpacked (N, bits) +-1/0-1/real values."""
+    if not path.is_file():
+        raise VsbError(f"codes file {path} does not exist.")
+    if path.suffix.lower() != ".npy":
+        raise VsbError(f"codes file {path}: give a .npy file (np.save of a codes matrix).")
+    try:
+        m = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise VsbError(f"cannot read {path} as a plain .npy array ({str(exc)[:200]}); pickled arrays "
+                       "are refused.") from None
+    bits = run.bits
+    if m.ndim != 2:
+        raise VsbError(f"{path}: expected a matrix of codes (N, {bits // 8}) packed or (N, {bits}) unpacked, "
+                       f"got shape {m.shape}.")
+    if m.dtype == np.uint8 and m.shape[1] == bits // 8:
+        codes = np.ascontiguousarray(m)
+    elif m.shape[1] == bits:
+        if m.dtype == np.bool_ or (m.size and set(np.unique(m).tolist()) <= {0, 1}):
+            codes = np.packbits(m.astype(bool), axis=1)  # 0/1 bits; pack_codes would map 0 to bit 1
+        else:
+            codes = pack_codes(m)
+    else:
+        raise VsbError(f"{path}: shape {m.shape} does not hold {bits}-bit codes; expected (N, {bits // 8}) uint8 "
+                       f"packed codes or (N, {bits}) unpacked ones.")
+    return Items(codes, np.arange(len(codes), dtype=np.int64), [None] * len(codes),
+                 {"kind": "codes", "file": str(path.resolve())})
+
+
+# ----------------------------------------------------------------------------- pictures
+
+class ItemPictures:
+    """Pictures of an index's items by id, from where the index was built.
+
+    An index built from a dataset (``index build --dataset``) shows the dataset's images (ids are
+    dataset indices; the dataset is loaded on the first request); one built from an image folder
+    (``--images``) shows the files its metadata lists, and no other path; one built from codes
+    has no pictures (``available`` is False).
+    """
+
+    def __init__(self, run: Run, index: Any):
+        self.run = run
+        source = (index.info or {}).get("source") or {}
+        self.source = source
+        self.kind = source.get("kind") if source.get("kind") in ("dataset", "images") else None
+        self._index = index
+        self._x = None
+        self._order: np.ndarray | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.kind is not None
+
+    def position(self, item_id: int) -> int | None:
+        """Where ``item_id`` sits inside the index, or None when it holds no such id."""
+        ids = self._index.ids
+        if not -(1 << 63) <= int(item_id) < (1 << 63):
+            return None
+        if self._order is None:
+            self._order = np.argsort(ids, kind="stable")
+        j = int(np.searchsorted(ids, item_id, sorter=self._order))
+        if j < len(ids) and ids[self._order[j]] == item_id:
+            return int(self._order[j])
+        return None
+
+    def _dataset_images(self):
+        if self._x is None:
+            if self.source.get("split") == "database":
+                from vsb2net.pipeline import prepared_dataset
+
+                # the images only: no split, class vectors or pretrained trunk output
+                self._x = prepared_dataset(self.run.cfg).x
+            else:
+                from vsb2net.data import load_dataset
+
+                self._x = load_dataset(self.source["name"], self.source.get("root")).x
+        return self._x
+
+    def get(self, item_id: int, size: int = 96, max_pixels: int | None = MAX_PIXELS) -> np.ndarray | None:
+        """uint8 (H, W) or (H, W, 3) picture of an indexed item, at most ``size`` pixels a side for
+        files (dataset images come as they are); None when the index has no such item or its file
+        cannot be read (moved since, or not a picture)."""
+        pos = self.position(int(item_id))
+        if pos is None or self.kind is None:
+            return None
+        if self.kind == "dataset":
+            x = self._dataset_images()
+            return np.asarray(x[item_id]) if 0 <= item_id < len(x) else None
+        meta = self._index.metadata[pos]
+        path = meta.get("file") if isinstance(meta, dict) else None
+        if not isinstance(path, str) or not Path(path).is_file():
+            return None
+        try:
+            with open_picture(Path(path), max_pixels=max_pixels, name=f"image {path}") as im:
+                im = im.convert("RGB")
+        except VsbError:
+            return None
+        im.thumbnail((size, size))
+        return np.asarray(im)
