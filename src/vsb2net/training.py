@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,23 +126,12 @@ def _augment_seed(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence((seed, epoch, rank)).generate_state(1, np.uint64)[0] >> 1)
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: TrainConfig, *,
-          epochs: int, device: torch.device, validate: Callable[[nn.Module], float] | None = None,
-          patience: int | None = None, desc: str = "train",
-          on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
-          resume: dict[str, Any] | None = None, dist: Dist = SINGLE) -> TrainResult:
-    """Train ``model`` with Adam for ``epochs`` epochs on (x, y).
+#: ``validate(model)``: the validation score (higher is better), or the score and named values
+#: to record beside it in the history
+Validate = Callable[[nn.Module], float | tuple[float, dict[str, float]]]
 
-    ``validate(model) -> score`` (higher is better) runs after each epoch when given (on rank 0;
-    the score is broadcast); training stops after ``patience`` epochs without improvement and the
-    best epoch is reported (the caller retrains for that many epochs: we keep no weights chosen by
-    a score).  ``on_epoch_end(state)`` gets :func:`training_state` after every epoch (rank 0
-    only); passing such a state back as ``resume`` continues from that epoch boundary.
-    """
-    if len(x) == 0:
-        raise VsbError("the training set is empty: check the split (are all classes unseen?).")
-    result = _restore(model, resume, device) if resume is not None else TrainResult()
-    model.to(device)
+
+def _optimizer(model: nn.Module, cfg: TrainConfig, resume: dict[str, Any] | None) -> torch.optim.Optimizer:
     # fused: one kernel for all parameters instead of a dozen small ones per tensor; the same
     # update, supported on CPU and CUDA
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
@@ -151,77 +141,143 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         except (ValueError, KeyError) as exc:
             raise VsbError(f"the saved optimizer state does not fit this model ({exc}); start the run again "
                            "without --resume.") from None
-    net = None
-    if dist.active:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    return opt
 
-        # static_graph: every step uses the same parameters, and the ones a method never uses in its
-        # loss (if any) are found once instead of by a graph traversal every step.
-        net = DDP(_LossOf(model), device_ids=[device.index] if device.type == "cuda" else None,
-                  static_graph=True)
-    n = len(x)
-    n_classes = int(y.shape[1]) if y.ndim == 2 else int(y.max()) + 1
-    starts = list(range(0, n, cfg.batch_size))
-    if len(starts) > 1 and n - starts[-1] < 2 * dist.world:
+
+def _distributed(model: nn.Module, device: torch.device, dist: Dist) -> nn.Module | None:
+    """The loss of ``model`` under DDP when running under torchrun, else None."""
+    if not dist.active:
+        return None
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    # static_graph: every step uses the same parameters, and the ones a method never uses in its
+    # loss (if any) are found once instead of by a graph traversal every step.
+    return DDP(_LossOf(model), device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+
+
+def _batch_bounds(n: int, batch_size: int, world: int) -> list[tuple[int, int]]:
+    """(start, end) of each global batch of an epoch."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] < 2 * world:
         # a last batch of one item per rank joins the one before: BatchNorm cannot train on a
         # single value per channel (torchvision backbones reach 1x1 feature maps on small images)
         starts.pop()
-    bounds = list(zip(starts, starts[1:] + [n]))
+    return list(zip(starts, starts[1:] + [n]))
+
+
+@dataclass
+class _Epochs:
+    """What every epoch of one :func:`train` call works with."""
+
+    model: nn.Module
+    #: the DDP-wrapped loss under torchrun, else None
+    net: nn.Module | None
+    opt: torch.optim.Optimizer
+    x: torch.Tensor
+    y: torch.Tensor
+    loss_ctx: Any
+    cfg: TrainConfig
+    device: torch.device
+    dist: Dist
+    bounds: list[tuple[int, int]]
+    n_classes: int
+    bar: tqdm
+
+    def run(self, epoch: int) -> dict[str, float]:
+        """One pass over the training set; the mean of each loss term over its steps and the ranks."""
+        cfg, dist = self.cfg, self.dist
+        self.model.epoch_start(self.x, self.y, self.loss_ctx, self.device)
+        (self.net or self.model).train()
+        order = np.random.default_rng((cfg.seed, epoch)).permutation(len(self.x))
+        aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed, epoch, dist.rank))
+        # its own stream, so that switching mixup on leaves the batches and shifts unchanged
+        mix_rng = np.random.default_rng((cfg.seed, epoch, dist.rank, 7)) if cfg.mixup > 0 else None
+        sums: dict[str, float] = {}
+        ran = 0
+        for lo, hi in self.bounds:
+            batch = order[lo:hi]
+            if len(batch) < dist.world:
+                continue  # some rank's shard would be empty; every rank skips the same step
+            terms = self._step(torch.from_numpy(batch[dist.rank::dist.world]), epoch, aug_gen, mix_rng)
+            ran += 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()}, refresh=False)
+        return mean_over_ranks(dist, {k: v / max(ran, 1) for k, v in sums.items()}, self.device)
+
+    def _step(self, idx: torch.Tensor, epoch: int, aug_gen: torch.Generator,
+              mix_rng: np.random.Generator | None) -> dict[str, float]:
+        """One gradient step on this rank's items ``idx`` of a batch; the loss terms."""
+        model, device = self.model, self.device
+        xb, yb = self.x[idx].to(device, non_blocking=True), self.y[idx].to(device, non_blocking=True)
+        xb = augment_batch(xb, self.cfg.augment, aug_gen)
+        if mix_rng is not None:
+            xb, yb = mixup_batch(xb, yb, self.n_classes, self.cfg.mixup, mix_rng)
+        kw = {"idx": idx} if model.index_batches else {}
+        loss, terms = (self.net or model.training_loss)(xb, yb, self.loss_ctx, **kw)
+        if not torch.isfinite(loss):
+            raise VsbError(f"the loss became {float(loss.detach())} at epoch {epoch}; lower train.lr "
+                           "or the loss weights and check the inputs for NaN/inf.")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return terms
+
+
+def _score_epoch(validate: Validate, model: nn.Module, epoch: int, result: TrainResult, dist: Dist,
+                 device: torch.device) -> tuple[float, dict[str, float]]:
+    """Validate on rank 0, share the score with every rank and keep the best epoch in ``result``;
+    the score and the details to record beside it."""
+    out = validate(model) if dist.is_main else None
+    out, details = out if isinstance(out, tuple) else (out, {})
+    score = broadcast_float(dist, out, device)
+    if result.best_score is None or score > result.best_score:
+        result.best_score, result.best_epoch, result.stale = score, epoch, 0
+    else:
+        result.stale += 1
+    return score, details
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: TrainConfig, *,
+          epochs: int, device: torch.device, validate: Validate | None = None,
+          patience: int | None = None, desc: str = "train",
+          on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+          resume: dict[str, Any] | None = None, dist: Dist = SINGLE) -> TrainResult:
+    """Train ``model`` with Adam for ``epochs`` epochs on (x, y).
+
+    ``validate(model) -> score`` (higher is better), or ``-> (score, {name: value})`` to record
+    more beside it, runs after each epoch when given (on rank 0; the score is broadcast); training
+    stops after ``patience`` epochs without improvement and the best epoch is reported (the caller
+    retrains for that many epochs: we keep no weights chosen by a score).  ``on_epoch_end(state)``
+    gets :func:`training_state` after every epoch (rank 0 only); passing such a state back as
+    ``resume`` continues from that epoch boundary.
+    """
+    if len(x) == 0:
+        raise VsbError("the training set is empty: check the split (are all classes unseen?).")
+    result = _restore(model, resume, device) if resume is not None else TrainResult()
+    model.to(device)
+    opt = _optimizer(model, cfg, resume)
+    net = _distributed(model, device, dist)
+    n_classes = int(y.shape[1]) if y.ndim == 2 else int(y.max()) + 1
+    bounds = _batch_bounds(len(x), cfg.batch_size, dist.world)
     steps = len(bounds)
     start = time.perf_counter()
     seconds_before = result.seconds
     done = (validate is not None and patience is not None and result.stale >= patience)
-    first = result.epochs_done + 1
     bar = tqdm(total=epochs * steps, initial=min(result.epochs_done, epochs) * steps, desc=desc,
                # None: tqdm shows the bar on a terminal only, so logs and CI output get no redraws
                disable=None if (cfg.progress and dist.is_main) else True, leave=False, dynamic_ncols=True)
+    loop = _Epochs(model, net, opt, x, y, loss_ctx, cfg, device, dist, bounds, n_classes, bar)
     try:
-        for epoch in range(first, epochs + 1):
+        for epoch in range(result.epochs_done + 1, epochs + 1):
             if done:
                 break
-            model.epoch_start(x, y, loss_ctx, device)
-            (net or model).train()
-            order = np.random.default_rng((cfg.seed, epoch)).permutation(n)
-            aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed, epoch, dist.rank))
-            # its own stream, so that switching mixup on leaves the batches and shifts unchanged
-            mix_rng = np.random.default_rng((cfg.seed, epoch, dist.rank, 7)) if cfg.mixup > 0 else None
-            sums: dict[str, float] = {}
-            ran = 0
-            for lo, hi in bounds:
-                batch = order[lo:hi]
-                if len(batch) < dist.world:
-                    continue  # some rank's shard would be empty; every rank skips the same step
-                idx = torch.from_numpy(batch[dist.rank::dist.world])
-                xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
-                xb = augment_batch(xb, cfg.augment, aug_gen)
-                if mix_rng is not None:
-                    xb, yb = mixup_batch(xb, yb, n_classes, cfg.mixup, mix_rng)
-                kw = {"idx": idx} if model.index_batches else {}
-                loss, terms = (net or model.training_loss)(xb, yb, loss_ctx, **kw)
-                if not torch.isfinite(loss):
-                    raise VsbError(f"the loss became {float(loss.detach())} at epoch {epoch}; lower train.lr "
-                                   "or the loss weights and check the inputs for NaN/inf.")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                ran += 1
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()}, refresh=False)
-            means = mean_over_ranks(dist, {k: v / max(ran, 1) for k, v in sums.items()}, device)
-            record = {"epoch": epoch, **means}
+            record = {"epoch": epoch, **loop.run(epoch)}
             if validate is not None:
-                # validate may return (score, {name: value}) to record details beside the score
-                out = validate(model) if dist.is_main else None
-                out, details = out if isinstance(out, tuple) else (out, {})
-                score = broadcast_float(dist, out, device)
+                score, details = _score_epoch(validate, model, epoch, result, dist, device)
                 record["val_map"] = score
                 record.update(details)
-                if result.best_score is None or score > result.best_score:
-                    result.best_score, result.best_epoch, result.stale = score, epoch, 0
-                else:
-                    result.stale += 1
                 bar.set_description(f"{desc} (val mAP {score:.3f}, best {result.best_score:.3f}@{result.best_epoch})")
             result.history.append(record)
             result.epochs_done = epoch
