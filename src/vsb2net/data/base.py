@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from vsb2net.errors import VsbError
+from vsb2net.registry import Registry
 
 KINDS = ("image", "features")
 
@@ -44,6 +45,12 @@ class Dataset:
 
     def __post_init__(self) -> None:
         where = f"dataset {self.name!r}" + (f" (read from {self.source})" if self.source else "")
+        self._check_inputs(where)
+        self._check_labels(where)
+        self._check_classes(where)
+        self._check_class_knowledge(where)
+
+    def _check_inputs(self, where: str) -> None:
         if self.kind not in KINDS:
             raise VsbError(f"{where}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}.")
         if not isinstance(self.x, np.ndarray):
@@ -68,6 +75,7 @@ class Dataset:
             if not np.isfinite(self.x).all():
                 raise VsbError(f"{where}: features contain NaN or infinite values.")
 
+    def _check_labels(self, where: str) -> None:
         labels = np.asarray(self.labels)
         if labels.ndim not in (1, 2):
             raise VsbError(f"{where}: labels must be class ids (N,) or a 0/1 multi-label matrix (N, C), "
@@ -87,6 +95,7 @@ class Dataset:
         if len(self.x) == 0:
             raise VsbError(f"{where}: the dataset is empty.")
 
+    def _check_classes(self, where: str) -> None:
         names = list(self.class_names)
         if not names or not all(isinstance(n, str) and n.strip() for n in names):
             raise VsbError(f"{where}: class_names must be a non-empty list of non-empty strings.")
@@ -111,6 +120,9 @@ class Dataset:
         empty = [names[i] for i in np.flatnonzero(self.class_counts() == 0)]
         if empty:
             raise VsbError(f"{where}: classes with no items: {', '.join(empty)}.")
+
+    def _check_class_knowledge(self, where: str) -> None:
+        c = len(self.class_names)
         if self.attributes is not None:
             a = np.asarray(self.attributes, dtype=np.float64)
             if a.ndim != 2 or len(a) != c or a.shape[1] == 0 or not np.isfinite(a).all():
@@ -118,7 +130,7 @@ class Dataset:
                                f"class; got shape {a.shape}.")
             self.attributes = a.astype(np.float32)
         if self.proposed_unseen is not None:
-            lookup = {n.strip().lower() for n in names}
+            lookup = {n.strip().lower() for n in self.class_names}
             unknown = [n for n in self.proposed_unseen if n.strip().lower() not in lookup]
             if unknown or not 0 < len(self.proposed_unseen) < c:
                 raise VsbError(f"{where}: the proposed split's unseen classes {unknown or self.proposed_unseen} "
@@ -180,11 +192,12 @@ class DatasetInfo:
     probe: Probe = field(repr=False, default=_no_probe)
 
 
-_REGISTRY: dict[str, DatasetInfo] = {}
-
-
 def _key(name: str) -> str:
     return name.strip().lower().replace("_", "-")
+
+
+#: dataset name -> :class:`DatasetInfo`; each dataset module registers itself
+DATASETS: Registry[DatasetInfo] = Registry("dataset", key=_key)
 
 
 def register_dataset(
@@ -197,27 +210,15 @@ def register_dataset(
     """
 
     def deco(loader: Loader) -> Loader:
-        key = _key(name)
-        if key in _REGISTRY:
-            raise ValueError(f"dataset {name!r} is already registered")
-        _REGISTRY[key] = DatasetInfo(
-            name=key,
-            description=description,
-            how_to_get=how_to_get,
-            loader=loader,
-            probe=probe or _no_probe,
-        )
+        DATASETS.add(name, DatasetInfo(name=_key(name), description=description, how_to_get=how_to_get,
+                                       loader=loader, probe=probe or _no_probe), help=description)
         return loader
 
     return deco
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
-    key = _key(str(name))
-    if key not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise VsbError(f"unknown dataset {name!r}; known datasets: {known}.")
-    return _REGISTRY[key]
+    return DATASETS.get(name)
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, **options) -> Dataset:
@@ -235,4 +236,4 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, **options) ->
 
 def list_datasets() -> list[DatasetInfo]:
     """All registered datasets, sorted by name."""
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return DATASETS.values()
