@@ -580,6 +580,17 @@ def _unique(values: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(values))
 
 
+def _given_histograms(histograms: Any, n_q: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        n, r = (to_numpy(x) for x in histograms)
+    except (TypeError, ValueError):
+        raise VsbError("histograms must be the (n, r) pair that distance_histograms returns.") from None
+    if n.shape != (n_q, bits + 1) or r.shape != n.shape:
+        raise VsbError(f"histograms of shape {n.shape} and {r.shape} for {n_q} queries of {bits} bits; "
+                       f"distance_histograms gives two of shape ({n_q}, {bits + 1}).")
+    return n, r
+
+
 def evaluate(
     query_codes: Any,
     db_codes: Any,
@@ -589,6 +600,7 @@ def evaluate(
     topk: Sequence[int] | int = DEFAULT_TOPK,
     precision_ks: Sequence[int] | None = None,
     chunk_size: int | None = None,
+    histograms: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Evaluate Hamming-ranking retrieval with tie-aware metrics (see the module docstring).
 
@@ -601,6 +613,9 @@ def evaluate(
     precision_ks : K values of the precision@K curve (default :data:`DEFAULT_PRECISION_KS`);
         clipped to N and deduplicated, the effective list is returned.
     chunk_size : queries per chunk (default: ~64 MiB per chunk, :func:`default_chunk_size`)
+    histograms : the ``(n, r)`` of :func:`distance_histograms` for these codes and labels, for a
+        caller that needs them too: read instead of counted again.  The metrics are bit-identical
+        to counting here: the counts are integers and the float sums run over this call's chunks.
 
     Returns
     -------
@@ -617,8 +632,10 @@ def evaluate(
         DEFAULT_PRECISION_KS if precision_ks is None else precision_ks, "precision_ks"))
     step = _check_chunk(chunk_size, n_db, multi)
     h = harmonic_numbers(n_db)
-    q, db = _pad_words(q), _pad_words(db)
-    groups = None if multi else _LabelGroups(db, dl)
+    given = None if histograms is None else _given_histograms(histograms, n_q, bits)
+    if given is None:
+        q, db = _pad_words(q), _pad_words(db)
+        groups = None if multi else _LabelGroups(db, dl)
 
     sums = {"map": 0.0, "map_optimistic": 0.0, "map_pessimistic": 0.0}
     sums.update({f"map@{k}": 0.0 for k in topk_list})
@@ -628,7 +645,10 @@ def evaluate(
     no_relevant = 0
     for lo in range(0, n_q, step):
         sl = slice(lo, lo + step)
-        n, r = _histograms(q[sl], db, ql[sl], dl, multi, bits, groups)
+        if given is None:
+            n, r = _histograms(q[sl], db, ql[sl], dl, multi, bits, groups)
+        else:
+            n, r = given[0][sl], given[1][sl]
         sums["map"] += average_precision_tie_aware(n, r, h).sum()
         sums["map_optimistic"] += average_precision_optimistic(n, r, h).sum()
         sums["map_pessimistic"] += average_precision_pessimistic(n, r, h).sum()
