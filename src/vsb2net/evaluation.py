@@ -1,6 +1,6 @@
 """The one evaluation of a trained model: every consumer (``run``, ``evaluate``, the validation
 protocol of ``train``/``tune``, every benchmark cell) calls :func:`evaluate_model` and gets the same
-metrics dictionary.
+metrics record (:class:`vsb2net.metrics_record.Metrics`).
 
 For each query row (``unseen``: the zero-shot number; ``seen``) it holds
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -45,22 +46,10 @@ from .codes import pack_codes, unpack_codes
 from .data.splits import ZeroShotSplit, has_any
 from .metrics import (average_precision_optimistic, average_precision_pessimistic, average_precision_tie_aware,
                       distance_histograms, evaluate)
+from .metrics_record import (PROTOCOLS, ROWS, SUMMARY_KEYS, ClassCodeDistances, ClassQuery, Metrics,  # noqa: F401
+                             RowMetrics, protocols, summary)
 from .models.base import HashingMethod
 from .models.base import encode
-
-#: row -> which queries; the database is the same for both rows
-ROWS = ("unseen", "seen")
-
-#: the four protocols (queries@database) -> (row, its metric): the database of the row's own
-#: classes (``map_*_db``) or the whole database (``map``)
-PROTOCOLS = {"seen@seen": ("seen", "map_seen_db"), "seen@all": ("seen", "map"),
-             "unseen@unseen": ("unseen", "map_unseen_db"), "unseen@all": ("unseen", "map")}
-
-
-def protocols(metrics: dict) -> dict[str, float | None]:
-    """mAP under each of :data:`PROTOCOLS` from a metrics dictionary or a benchmark cell (None where
-    its row was not evaluated)."""
-    return {name: metrics.get(row, {}).get(key) for name, (row, key) in PROTOCOLS.items()}
 
 
 @dataclass
@@ -92,7 +81,7 @@ def class_codes(model: HashingMethod, vectors: np.ndarray, classes: list[int]) -
 
 def _class_labels(classes: list[int], db_labels: np.ndarray) -> np.ndarray:
     """Labels for one query per class, in the database's label format."""
-    labels = np.asarray(classes, dtype=np.int64)
+    labels: np.ndarray = np.asarray(classes, dtype=np.int64)
     if db_labels.ndim == 2:  # multi-label database: the query's label row holds its one class
         labels = np.eye(db_labels.shape[1], dtype=np.uint8)[labels]
     return labels
@@ -113,7 +102,7 @@ def _relevant_counts(q_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
 
 
 def _code_queries(codes: np.ndarray | None, classes: list[int], names: list[str],
-                  db_codes: np.ndarray, db_labels: np.ndarray) -> dict | None:
+                  db_codes: np.ndarray, db_labels: np.ndarray) -> ClassQuery | None:
     """Tie-aware mAP of one query code per class (its relevant items: the class's images)."""
     if codes is None or not len(classes):
         return None
@@ -134,7 +123,7 @@ def _mean_codes(cont_db: np.ndarray, db_labels: np.ndarray, classes: list[int]) 
 
 
 def class_code_distances(own: np.ndarray, others: np.ndarray | None, oracle: np.ndarray, db: np.ndarray,
-                         in_class: list[np.ndarray], bits: int) -> dict:
+                         in_class: list[np.ndarray], bits: int) -> ClassCodeDistances:
     """Where the class codes ``own`` (packed, one per class) land: see the module docstring.
 
     ``others`` are the packed codes of the other classes; ``oracle`` the classes' mean-code oracle
@@ -144,8 +133,8 @@ def class_code_distances(own: np.ndarray, others: np.ndarray | None, oracle: np.
     d_own = [float(((bits - unpack_codes(db[rows], bits).astype(np.float32) @ code) / 2).mean()) if len(rows) else
              float("nan") for code, rows in zip(o, in_class)]
     d_oracle = (bits - np.sum(o * unpack_codes(oracle, bits), axis=1)) / 2
-    out = {"to_own_images": float(np.nanmean(d_own)), "to_oracle": float(d_oracle.mean()),
-           "to_nearest_other": None, "nearer_other_share": None}
+    out: ClassCodeDistances = {"to_own_images": float(np.nanmean(d_own)), "to_oracle": float(d_oracle.mean()),
+                               "to_nearest_other": None, "nearer_other_share": None}
     if others is not None and len(others):
         d_other = ((bits - o @ unpack_codes(others, bits).astype(np.float32).T) / 2).min(axis=1)
         out["to_nearest_other"] = float(d_other.mean())
@@ -176,43 +165,81 @@ def _nearest_tie_group(n_hist: np.ndarray) -> float:
     return float(n_hist[np.arange(len(n_hist)), first].mean()) if len(n_hist) else 0.0
 
 
-def _row(enc: EncodedSplit, query: str, classes: list[int], candidates: list[int], labels: np.ndarray,
-         split: ZeroShotSplit, names: list[str], topk: tuple[int, ...], curves: bool,
-         class_packed: np.ndarray | None, other_packed: np.ndarray | None = None) -> dict:
-    """The metrics of one query row; ``class_packed`` are the candidates' class codes (or None),
-    ``other_packed`` the codes of the classes outside the row (for ``class_code_distances``)."""
-    q_idx = getattr(split, f"query_{query}")
-    db_idx = split.database
-    q, db = enc.packed[f"query_{query}"], enc.packed["database"]
-    ql, dl = labels[q_idx], labels[db_idx]
+@dataclass(frozen=True)
+class _Evaluated:
+    """What every row of one evaluation shares: the codes, the labels of every item, the split, and
+    what to compute."""
+
+    enc: EncodedSplit
+    labels: np.ndarray
+    split: ZeroShotSplit
+    names: list[str]
+    topk: tuple[int, ...]
+    curves: bool
+
+
+@dataclass(frozen=True)
+class RowQueries:
+    """One query row: its queries (``query_<name>`` of the split), their classes, the classes
+    zero-shot classification chooses among and the class codes."""
+
+    name: str
+    classes: list[int]
+    candidates: list[int]
+    #: the candidates' packed class codes (None for a method without a semantic branch)
+    class_packed: np.ndarray | None
+    #: the packed codes of the classes outside the row (for ``class_code_distances``)
+    other_packed: np.ndarray | None
+
+
+def row_queries(model: HashingMethod, vectors: np.ndarray, split: ZeroShotSplit, row: str) -> RowQueries:
+    classes = list(split.unseen if row == "unseen" else split.seen)
+    # seen-class queries choose among every class (generalised zero-shot), unseen among unseen
+    candidates = list(split.unseen) if row == "unseen" else list(split.seen) + list(split.unseen)
+    others = [c for c in list(split.seen) + list(split.unseen) if c not in classes]
+    return RowQueries(row, classes, candidates, class_codes(model, vectors, candidates),
+                      class_codes(model, vectors, others))
+
+
+def _row(ev: _Evaluated, rq: RowQueries) -> RowMetrics:
+    """The metrics of one query row (:class:`vsb2net.metrics_record.RowMetrics`)."""
+    classes, candidates, names = rq.classes, rq.candidates, ev.names
+    db_idx = ev.split.database
+    q, db = ev.enc.packed[f"query_{rq.name}"], ev.enc.packed["database"]
+    ql, dl = ev.labels[getattr(ev.split, f"query_{rq.name}")], ev.labels[db_idx]
     bits = int(q.shape[1] * 8)
-    row = evaluate(q, db, ql, dl, topk=topk, precision_ks=None if curves else ())
-    if not curves:
+    # one histogram pass: the image metrics and the tie group below read the same (n, r)
+    hists = distance_histograms(q, db, ql, dl) if len(ql) else None
+    row = cast(RowMetrics, evaluate(q, db, ql, dl, topk=ev.topk, precision_ks=None if ev.curves else (),
+                                    histograms=hists))
+    if not ev.curves:
         row.pop("pr_curve", None)
         row.pop("precision_at_k", None)
     row["map_chance"] = float(chance_ap(_relevant_counts(ql, dl), len(dl)).mean()) if len(ql) else 0.0
-    in_row = has_any(labels, db_idx, classes)
+    in_row = has_any(ev.labels, db_idx, classes)
     sub_db, sub_dl = db[in_row], dl[in_row]
-    row["map_unseen_db" if query == "unseen" else "map_seen_db"] = (
-        evaluate(q, sub_db, ql, sub_dl, topk=(), precision_ks=())["map"] if len(ql) and len(sub_dl) else 0.0)
-    n_hist, _ = distance_histograms(q, db, ql, dl) if len(ql) else (np.zeros((0, bits + 1), np.int64), None)
-    row["nearest_tie_group"] = _nearest_tie_group(n_hist)
+    own_db_map = evaluate(q, sub_db, ql, sub_dl, topk=(), precision_ks=())["map"] if len(ql) and len(sub_dl) else 0.0
+    if rq.name == "unseen":
+        row["map_unseen_db"] = own_db_map
+    else:
+        row["map_seen_db"] = own_db_map
+    row["nearest_tie_group"] = _nearest_tie_group(np.zeros((0, bits + 1), np.int64) if hists is None else hists[0])
     row["distinct_codes"] = int(len(np.unique(sub_db, axis=0))) if len(sub_db) else 0
     row["n_database_of_classes"] = int(len(sub_db))
-    own = None if class_packed is None else class_packed[[candidates.index(c) for c in classes]]
+    own = None if rq.class_packed is None else rq.class_packed[[candidates.index(c) for c in classes]]
     cq = _code_queries(own, classes, names, db, dl)
     row["class_query_map"] = None if cq is None else cq["map"]
     row["class_query"] = cq
     row["class_query_chance"] = float(chance_ap(_relevant_counts(_class_labels(classes, dl), dl),
                                                 len(dl)).mean()) if len(classes) else 0.0
-    oracle_codes = _mean_codes(enc.continuous["database"][in_row], sub_dl, classes) if len(sub_dl) else None
+    oracle_codes = _mean_codes(ev.enc.continuous["database"][in_row], sub_dl, classes) if len(sub_dl) else None
     oracle = None if oracle_codes is None else _code_queries(oracle_codes, classes, names, db, dl)
     row["oracle_class_map"] = None if oracle is None else oracle["map"]
     row["class_code_distances"] = (
         None if own is None or oracle_codes is None else
-        class_code_distances(own, other_packed, oracle_codes, db,
+        class_code_distances(own, rq.other_packed, oracle_codes, db,
                              [np.flatnonzero(has_any(dl, np.arange(len(dl)), [c])) for c in classes], bits))
-    row["zero_shot_accuracy"] = zero_shot_accuracy(q, ql, class_packed, candidates, bits)
+    row["zero_shot_accuracy"] = zero_shot_accuracy(q, ql, rq.class_packed, candidates, bits)
     row["zero_shot_chance"] = 1.0 / len(candidates) if candidates else None
     return row
 
@@ -242,7 +269,7 @@ def semantic_alignment(x: torch.Tensor, labels: np.ndarray, train_idx: np.ndarra
 def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, split: ZeroShotSplit,
                    vectors: np.ndarray, class_names: list[str], device: torch.device, *,
                    topk: tuple[int, ...] = (100, 1000), curves: bool = True, rows: tuple[str, ...] = ROWS,
-                   alignment: bool = True) -> tuple[dict, EncodedSplit]:
+                   alignment: bool = True) -> tuple[Metrics, EncodedSplit]:
     """Encode ``split`` with ``model`` and compute every metric (module docstring).
 
     Returns the metrics and the codes.  ``rows`` limits the query rows (the validation protocol
@@ -252,16 +279,8 @@ def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, sp
     model.to(device)
     parts = tuple(f"query_{r}" for r in rows) + ("database",)
     enc = encode_split(model, x, split, device, parts)
-    names = list(class_names)
-    metrics: dict = {}
-    for r in rows:
-        classes = list(split.unseen if r == "unseen" else split.seen)
-        # seen-class queries choose among every class (generalised zero-shot), unseen among unseen
-        candidates = list(split.unseen) if r == "unseen" else list(split.seen) + list(split.unseen)
-        packed = class_codes(model, vectors, candidates)
-        others = [c for c in list(split.seen) + list(split.unseen) if c not in classes]
-        metrics[r] = _row(enc, r, classes, candidates, labels, split, names, topk, curves, packed,
-                          class_codes(model, vectors, others))
+    ev = _Evaluated(enc, labels, split, list(class_names), topk, curves)
+    metrics = cast(Metrics, {r: _row(ev, row_queries(model, vectors, split, r)) for r in rows})
     metrics["protocols"] = protocols(metrics)
     metrics["semantics"] = {"alignment": semantic_alignment(x, labels, split.train, list(split.seen), vectors)
                             if alignment else None}
@@ -269,32 +288,13 @@ def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, sp
     return metrics, enc
 
 
-def run_meta() -> dict:
-    """What produced a metrics dictionary: package and platform versions."""
+def run_meta() -> dict[str, str]:
+    """What produced a metrics record: package and platform versions."""
     return {"vsb2net_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine()}
 
 
-#: the per-row scalars a benchmark cell keeps (curves and per-class detail stay in run directories)
-SUMMARY_KEYS = ("map", "map_optimistic", "map_pessimistic", "map_chance", "map_unseen_db", "map_seen_db",
-                "precision_radius2", "zero_shot_accuracy", "zero_shot_chance", "class_query_map",
-                "class_query_chance", "oracle_class_map", "distinct_codes", "n_database_of_classes",
-                "nearest_tie_group", "n_queries")
-
-
-def summary(metrics: dict) -> dict:
-    out = {}
-    for r in ROWS:
-        if r in metrics:
-            m = metrics[r]
-            out[r] = {k: m[k] for k in SUMMARY_KEYS if k in m}
-            out[r].update({k: v for k, v in m.items() if k.startswith("map@")})
-    out["protocols"] = protocols(metrics)
-    out["semantics"] = metrics.get("semantics", {})
-    return out
-
-
-def validation_score(metrics: dict, select_on: str) -> float:
+def validation_score(metrics: Metrics, select_on: str) -> float:
     """The number the validation protocol maximises, from the pseudo-unseen row.
 
     ``image``: image -> image mAP@all.  ``image+class``: the mean of that and the class-name mAP
@@ -302,6 +302,7 @@ def validation_score(metrics: dict, select_on: str) -> float:
     whose class names find their images.
     """
     row = metrics["unseen"]
-    if select_on == "image+class" and row.get("class_query_map") is not None:
-        return 0.5 * (row["map"] + row["class_query_map"])
+    class_map = row.get("class_query_map")
+    if select_on == "image+class" and class_map is not None:
+        return 0.5 * (row["map"] + class_map)
     return row["map"]

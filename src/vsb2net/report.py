@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Mapping
 
 import matplotlib
 
@@ -11,15 +12,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .codes import hamming_distances  # noqa: E402
-from .evaluation import protocols  # noqa: E402
 from .io import atomic_path, write_text  # noqa: E402
+from .metrics_record import ROWS, Metrics, RowName, map_at_k_keys, protocols  # noqa: E402
 
+#: the rows of the tables, in their order
+ROW_LABELS: dict[RowName, str] = {"unseen": "unseen classes", "seen": "seen classes"}
 COLUMNS = [("map", "mAP@all"), ("map_optimistic", "(optimistic)"), ("map_pessimistic", "(pessimistic)")]
 
 
-def _columns(metrics: dict) -> list[tuple[str, str]]:
+def _columns(metrics: Metrics) -> list[tuple[str, str]]:
     cols = list(COLUMNS)
-    cols += [(k, k.replace("map@", "mAP@")) for k in metrics["unseen"] if k.startswith("map@")]
+    cols += [(k, k.replace("map@", "mAP@")) for k in map_at_k_keys(metrics["unseen"])]
     cols += [("precision_radius2", "P@r<=2")]
     return cols
 
@@ -30,13 +33,13 @@ def _fmt(value, chance=None) -> str:
     return f"{value:.4f}" if chance is None else f"{value:.4f} ({chance:.4f})"
 
 
-def transfer_table(metrics: dict) -> str:
+def transfer_table(metrics: Metrics) -> str:
     """What carries over to the row's classes: class-name queries, zero-shot accuracy (each with its
     chance level), retrieval among the row's classes only, the mean-code oracle and code collapse."""
     lines = ["| queries | class-name mAP (chance) | ZS acc (chance) | mAP, database of these classes only "
              "| oracle mean-code mAP | distinct codes / images | nearest tie group |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for part, label in (("unseen", "unseen classes"), ("seen", "seen classes")):
+    for part, label in ROW_LABELS.items():
         m = metrics[part]
         own = m.get("map_unseen_db", m.get("map_seen_db"))
         lines.append(f"| {label} | {_fmt(m.get('class_query_map'), m.get('class_query_chance'))} "
@@ -46,17 +49,16 @@ def transfer_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def protocol_table(metrics: dict) -> str:
+def protocol_table(metrics: Metrics) -> str:
     """mAP@all (tie-aware) under the four protocols of the deep hashing literature."""
     values = protocols(metrics)
     return "\n".join(["| " + " | ".join(values) + " |", "|" + "---:|" * len(values),
                       "| " + " | ".join(_fmt(v) for v in values.values()) + " |"])
 
 
-def class_code_table(metrics: dict) -> str | None:
+def class_code_table(metrics: Metrics) -> str | None:
     """Where the class codes land (``class_code_distances``), in bits; None for a method without them."""
-    rows = [(label, metrics[part].get("class_code_distances")) for part, label in
-            (("unseen", "unseen classes"), ("seen", "seen classes")) if part in metrics]
+    rows = [(label, metrics[part].get("class_code_distances")) for part, label in ROW_LABELS.items() if part in metrics]
     if not any(d for _, d in rows):
         return None
     lines = ["| class codes of | to own images (mean) | to own mean-code oracle | to nearest other class code "
@@ -69,19 +71,19 @@ def class_code_table(metrics: dict) -> str | None:
     return "\n".join(lines)
 
 
-def metric_table(metrics: dict) -> str:
+def metric_table(metrics: Metrics) -> str:
     """Markdown table, one row per query set (unseen classes: the zero-shot number; seen classes)."""
     cols = _columns(metrics)
     lines = ["| queries | n | " + " | ".join(label for _, label in cols) + " |",
              "|---|---:|" + "---:|" * len(cols)]
-    for part, label in (("unseen", "unseen classes"), ("seen", "seen classes")):
-        m = metrics[part]
+    for part, label in ROW_LABELS.items():
+        m: Mapping[str, Any] = metrics[part]  # read by column name: map@K is not a declared key
         lines.append(f"| {label} | {m['n_queries']} | "
                      + " | ".join("n/a" if m.get(k) is None else f"{m[k]:.4f}" for k, _ in cols) + " |")
     return "\n".join(lines)
 
 
-def print_tables(metrics: dict) -> None:
+def print_tables(metrics: Metrics) -> None:
     """The metric and transfer tables, as ``run`` and ``evaluate`` print them."""
     print()
     print(metric_table(metrics))
@@ -102,9 +104,9 @@ def _save_fig(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_curves(out: Path, metrics: dict, title: str) -> None:
+def plot_curves(out: Path, metrics: Metrics, title: str) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
-    for part in ("unseen", "seen"):
+    for part in ROWS:
         pr = metrics[part]["pr_curve"]
         ax.plot(pr["recall"], pr["precision"], marker=".", label=f"{part}-class queries")
     ax.set(xlabel="recall", ylabel="precision", title=f"PR over Hamming radius: {title}", xlim=(0, 1.02), ylim=(0, 1.02))
@@ -113,7 +115,7 @@ def plot_curves(out: Path, metrics: dict, title: str) -> None:
     _save_fig(fig, out / "pr_curve.png")
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    for part in ("unseen", "seen"):
+    for part in ROWS:
         pk = metrics[part]["precision_at_k"]
         ax.plot(pk["k"], pk["precision"], marker=".", label=f"{part}-class queries")
     ax.set(xscale="log", xlabel="K (top K by Hamming distance)", ylabel="precision@K (tie-aware)",
@@ -146,7 +148,7 @@ def plot_retrievals(out: Path, images: np.ndarray, labels: np.ndarray, class_nam
         qlab = labels[q_index[qi]]
         if labels.ndim == 2:  # multi-label: relevant = sharing a label
             qname = "+".join(class_names[c] for c in np.flatnonzero(qlab))
-            cells = [(q_index[qi], None, f"query\n{qname}")]
+            cells: list[tuple[int, bool | None, str]] = [(q_index[qi], None, f"query\n{qname}")]
             cells += [(db_index[j], bool((labels[db_index[j]] & qlab).any()), f"d={dist[row, j]}") for j in order]
         else:
             cells = [(q_index[qi], None, f"query\n{class_names[qlab]}")]
@@ -166,7 +168,7 @@ def plot_retrievals(out: Path, images: np.ndarray, labels: np.ndarray, class_nam
     _save_fig(fig, out / "retrievals.png")
 
 
-def write_report(out: Path, cfg, metrics: dict, prep, packed: dict) -> Path:
+def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
     meta = metrics["meta"]
     title = f"{meta['method']}, {meta['bits']} bits, {meta['dataset']}"
     plot_curves(out, metrics, title)

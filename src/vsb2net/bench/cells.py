@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..config import RunConfig
 from ..errors import VsbError
-from ..evaluation import evaluate_model, summary
+from ..evaluation import evaluate_model
 from ..io import write_json
+from ..metrics_record import Cell, CellMetrics, summary
 from ..models import METHODS
 from ..models import variants as all_variants
 from ..models.base import SHARED_OPTIONS
@@ -116,7 +117,7 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Stage
     return model
 
 
-def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> dict:
+def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> CellMetrics:
     """The run's evaluation (vsb2net.evaluation), without curves and per-class detail."""
     metrics, _ = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
                                 prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
@@ -156,15 +157,15 @@ class _CellRunner:
         result = evaluate_cell(model, prep, cfg, device)
         names = prep.dataset.class_names
         seconds = time.perf_counter() - t0
-        result.update({"variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
-                       "unseen_classes": [names[c] for c in prep.split.unseen],
-                       "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
-                       "seconds": seconds, "config": cfg.to_dict(), "config_hash": config_hash(cfg),
-                       "vsb2net_version": __version__, "git_commit": self.commit,
-                       "torch": torch.__version__, "python": platform.python_version(),
-                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
-                       f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"})
-        write_json(cell_path(self.out, variant, bits, split), result)
+        cell: Cell = {**result, "variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
+                      "unseen_classes": [names[c] for c in prep.split.unseen],
+                      "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
+                      "seconds": seconds, "config": cfg.to_dict(), "config_hash": config_hash(cfg),
+                      "vsb2net_version": __version__, "git_commit": self.commit,
+                      "torch": torch.__version__, "python": platform.python_version(),
+                      "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+                      f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"}
+        write_json(cell_path(self.out, variant, bits, split), cell)
         return seconds
 
 
@@ -247,11 +248,11 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: i
     return out
 
 
-def collect_cells(out: Path, spec: BenchmarkSpec) -> list[dict]:
+def collect_cells(out: Path, spec: BenchmarkSpec) -> list[Cell]:
     """Cells of the splits that every method x bits has finished: a mean over different splits
     for different methods would not compare like with like."""
     tuned = load_tuned(spec.tuned)
-    rows = []
+    rows: list[Cell] = []
     for split in range(spec.splits):
         combos = list(itertools.product(spec.methods, spec.bits))
         if all(cell_is_current(out, spec, tuned, v, b, split) for v, b in combos):

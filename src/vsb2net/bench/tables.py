@@ -5,32 +5,48 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..io import atomic_path, write_text
+from ..metrics_record import Cell, RowName, row_of
 from .spec import BenchmarkSpec
 
-def aggregate(rows: list[dict], part: str = "unseen", key: str = "map") -> dict[tuple[str, int], tuple[float, float, int]]:
+#: (method, bits) -> (mean, sample std, splits) of one metric over a benchmark's cells
+Aggregate = dict[tuple[str, int], tuple[float, float, int]]
+
+
+def aggregate(rows: Sequence[Cell], part: RowName = "unseen", key: str = "map") -> Aggregate:
     """(method, bits) -> (mean, sample std (ddof 1; 0 for one split), splits) of ``r[part][key]``.
 
     Cells without the value (a method without a semantic branch has no class-name mAP; cells
     computed before a metric existed) are left out, so a method shows '-' rather than a mean over
     fewer splits than its neighbours.
     """
+    return _over_splits(rows, lambda r: row_of(r, part).get(key))
+
+
+def aggregate_class_code_distances(rows: Sequence[Cell], key: str, part: RowName = "unseen") -> Aggregate:
+    """:func:`aggregate` of one field of the rows' ``class_code_distances`` (cells of methods
+    without class codes left out)."""
+    return _over_splits(rows, lambda r: (row_of(r, part).get("class_code_distances") or {}).get(key))
+
+
+def _over_splits(rows: Sequence[Cell], value: Callable[[Cell], Any]) -> Aggregate:
     groups: dict[tuple[str, int], list[float]] = {}
     missing: set[tuple[str, int]] = set()
     for r in rows:
-        value = r.get(part, {}).get(key)
-        if value is None:
+        v = value(r)
+        if v is None:
             missing.add((r["variant"], r["bits"]))
             continue
-        groups.setdefault((r["variant"], r["bits"]), []).append(value)
+        groups.setdefault((r["variant"], r["bits"]), []).append(v)
     return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
             for k, v in groups.items() if k not in missing}
 
 
-def markdown_table(agg: dict, methods: list[str], bits: list[int], bold_best: bool = True, digits: int = 3) -> str:
+def markdown_table(agg: Aggregate, methods: list[str], bits: list[int], bold_best: bool = True, digits: int = 3) -> str:
     lines = ["| method | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
     best = {b: max((agg[(m, b)][0] for m in methods if (m, b) in agg), default=None) for b in bits}
     for m in methods:
@@ -46,7 +62,7 @@ def markdown_table(agg: dict, methods: list[str], bits: list[int], bold_best: bo
     return "\n".join(lines)
 
 
-def write_tables(out: Path, spec: BenchmarkSpec, rows: list[dict]) -> None:
+def write_tables(out: Path, spec: BenchmarkSpec, rows: list[Cell]) -> None:
     """results.csv, table.md and map_vs_bits.png of ``rows`` (the spec's current cells) into ``out``."""
     import matplotlib
 
