@@ -65,35 +65,31 @@ def _vectors(source: str | None, names: list[str]) -> tuple[np.ndarray, str]:
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32), f"random unit vectors ({exc})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--steps", type=int, default=30, help="training steps (batches of 64)")
-    ap.add_argument("--data-root", help="directory with the two Animal-MNIST files")
-    ap.add_argument("--class-vectors", help=".npy/.csv class vectors (default GloVe)")
-    args = ap.parse_args(argv)
+def _cuda_device(name: str) -> torch.device | None:
+    """The GPU ``--device`` names, or None (with the reason on stderr) when this machine lacks it."""
     if not torch.cuda.is_available():
         print(f"gpu_check: CUDA is not available here (torch {torch.__version__}, built for CUDA "
               f"{torch.version.cuda or 'none'}); run this on a machine with an NVIDIA GPU and a CUDA build "
               "of torch.", file=sys.stderr)
-        return 2
+        return None
     try:
-        device = torch.device(args.device)
+        device = torch.device(name)
     except RuntimeError:
         device = torch.device("meta")
     if device.type != "cuda" or (device.index or 0) >= torch.cuda.device_count():
-        print(f"gpu_check: --device {args.device} is not one of this machine's GPUs (cuda:0.."
+        print(f"gpu_check: --device {name} is not one of this machine's GPUs (cuda:0.."
               f"cuda:{torch.cuda.device_count() - 1}); this script checks the CUDA path only.", file=sys.stderr)
-        return 2
+        return None
     if device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())  # tensors report cuda:N, never bare cuda
-    problems: list[str] = []
-    print(f"device: {device} = {torch.cuda.get_device_name(device)}; torch {torch.__version__}, "
-          f"CUDA {torch.version.cuda}")
+    return device
 
-    ds, what = _images(args.data_root, 50)
-    vectors, vwhat = _vectors(args.class_vectors, ds.class_names)
-    print(f"data: {len(ds.labels)} images ({what}); class vectors: {vwhat}")
+
+def _train_briefly(ds: Dataset, vectors: np.ndarray, steps: int,
+                   device: torch.device) -> tuple[torch.nn.Module, Prepared, list[str]]:
+    """Train VSB2-Net for about ``steps`` steps on ``device``: the model, its data, and the problems
+    seen (a tensor left off the device, a loss that did not go down)."""
+    problems: list[str] = []
     cfg = build_config(None, ["model.bits=32", "model.feature_dim=64", "train.batch_size=64",
                               f"train.device={device}", "train.progress=false"])
     unseen = choose_unseen(ds.class_names, [], 2, 0)
@@ -106,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     model = create_method(cfg.model.method, cfg.model, prep.in_shape, vectors.shape[1])
     model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
     steps_per_epoch = -(-len(split.train) // cfg.train.batch_size)
-    epochs = max(1, -(-args.steps // steps_per_epoch))
+    epochs = max(1, -(-steps // steps_per_epoch))
     torch.cuda.synchronize(device)
     t0 = time.perf_counter()
     res = train(model, prep.x[split.train], y, ctx, cfg.train, epochs=epochs, device=device)
@@ -122,14 +118,18 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"tensors not on {device}: {', '.join(off)}")
     if not np.isfinite(loss(last)) or loss(last) >= loss(first):
         problems.append(f"the loss did not go down ({loss(first):.4f} -> {loss(last):.4f})")
+    return model, prep, problems
 
+
+def _compare_encodes(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> list[str]:
+    """Encode ``x`` on the GPU and with the same weights on the CPU; a problem when they disagree."""
     model.eval()
     t0 = time.perf_counter()
-    gpu = encode(model.hash_images, prep.x, device)
+    gpu = encode(model.hash_images, x, device)
     torch.cuda.synchronize(device)
     enc_s = time.perf_counter() - t0
     cpu_model = copy.deepcopy(model).cpu()
-    cpu = encode(cpu_model.hash_images, prep.x, torch.device("cpu"))
+    cpu = encode(cpu_model.hash_images, x, torch.device("cpu"))
     diff = float(np.abs(gpu - cpu).max())
     bits_differ = (gpu >= 0) != (cpu >= 0)
     unexplained = int((bits_differ & (np.abs(cpu) > ATOL)).sum())
@@ -138,22 +138,47 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU encode of the same weights: max |u_gpu - u_cpu| = {diff:.2e}; {int(bits_differ.sum())} of "
           f"{bits_differ.size} bits differ, {unexplained} of them where |u| > {ATOL}")
     if diff > ATOL or unexplained:
-        problems.append(f"GPU and CPU codes disagree beyond the tolerance {ATOL}")
+        return [f"GPU and CPU codes disagree beyond the tolerance {ATOL}"]
+    return []
 
+
+def _pipeline(vectors: np.ndarray, data_root: str | None, device: torch.device) -> None:
+    """train_run and evaluate_run end to end with train.device on the GPU (Animal-MNIST only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "vectors.npy", vectors)
+        run_cfg = build_config(None, [
+            "data.max_per_class=50", f"data.class_vectors={Path(tmp) / 'vectors.npy'}",
+            *([f"data.root={data_root}"] if data_root else []),
+            "model.bits=32", "model.feature_dim=64", "train.epochs=2", "train.progress=false",
+            f"train.device={device}", f"out_dir={tmp}", "name=gpu"])
+        t0 = time.perf_counter()
+        out = train_run(run_cfg, log=lambda *_: None)
+        metrics = evaluate_run(out, log=lambda *_: None)
+        print(f"pipeline on {device}: train_run (validation + final) and evaluate_run in "
+              f"{time.perf_counter() - t0:.1f} s; unseen mAP@all {metrics['unseen']['map']:.4f}, "
+              f"encode {metrics['meta']['encode_seconds']:.3f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--steps", type=int, default=30, help="training steps (batches of 64)")
+    ap.add_argument("--data-root", help="directory with the two Animal-MNIST files")
+    ap.add_argument("--class-vectors", help=".npy/.csv class vectors (default GloVe)")
+    args = ap.parse_args(argv)
+    device = _cuda_device(args.device)
+    if device is None:
+        return 2
+    print(f"device: {device} = {torch.cuda.get_device_name(device)}; torch {torch.__version__}, "
+          f"CUDA {torch.version.cuda}")
+
+    ds, what = _images(args.data_root, 50)
+    vectors, vwhat = _vectors(args.class_vectors, ds.class_names)
+    print(f"data: {len(ds.labels)} images ({what}); class vectors: {vwhat}")
+    model, prep, problems = _train_briefly(ds, vectors, args.steps, device)
+    problems += _compare_encodes(model, prep.x, device)
     if ds.name == "animal-mnist":
-        with tempfile.TemporaryDirectory() as tmp:
-            np.save(Path(tmp) / "vectors.npy", vectors)
-            run_cfg = build_config(None, [
-                "data.max_per_class=50", f"data.class_vectors={Path(tmp) / 'vectors.npy'}",
-                *([f"data.root={args.data_root}"] if args.data_root else []),
-                "model.bits=32", "model.feature_dim=64", "train.epochs=2", "train.progress=false",
-                f"train.device={device}", f"out_dir={tmp}", "name=gpu"])
-            t0 = time.perf_counter()
-            out = train_run(run_cfg, log=lambda *_: None)
-            metrics = evaluate_run(out, log=lambda *_: None)
-            print(f"pipeline on {device}: train_run (validation + final) and evaluate_run in "
-                  f"{time.perf_counter() - t0:.1f} s; unseen mAP@all {metrics['unseen']['map']:.4f}, "
-                  f"encode {metrics['meta']['encode_seconds']:.3f} s")
+        _pipeline(vectors, args.data_root, device)
     else:
         print("pipeline end to end: skipped (needs the Animal-MNIST files)")
 
