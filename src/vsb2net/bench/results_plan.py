@@ -1,0 +1,138 @@
+"""What docs/RESULTS.md reports, as data: which datasets, which benchmarks beside each main table
+(ablations, training-seed check, every unseen pair), the aims the document judges, and the order in
+which the benchmarks are computed and their sections shown.
+
+``benchmarks/make_results.py`` holds the one plan (:class:`ResultsPlan`); :mod:`.results_doc`
+renders it from the cells.  A benchmark beside the main table may depend on the main table's cells
+(the seed check and the pairs retrain its strongest methods), so its spec is read off the cells
+there are when it is asked for.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..models import REFERENCE
+from .cells import collect_cells
+from .paired import best_rival
+from .spec import BenchmarkSpec
+from .tables import aggregate
+
+#: one dataset's benchmarks: the main table and those beside it
+Stage = Literal["main", "seeds", "ablations", "pairs"]
+
+
+@dataclass(frozen=True)
+class DatasetSpecs:
+    """One dataset's benchmarks, as the plan names them now."""
+
+    name: str
+    main: BenchmarkSpec
+    #: (train.seed, its benchmark) of the training-seed check; empty before the main table has a rival
+    seeds: list[tuple[int, BenchmarkSpec]]
+    ablations: BenchmarkSpec
+    pairs: BenchmarkSpec
+
+    def every(self) -> list[BenchmarkSpec]:
+        """The whole set of the dataset's benchmarks."""
+        return [self.main, self.ablations, self.pairs] + [s for _, s in self.seeds]
+
+
+@dataclass(frozen=True)
+class ResultsPlan:
+    #: the repository: where the cells and the tuned defaults are, and what the document's links start from
+    root: Path
+    #: dataset -> images per class (None: all)
+    datasets: dict[str, int | None]
+    #: the command that regenerates the document (the document names it)
+    command: str
+    #: seeded random unseen splits of the main tables
+    splits: int
+    #: the main tables: every method at every length, in this order
+    main_methods: tuple[str, ...]
+    #: VSB2-Net and its ablations (each switches one term off), on the main splits at one length
+    ablation_methods: tuple[str, ...]
+    ablation_bits: int
+    #: the main tables train every cell with train.seed=0; VSB2-Net and the best baseline are retrained
+    #: with these seeds at one length, to show how much of a gap the training seed alone moves
+    seed_check_seeds: tuple[int, ...]
+    seed_check_bits: int
+    #: every pair of classes as the unseen split, at one length (no split-sampling noise at all):
+    #: VSB2-Net and this many of the strongest other methods of the main table there
+    pairs_bits: int
+    pair_rivals: int
+    #: what the project set out to show (issue 11): VSB2-Net ahead of every baseline, paired, at this
+    #: many of the code lengths, and class-name queries at this multiple of their chance level
+    aim_wins: int
+    aim_class_ratio: float
+    #: the aim for computing one dataset's whole set of cells on the 2-core reference machine, minutes
+    whole_set_aim_min: int
+    #: the order a dataset's benchmarks are computed in: the seed check and the pairs read the main table
+    compute_order: tuple[Stage, ...] = ("main", "seeds", "ablations", "pairs")
+    #: and the order of their sections in the document
+    section_order: tuple[Stage, ...] = ("main", "ablations", "seeds", "pairs")
+    #: the benchmarks on the seeded random splits (``--splits N`` computes their first N); the
+    #: every-pair table's splits are the pairs themselves
+    seeded_stages: tuple[Stage, ...] = ("main", "seeds", "ablations")
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / "benchmarks" / "results"
+
+    @property
+    def docs_dir(self) -> Path:
+        """Where the document lives: its links are relative to it."""
+        return self.root / "docs"
+
+    def main_spec(self, name: str) -> BenchmarkSpec:
+        return BenchmarkSpec(dataset=name, max_per_class=self.datasets[name], splits=self.splits,
+                             methods=list(self.main_methods),
+                             tuned=str(self.root / "configs" / "tuned" / f"{name}.yaml"),
+                             out=str(self.results_dir / name)).check()
+
+    def beside(self, main: BenchmarkSpec, suffix: str, methods: list[str], bits: int, splits: int,
+               overrides: list[str]) -> BenchmarkSpec:
+        """A benchmark beside the main one: same dataset, subsample and tuned file, its own cells."""
+        return BenchmarkSpec(dataset=main.dataset, max_per_class=main.max_per_class, tuned=main.tuned,
+                             methods=list(methods), bits=[bits], splits=splits, overrides=list(overrides),
+                             out=str(self.results_dir / f"{main.dataset}-{suffix}")).check()
+
+    def seed_specs(self, main: BenchmarkSpec) -> list[tuple[int, BenchmarkSpec]]:
+        """VSB2-Net and the main table's best baseline at ``seed_check_bits``, once per seed."""
+        rival = best_rival(aggregate(collect_cells(Path(main.out), main), "unseen"), main.methods,
+                           self.seed_check_bits)
+        if rival is None or self.seed_check_bits not in main.bits:
+            return []
+        return [(seed, self.beside(main, f"seed{seed}", ["vsb2net", rival], self.seed_check_bits, main.splits,
+                                   [f"train.seed={seed}"])) for seed in self.seed_check_seeds]
+
+    def ablation_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:
+        return self.beside(main, "ablations", list(self.ablation_methods), self.ablation_bits, main.splits, [])
+
+    def pairs_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:
+        """All C(10, 2) = 45 unseen pairs (data.unseen_split=combination) at ``pairs_bits``, for VSB2-Net
+        and the ``pair_rivals`` other methods with the highest mean unseen-class mAP of the main table there."""
+        unseen = aggregate(collect_cells(Path(main.out), main), "unseen")
+        others = [m for m in main.methods if not m.startswith(REFERENCE) and (m, self.pairs_bits) in unseen]
+        rivals = sorted(others, key=lambda m: -unseen[(m, self.pairs_bits)][0])[:self.pair_rivals]
+        return self.beside(main, "pairs", [REFERENCE, *rivals], self.pairs_bits, 45, ["data.unseen_split=combination"])
+
+    def stage_specs(self, name: str, stage: Stage) -> list[BenchmarkSpec]:
+        """The benchmarks of one stage of dataset ``name``, read off the cells there are now."""
+        main = self.main_spec(name)
+        if stage == "main":
+            return [main]
+        if stage == "seeds":
+            return [s for _, s in self.seed_specs(main)]
+        return [self.ablation_spec(main) if stage == "ablations" else self.pairs_spec(main)]
+
+    def dataset_specs(self, name: str) -> DatasetSpecs:
+        main = self.main_spec(name)
+        return DatasetSpecs(name, main, self.seed_specs(main), self.ablation_spec(main), self.pairs_spec(main))
+
+
+def first_splits(spec: BenchmarkSpec, splits: int) -> BenchmarkSpec:
+    """The same benchmark on its first ``splits`` splits only (its cells are the same files)."""
+    return dataclasses.replace(spec, splits=min(spec.splits, splits))

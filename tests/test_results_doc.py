@@ -1,0 +1,45 @@
+"""docs/RESULTS.md's plan (benchmarks/make_results.py's PLAN) and the parts of its rendering that
+test_benchmark.py's regeneration test does not pin down on its own."""
+import importlib.util
+from pathlib import Path
+
+from vsb2net.bench.results_doc import NOT_LEADING, README_END, README_START, readme_with_block, standing_section
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _plan():
+    spec = importlib.util.spec_from_file_location("make_results", ROOT / "benchmarks" / "make_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PLAN
+
+
+def test_the_plan_names_the_committed_benchmarks():
+    plan = _plan()
+    for name in plan.datasets:
+        specs = plan.dataset_specs(name)
+        assert Path(specs.main.out) == plan.results_dir / name and specs.main.splits == plan.splits
+        assert specs.ablations.bits == [plan.ablation_bits] and specs.ablations.methods == list(plan.ablation_methods)
+        assert [s for s, _ in specs.seeds] == list(plan.seed_check_seeds)
+        assert specs.pairs.bits == [plan.pairs_bits] and len(specs.pairs.methods) == 1 + plan.pair_rivals
+        for sp in specs.every():
+            assert (Path(sp.out) / "cells").is_dir(), sp.out
+    # every stage is computed and shown once; the seed check and pairs come after the main table
+    assert sorted(plan.compute_order) == sorted(plan.section_order)
+    assert plan.compute_order[0] == "main" and "pairs" not in plan.seeded_stages
+
+
+def test_readme_block_replaces_only_what_is_between_the_markers():
+    text = f"intro\n{README_START}\nold\n{README_END}\nrest\n"
+    out = readme_with_block(text, ["- a", "- b"])
+    assert out.startswith(f"intro\n{README_START}\n- a\n- b\nSee [docs/RESULTS.md]") and out.endswith(f"{README_END}\nrest\n")
+    assert readme_with_block("no markers", ["- a"]) is None
+
+
+def test_a_missed_aim_brings_its_conclusion():
+    plan = _plan()
+    met = standing_section(plan, ["- x"], leads=True, transfers=True)
+    assert met == ["## Where VSB2-Net stands", "", "- x", ""]
+    missed = standing_section(plan, ["- x"], leads=False, transfers=False)
+    assert missed[4] == NOT_LEADING and f"below {plan.aim_class_ratio:.0f}x their chance" in missed[6]
