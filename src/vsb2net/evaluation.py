@@ -46,8 +46,9 @@ from .codes import pack_codes, unpack_codes
 from .data.splits import ZeroShotSplit, has_any
 from .metrics import (average_precision_optimistic, average_precision_pessimistic, average_precision_tie_aware,
                       distance_histograms, evaluate)
-from .metrics_record import (PROTOCOLS, ROWS, SUMMARY_KEYS, ClassCodeDistances, ClassQuery, Metrics,  # noqa: F401
-                             RowMetrics, protocols, summary)
+from .metrics_record import ROWS, ClassCodeDistances, ClassQuery, Metrics, RowMetrics, protocols
+# the record's helpers lived here before metrics_record.py; importers of this module keep finding them
+from .metrics_record import PROTOCOLS, SUMMARY_KEYS, summary  # noqa: F401
 from .models.base import HashingMethod
 from .models.base import encode
 

@@ -168,6 +168,32 @@ def plot_retrievals(out: Path, images: np.ndarray, labels: np.ndarray, class_nam
     _save_fig(fig, out / "retrievals.png")
 
 
+def _protocol_lines(cfg, meta: dict, prep, training: dict) -> list[str]:
+    """The report's protocol: data, split, class vectors, seeds, and how the epochs were chosen."""
+    ds, sp = prep.dataset, prep.split
+    sizes = meta["split"]["sizes"]
+    val = training.get("validation")
+    lines = [
+        f"- dataset: `{meta['dataset']}` ({ds.source})",
+        f"- seen classes ({len(sp.seen)}): {', '.join(meta['split']['seen'])}",
+        f"- unseen classes ({len(sp.unseen)}): {', '.join(meta['split']['unseen'])}",
+        f"- training images (seen classes only): {sizes['train']}; database: {sizes['database']} "
+        f"(seen and unseen classes); queries: {sizes['query_unseen']} unseen-class, {sizes['query_seen']} seen-class "
+        "(held out: never trained on, not in the database)",
+        f"- class vectors: {cfg.data.class_vectors}"
+        f"{'' if prep.vectors_source == cfg.data.class_vectors else f' ({prep.vectors_source})'}; "
+        f"relation/discrepancy terms span: {cfg.model.class_span} classes",
+        f"- split seed {cfg.data.split_seed}, query seed {cfg.data.query_seed}, training seed {cfg.train.seed}",
+    ]
+    if val and val.get("best_map") is not None:
+        lines.append(f"- epochs chosen on the validation protocol (pseudo-unseen seen classes "
+                     f"{', '.join(val['split']['unseen'])}): {training['final']['epochs']} "
+                     f"(best pseudo-unseen mAP {val['best_map']:.4f}); no unseen-class image was used")
+    if training:
+        lines.append(f"- training time {training.get('seconds_total', 0):.0f} s on {training.get('device')}")
+    return lines
+
+
 def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
     meta = metrics["meta"]
     title = f"{meta['method']}, {meta['bits']} bits, {meta['dataset']}"
@@ -177,8 +203,6 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
         plot_retrievals(out, ds.x, ds.labels, ds.class_names, sp.query_unseen, packed["query_unseen"],
                         sp.database, packed["database"], cfg.eval.n_examples)
     training = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
-    val = training.get("validation")
-    sizes = meta["split"]["sizes"]
     lines = [
         f"# vsb2net run: {title}",
         "",
@@ -219,26 +243,7 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
                   "- A class code nearer another class's code than its own images' mean code (last column) "
                   "tends to rank that other class's images before its own: the class-name query misses because "
                   "of where the code is, not because the images of the class are scattered."]
-    lines += [
-        "",
-        "## Protocol",
-        "",
-        f"- dataset: `{meta['dataset']}` ({ds.source})",
-        f"- seen classes ({len(sp.seen)}): {', '.join(meta['split']['seen'])}",
-        f"- unseen classes ({len(sp.unseen)}): {', '.join(meta['split']['unseen'])}",
-        f"- training images (seen classes only): {sizes['train']}; database: {sizes['database']} "
-        f"(seen and unseen classes); queries: {sizes['query_unseen']} unseen-class, {sizes['query_seen']} seen-class "
-        "(held out: never trained on, not in the database)",
-        f"- class vectors: {cfg.data.class_vectors}"
-        f"{'' if prep.vectors_source == cfg.data.class_vectors else f' ({prep.vectors_source})'}; relation/discrepancy terms span: {cfg.model.class_span} classes",
-        f"- split seed {cfg.data.split_seed}, query seed {cfg.data.query_seed}, training seed {cfg.train.seed}",
-    ]
-    if val and val.get("best_map") is not None:
-        lines.append(f"- epochs chosen on the validation protocol (pseudo-unseen seen classes "
-                     f"{', '.join(val['split']['unseen'])}): {training['final']['epochs']} "
-                     f"(best pseudo-unseen mAP {val['best_map']:.4f}); no unseen-class image was used")
-    if training:
-        lines.append(f"- training time {training.get('seconds_total', 0):.0f} s on {training.get('device')}")
+    lines += ["", "## Protocol", "", *_protocol_lines(cfg, meta, prep, training)]
     lines += [
         "",
         "## Curves",
