@@ -184,14 +184,7 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
                             cfg.data.query_fraction, cfg.data.split_seed) if cfg.train.select_epochs else None)
     fresh = resume is None
     created = not out.exists()
-    resumes = list(resume.get("resumes", [])) if resume else []
-    if resume:
-        resumes.append({"phase": resume["phase"], "epoch": int(resume["train"]["epoch"]), "world_size": dist.world})
-    info: dict = {"device": str(device), "seed": cfg.train.seed, "split_seed": cfg.data.split_seed,
-                  "query_seed": cfg.data.query_seed, "world_size": dist.world,
-                  "batch_size": cfg.train.batch_size, "batch_per_rank": math.ceil(cfg.train.batch_size / dist.world)}
-    if resumes:
-        info["resumed"] = resumes
+    info, resumes = _training_info(cfg, device, dist, resume)
     last = ({"phase": resume["phase"], "epoch": int(resume["train"]["epoch"]), "epochs": int(resume["epochs"])}
             if resume else {})
 
@@ -218,42 +211,17 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
                 f"{resume['phase']} phase")
         epochs = cfg.train.epochs
         if val is not None:
-            if resume and resume["phase"] == "final":
-                info["validation"] = resume["validation"]
-            else:
-                log(f"validation protocol: pseudo-unseen = {', '.join(names[c] for c in val.unseen)} "
-                    f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
-                _, vres = fit_method(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val,
-                               resume=resume["train"] if resume else None,
-                               on_epoch_end=saver("validation", cfg.train.epochs, {}), dist=dist)
-                if vres.best_score is not None:
-                    log(f"validation: best pseudo-unseen mAP {vres.best_score:.4f} after "
-                        f"{vres.best_epoch} epoch(s) ({vres.seconds:.0f} s)")
-                info["validation"] = {"split": val.describe(names), "history": vres.history,
-                                      "best_epoch": vres.best_epoch, "best_map": vres.best_score,
-                                      "seconds": vres.seconds}
-            epochs = info["validation"]["best_epoch"] or cfg.train.epochs
+            epochs = _validation_phase(cfg, prep, val, device, dist, resume, saver, log, info)
         model, res = fit_method(cfg, prep, prep.split, epochs, device, "train",
-                          resume=resume["train"] if resume and resume["phase"] == "final" else None,
-                          on_epoch_end=saver("final", epochs, {"validation": info.get("validation")}), dist=dist)
+                                resume=resume["train"] if resume and resume["phase"] == "final" else None,
+                                on_epoch_end=saver("final", epochs, {"validation": info.get("validation")}),
+                                dist=dist)
         if not dist.is_main:
             return out
         log(f"trained {epochs} epoch(s) on {len(prep.split.train)} seen-class images ({res.seconds:.0f} s)")
         info["final"] = {"epochs": epochs, "history": res.history, "seconds": res.seconds}
         info["seconds_total"] = time.perf_counter() - t0
-        if not fresh:
-            save_config(cfg, out / runfiles.CONFIG)
-        save_checkpoint(out / runfiles.CHECKPOINT, {k: v.cpu() for k, v in model.state_dict().items()}, {
-            "method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(),
-            "class_names": list(names), "in_shape": list(prep.in_shape),
-            "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__,
-        })
-        write_npy(out / runfiles.CLASS_VECTORS, prep.vectors.astype(np.float32))
-        write_json(out / runfiles.SPLIT, {**prep.split.describe(names), "dataset": prep.dataset.name,
-                                        "source": prep.dataset.source, "class_names": list(names),
-                                        "class_vectors": prep.vectors_source,
-                                        "split_seed": cfg.data.split_seed})
-        write_json(out / runfiles.TRAINING, info)
+        _save_trained(out, cfg, prep, model, info, fresh)
         # last, so that a kill before this point still leaves a state to resume from
         finished = True
         (out / runfiles.RESUME).unlink(missing_ok=True)
@@ -270,6 +238,58 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
             runfiles.discard(out, created)
         raise
     return out
+
+
+def _training_info(cfg: RunConfig, device: torch.device, dist: Dist, resume: dict | None) -> tuple[dict, list]:
+    """training.json's head (device, seeds, batch) and the list of resumes so far."""
+    resumes = list(resume.get("resumes", [])) if resume else []
+    if resume:
+        resumes.append({"phase": resume["phase"], "epoch": int(resume["train"]["epoch"]), "world_size": dist.world})
+    info: dict = {"device": str(device), "seed": cfg.train.seed, "split_seed": cfg.data.split_seed,
+                  "query_seed": cfg.data.query_seed, "world_size": dist.world,
+                  "batch_size": cfg.train.batch_size, "batch_per_rank": math.ceil(cfg.train.batch_size / dist.world)}
+    if resumes:
+        info["resumed"] = resumes
+    return info, resumes
+
+
+def _validation_phase(cfg: RunConfig, prep: Prepared, val: ZeroShotSplit, device: torch.device, dist: Dist,
+                      resume: dict | None, saver, log, info: dict) -> int:
+    """Train on the validation split, score its pseudo-unseen classes every epoch and return the
+    epoch count chosen (recorded in ``info["validation"]``); a resume in the final phase keeps the
+    choice it made."""
+    names = prep.dataset.class_names
+    if resume and resume["phase"] == "final":
+        info["validation"] = resume["validation"]
+    else:
+        log(f"validation protocol: pseudo-unseen = {', '.join(names[c] for c in val.unseen)} "
+            f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
+        _, vres = fit_method(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val,
+                             resume=resume["train"] if resume else None,
+                             on_epoch_end=saver("validation", cfg.train.epochs, {}), dist=dist)
+        if vres.best_score is not None:
+            log(f"validation: best pseudo-unseen mAP {vres.best_score:.4f} after "
+                f"{vres.best_epoch} epoch(s) ({vres.seconds:.0f} s)")
+        info["validation"] = {"split": val.describe(names), "history": vres.history,
+                              "best_epoch": vres.best_epoch, "best_map": vres.best_score, "seconds": vres.seconds}
+    return info["validation"]["best_epoch"] or cfg.train.epochs
+
+
+def _save_trained(out: Path, cfg: RunConfig, prep: Prepared, model: HashingMethod, info: dict, fresh: bool) -> None:
+    """What a finished training leaves in the run directory (:mod:`vsb2net.run` names the files)."""
+    names = prep.dataset.class_names
+    if not fresh:
+        save_config(cfg, out / runfiles.CONFIG)
+    save_checkpoint(out / runfiles.CHECKPOINT, {k: v.cpu() for k, v in model.state_dict().items()}, {
+        "method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(),
+        "class_names": list(names), "in_shape": list(prep.in_shape),
+        "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__,
+    })
+    write_npy(out / runfiles.CLASS_VECTORS, prep.vectors.astype(np.float32))
+    write_json(out / runfiles.SPLIT, {**prep.split.describe(names), "dataset": prep.dataset.name,
+                                      "source": prep.dataset.source, "class_names": list(names),
+                                      "class_vectors": prep.vectors_source, "split_seed": cfg.data.split_seed})
+    write_json(out / runfiles.TRAINING, info)
 
 
 def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> dict:

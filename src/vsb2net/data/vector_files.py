@@ -19,12 +19,25 @@ from vsb2net.errors import VsbError
 
 @dataclass
 class VectorRows:
-    """What a vector file holds: float64 rows, their names (None where the file names none) and,
-    for a CSV file, the line of each row (for messages)."""
+    """What a vector file holds: rows of numbers (of equal width once :meth:`matrix` is called),
+    their names (None where the file names none) and, for a CSV file, the line of each row."""
 
-    matrix: np.ndarray
+    rows: list[list[float]] | np.ndarray
     names: list[str] | None
     lines: list[int] | None
+    path: Path
+
+    def matrix(self, pick: list[int] | None = None) -> np.ndarray:
+        """The rows ``pick`` (all by default) as a float64 matrix; rows of different widths are refused."""
+        pick = list(range(len(self.rows))) if pick is None else pick
+        if isinstance(self.rows, np.ndarray):
+            return self.rows[pick]
+        mat = [self.rows[i] for i in pick]
+        widths = {len(v) for v in mat}
+        if len(widths) > 1:
+            ln = next((self.lines or [])[i] for i in pick if len(self.rows[i]) != len(mat[0]))
+            raise VsbError(f"{self.path}, line {ln}: rows have different numbers of values ({sorted(widths)}).")
+        return np.asarray(mat, dtype=np.float64).reshape(len(mat), -1)
 
 
 def normalize_rows(m: np.ndarray, where: str, names: list[str]) -> np.ndarray:
@@ -73,16 +86,12 @@ def _read_csv(path: Path) -> VectorRows:
     if not rows:
         raise VsbError(f"{path} holds no rows; expected one row of numbers per class.")
     named = not _is_number(rows[0][1][0])
-    if named and not any(_is_number(c) for c in rows[0][1][1:]) and len(rows) > 1:
+    head = rows[0][1]
+    if named and len(head) > 1 and not any(_is_number(c) for c in head[1:]):
         rows = rows[1:]  # a header row, e.g. "class,attr1,attr2"
     first = 1 if named else 0
-    mat = [_parse_floats(r[first:], path, ln, first + 1) for ln, r in rows]
-    widths = {len(v) for v in mat}
-    if len(widths) > 1:
-        ln = next(ln for (ln, _), v in zip(rows, mat) if len(v) != len(mat[0]))
-        raise VsbError(f"{path}, line {ln}: rows have different numbers of values ({sorted(widths)}).")
-    return VectorRows(np.asarray(mat, dtype=np.float64).reshape(len(mat), -1),
-                      [r[0] for _, r in rows] if named else None, [ln for ln, _ in rows])
+    return VectorRows([_parse_floats(r[first:], path, ln, first + 1) for ln, r in rows],
+                      [r[0] for _, r in rows] if named else None, [ln for ln, _ in rows], path)
 
 
 def _read_npy(path: Path, allow_vector: bool) -> VectorRows:
@@ -108,7 +117,7 @@ def _read_npy(path: Path, allow_vector: bool) -> VectorRows:
     if m.ndim != 2:
         shapes = "a vector (D,) or a 2-D matrix (n, D)" if allow_vector else "a 2-D matrix (classes, D)"
         raise VsbError(f"{path}: expected {shapes}, got shape {m.shape}.")
-    return VectorRows(m.astype(np.float64), None, None)
+    return VectorRows(m.astype(np.float64), None, None, path)
 
 
 def read_vector_file(path: str | os.PathLike, *, what: str = "class vectors file",
@@ -127,14 +136,18 @@ def read_vector_file(path: str | os.PathLike, *, what: str = "class vectors file
         rows = _read_csv(path)
     else:
         raise VsbError(f"{what} {path}: unsupported format {suffix or 'without an extension'!r}; use .npy or .csv.")
-    if rows.matrix.shape[1] == 0:
-        raise VsbError(f"{path}: the vectors have no components (D = 0).")
     return rows
+
+
+def _check_width(m: np.ndarray, path: Path) -> np.ndarray:
+    if m.shape[1] == 0:
+        raise VsbError(f"{path}: the vectors have no components (D = 0).")
+    return m
 
 
 def _in_class_order(rows: VectorRows, path: Path, names: list[str]) -> np.ndarray:
     if rows.names is None:
-        return rows.matrix
+        return rows.matrix()
     wanted = {n.strip().lower(): i for i, n in enumerate(names)}
     found: dict[int, int] = {}
     for r, (name, ln) in enumerate(zip(rows.names, rows.lines or [])):
@@ -149,7 +162,7 @@ def _in_class_order(rows: VectorRows, path: Path, names: list[str]) -> np.ndarra
     if missing:
         raise VsbError(f"{path}: no row for class(es) {', '.join(missing)}. Each class needs a row "
                        "'class_name,v1,v2,...' (names match case-insensitively).")
-    return rows.matrix[[found[i] for i in range(len(names))]]
+    return rows.matrix([found[i] for i in range(len(names))])
 
 
 def load_class_vectors(path: str | os.PathLike, class_names: list[str], *, normalize: bool = True) -> np.ndarray:
@@ -162,7 +175,7 @@ def load_class_vectors(path: str | os.PathLike, class_names: list[str], *, norma
     path = Path(path)
     names = list(class_names)
     rows = read_vector_file(path, hint=" Give a .npy or .csv file with one vector per class, or use 'glove'.")
-    m = _in_class_order(rows, path, names)
+    m = _check_width(_in_class_order(rows, path, names), path)
     if m.shape[0] != len(names):
         raise VsbError(f"{path} has {m.shape[0]} rows but there are {len(names)} classes "
                        f"({', '.join(names)}); give one row per class, in class order.")
@@ -179,7 +192,7 @@ def read_query_vectors(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     on the scale of training's class vectors.  A .npy file may hold one vector (D,)."""
     path = Path(path)
     rows = read_vector_file(path, what="class vector file", allow_vector=True)
-    m = rows.matrix
+    m = _check_width(rows.matrix(), path)
     names = rows.names or [f"{path.name}[{i}]" for i in range(len(m))]
     bad = [names[i] for i in np.flatnonzero(~np.isfinite(m).all(axis=1))]
     if bad:
