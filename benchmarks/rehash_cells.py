@@ -18,7 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-from vsb2net.bench.cells import _HASHED_WHEN_SET, _NOT_HASHED, CELL_FORMAT, settings_hash
+from vsb2net.bench.cells import _NOT_HASHED, CELL_FORMAT, settings_hash
+from vsb2net.config import ADDED_OPTIONS
 from vsb2net.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ def whole_config_hash(config: dict) -> str:
     flat = {f"{section}.{k}": v for section, values in config.items() if isinstance(values, dict)
             for k, v in values.items()}
     flat = {k: v for k, v in flat.items()
-            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == _HASHED_WHEN_SET[k])}
+            if k not in _NOT_HASHED and not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])}
     return hashlib.sha256(json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True,
                                      default=str).encode()).hexdigest()
 

@@ -310,16 +310,22 @@ def config_from_dict(values: dict[str, Any]) -> RunConfig:
     return _from_dict(RunConfig, values, "")
 
 
-#: defaults that changed, with the value that a saved configuration written before its key existed
-#: was trained with: (section, key) -> old default
-_SAVED_BEFORE = {("model", "class_codes"): "semantic"}
+#: options added after runs and benchmark cells were saved, each with the value that reproduces the
+#: behaviour from before it existed (its first default; model.class_codes's default changed since):
+#: a saved configuration without the key takes that value, and a benchmark cell's hash leaves the
+#: key out while it holds it, so adding an option neither changes old runs nor invalidates cells
+ADDED_OPTIONS: dict[str, Any] = {
+    "model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0,
+    "model.semantic_noise": 0.0, "model.margin": 1.0, "model.cls_loss": "prototype", "model.code_norm": False,
+}
 
 
 def saved_config_from_dict(values: dict[str, Any]) -> RunConfig:
     """The configuration a run was trained with, read from its saved dictionary: a key that the
     saving vsb2net did not have yet takes the default of that time, not today's."""
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
-    for (section, key), old in _SAVED_BEFORE.items():
+    for dotted, old in ADDED_OPTIONS.items():
+        section, key = dotted.split(".", 1)
         if isinstance(values.get(section), dict):
             values[section].setdefault(key, old)
     return config_from_dict(values)

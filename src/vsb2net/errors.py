@@ -22,3 +22,14 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signum = signum
         self.resumable = resumable
         self.where = where
+
+
+def check_count(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is an integer (not a bool) of at least ``minimum`` (0 or 1)."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
+        raise VsbError(f"{name} must be a {kind} integer, got {value!r}.")
+    return int(value)
+

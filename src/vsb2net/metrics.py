@@ -42,8 +42,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy.special import gammaln
 
-from vsb2net.codes import _check_packed, hamming_distances, to_numpy
-from vsb2net.errors import VsbError
+from vsb2net.codes import _check_packed, hamming_distances, pad_codes, to_numpy
+from vsb2net.errors import VsbError, check_count
 
 __all__ = [
     "DEFAULT_PRECISION_KS",
@@ -253,12 +253,6 @@ def _hypergeom_pmf(j: np.ndarray, n: np.ndarray, r: np.ndarray, m: np.ndarray, v
     return p / np.where(total > 0, total, 1.0)
 
 
-def _check_k(k: Any, name: str = "K") -> int:
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise VsbError(f"{name} must be a positive integer, got {k!r}.")
-    return int(k)
-
-
 def average_precision_at_k_tie_aware(
     n_hist: Any, r_hist: Any, k: int, harmonic: np.ndarray | None = None
 ):
@@ -273,7 +267,7 @@ def average_precision_at_k_tie_aware(
 
     Returns np.ndarray (Q,) or a float for 1-D histograms.
     """
-    k = _check_k(k)
+    k = check_count(k, "K")
     n, r, squeeze = _as_hists(n_hist, r_hist)
     h = _harmonic_for(n, harmonic)
     n_db = n.sum(axis=1)
@@ -308,7 +302,7 @@ def precision_at_k_tie_aware(n_hist: Any, r_hist: Any, ks: Sequence[int]) -> np.
 
     Returns np.ndarray of shape (Q, len(ks)), or (len(ks),) for 1-D histograms.
     """
-    ks = [_check_k(k, "precision K") for k in ks]
+    ks = [check_count(k, "precision K") for k in ks]
     n, r, squeeze = _as_hists(n_hist, r_hist)
     n_db = n.sum(axis=1)
     out = np.zeros((n.shape[0], len(ks)), dtype=np.float64)
@@ -429,21 +423,6 @@ _QUERY_BLOCK = 4
 _PARALLEL_MIN_PAIRS = 1 << 22
 
 
-def _pad_words(codes: np.ndarray) -> np.ndarray:
-    """Codes with zero bytes appended up to a multiple of 8 bytes.
-
-    Hamming distances are unchanged (a zero byte on both sides adds nothing), and faiss counts
-    8-byte words with one popcount each but falls back to a byte loop for other lengths: 48-bit
-    codes are about 4x faster padded to 64 bits.
-    """
-    pad = -codes.shape[1] % 8
-    if pad == 0:
-        return codes
-    out = np.zeros((len(codes), codes.shape[1] + pad), dtype=np.uint8)
-    out[:, :codes.shape[1]] = codes
-    return out
-
-
 def _count_into(out: np.ndarray, q: np.ndarray, db: np.ndarray, bits: int) -> None:
     import faiss
 
@@ -482,8 +461,8 @@ def _distance_counts(q: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
     out = np.zeros((nq, bits + 1), dtype=np.int64)
     if nq == 0 or nb == 0:
         return out
-    q = np.ascontiguousarray(_pad_words(q))
-    db = np.ascontiguousarray(_pad_words(db))
+    q = np.ascontiguousarray(pad_codes(q))
+    db = np.ascontiguousarray(pad_codes(db))
     threads = min(max(1, faiss.omp_get_max_threads()), max(1, nb // 1024))
     if threads == 1 or nq * nb < _PARALLEL_MIN_PAIRS:
         _count_into(out, q, db, bits)
@@ -507,7 +486,7 @@ class _LabelGroups:
 
     def __init__(self, db: np.ndarray, dl: np.ndarray):
         order = np.argsort(dl, kind="stable")
-        self.db = np.ascontiguousarray(_pad_words(db)[order])
+        self.db = np.ascontiguousarray(pad_codes(db)[order])
         self.labels = dl[order]
 
     def counts(self, q: np.ndarray, ql: np.ndarray, bits: int) -> np.ndarray:
@@ -556,7 +535,7 @@ def distance_histograms(
     step = _check_chunk(chunk_size, db.shape[0], multi)
     n_out = np.empty((q.shape[0], bits + 1), dtype=np.int64)
     r_out = np.empty_like(n_out)
-    q, db = _pad_words(q), _pad_words(db)
+    q, db = pad_codes(q), pad_codes(db)
     groups = None if multi else _LabelGroups(db, dl)
     for lo in range(0, q.shape[0], step):
         sl = slice(lo, lo + step)
@@ -573,7 +552,7 @@ def _k_list(ks: Any, name: str) -> list[int]:
         ks = list(ks)
     except TypeError:
         raise VsbError(f"{name} must be a positive integer or a list of them, got {ks!r}.") from None
-    return [_check_k(k, name) for k in ks]
+    return [check_count(k, name) for k in ks]
 
 
 def _unique(values: Iterable[int]) -> list[int]:
@@ -634,7 +613,7 @@ def evaluate(
     h = harmonic_numbers(n_db)
     given = None if histograms is None else _given_histograms(histograms, n_q, bits)
     if given is None:
-        q, db = _pad_words(q), _pad_words(db)
+        q, db = pad_codes(q), pad_codes(db)
         groups = None if multi else _LabelGroups(db, dl)
 
     sums = {"map": 0.0, "map_optimistic": 0.0, "map_pessimistic": 0.0}

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import RunConfig
+from ..config import ADDED_OPTIONS, RunConfig
 from ..errors import VsbError
 from ..evaluation import evaluate_model
 from ..io import write_json
@@ -33,12 +33,6 @@ from .tables import write_tables
 CELL_FORMAT = 2
 #: config keys that say how a cell is computed, not what: left out of the cell's hash
 _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_cache"}
-#: options added after cells were computed, with the value that reproduces the behaviour before
-#: them (their default when added): hashed only when set otherwise, so adding an option does not
-#: invalidate cells without it
-_HASHED_WHEN_SET = {"model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0,
-                    "model.semantic_noise": 0.0, "model.margin": 1.0, "model.cls_loss": "prototype",
-                    "model.code_norm": False}
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -54,7 +48,7 @@ def settings_hash(config: dict) -> str:
     flat = {f"{section}.{k}": v for section, values in config.items() if isinstance(values, dict)
             for k, v in values.items()}
     flat = {k: v for k, v in flat.items()
-            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == _HASHED_WHEN_SET[k])
+            if k not in _NOT_HASHED and not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])
             and (reads is None or not k.startswith("model.") or k in reads)}
     text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

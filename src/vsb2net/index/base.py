@@ -56,7 +56,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from vsb2net.codes import _check_packed
-from vsb2net.errors import VsbError
+from vsb2net.errors import VsbError, check_count
 from vsb2net.io import atomic_path
 from vsb2net.registry import Registry
 
@@ -161,12 +161,6 @@ def _check_codes(codes: Any, bits: int, what: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _check_k(k: Any, name: str) -> int:
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise VsbError(f"{name} must be a non-negative integer, got {k!r}.")
-    return int(k)
-
-
 class HammingIndex:
     """Packed binary codes with ids and metadata, searchable by Hamming distance."""
 
@@ -259,7 +253,7 @@ class HammingIndex:
     def search(self, queries: Any, k: int = 10) -> list[Hits]:
         """The k nearest codes of each query (fewer when the index is smaller), nearest first."""
         q = self._queries(queries)
-        k = _check_k(k, "k")
+        k = check_count(k, "k", 0)
         if k == 0 or len(self) == 0:
             return [self._hits(np.zeros(0, np.int32), np.zeros(0, np.int64)) for _ in range(len(q))]
         dist, pos = self._backend.search(q, min(k, len(self)))
@@ -269,9 +263,9 @@ class HammingIndex:
         """Every code within Hamming distance ``radius`` (inclusive) of each query, nearest first;
         with ``k``, only the first k of them."""
         q = self._queries(queries)
-        radius = _check_k(radius, "radius")
+        radius = check_count(radius, "radius", 0)
         if k is not None:
-            k = _check_k(k, "k")
+            k = check_count(k, "k", 0)
         if len(self) == 0:
             return [self._hits(np.zeros(0, np.int32), np.zeros(0, np.int64)) for _ in range(len(q))]
         out = []

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from vsb2net.codes import pad_codes, padded_bytes
 from vsb2net.errors import VsbError
 
 from .base import BACKENDS, Backend
@@ -45,11 +46,6 @@ def _int_param(params: dict, name: str, default: Any, low: int = 1) -> Any:
     return int(value)
 
 
-def padded_bytes(n_bytes: int) -> int:
-    """Code size with a fast faiss popcount kernel: 4 bytes, or a multiple of 8."""
-    return 4 if n_bytes <= 4 else -(-n_bytes // 8) * 8
-
-
 class _FaissBackend(Backend):
     """Shared plumbing: the faiss index object, search, range search, (de)serialisation."""
 
@@ -62,11 +58,7 @@ class _FaissBackend(Backend):
         self.dim = padded_bytes(bits // 8) * 8 if self.pad else bits
 
     def _codes(self, codes: np.ndarray) -> np.ndarray:
-        if self.dim == self.bits:
-            return codes
-        out = np.zeros((len(codes), self.dim // 8), dtype=np.uint8)
-        out[:, :codes.shape[1]] = codes
-        return out
+        return pad_codes(codes, self.dim // 8)
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)

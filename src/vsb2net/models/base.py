@@ -135,8 +135,16 @@ METHODS: Registry = Registry("method", base=HashingMethod, check=check_declarati
 
 
 @torch.no_grad()
+def in_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
+               batch_size: int = 1024) -> torch.Tensor | None:
+    """``fn`` applied to ``x`` in batches on ``device``: float32 on the CPU (None for no input).
+    The one batched forward pass: codes, a backbone's features, a frozen trunk's output."""
+    out = [fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else None
+
+
 def encode(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
            batch_size: int = 1024) -> np.ndarray:
     """Apply ``fn`` (e.g. ``model.hash_images``) in batches; returns float32 (N, K)."""
-    out = [fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    out = in_batches(fn, x, device, batch_size)
+    return out.numpy() if out is not None else np.zeros((0, 0), np.float32)

@@ -27,6 +27,7 @@ import torch
 from ..errors import VsbError
 from ..io import atomic_path, write_json
 from .backbones import FrozenTrunkBackbone
+from .base import in_batches
 
 #: raising it invalidates every cached file
 CACHE_FORMAT = 1
@@ -54,11 +55,9 @@ def cache_key(backbone: FrozenTrunkBackbone, x: torch.Tensor) -> tuple[str, dict
 def extract(backbone: FrozenTrunkBackbone, x: torch.Tensor, log=None) -> torch.Tensor:
     """The frozen part's output for every image, in batches, on the CPU."""
     backbone.eval()
-    out, t0 = [], time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(x), BATCH):
-            out.append(backbone.frozen_features(x[i:i + BATCH]).float())
-    feats = torch.cat(out) if out else torch.empty(0)
+    t0 = time.perf_counter()
+    feats = in_batches(backbone.frozen_features, x, torch.device("cpu"), BATCH)
+    feats = torch.empty(0) if feats is None else feats
     if log:
         secs = time.perf_counter() - t0
         log(f"computed the frozen trunk output of {len(x)} images in {secs:.0f} s "

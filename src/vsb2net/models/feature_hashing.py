@@ -13,7 +13,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import VsbError
 from .backbones import build_backbone
-from .base import HashingMethod
+from .base import HashingMethod, encode
 from .losses import classification_loss
 
 
@@ -72,7 +72,7 @@ class FeatureHashing(HashingMethod):
     @torch.no_grad()
     def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx, device) -> None:
         self.eval()
-        feats = torch.cat([self.backbone(x[i:i + 1024].to(device)).cpu() for i in range(0, len(x), 1024)]).double().numpy()
+        feats = encode(self.backbone, x, device).astype(np.float64)
         mean = feats.mean(0)
         proj = self.fit_projection(feats - mean, y.numpy(), ctx)
         self.mean.copy_(torch.from_numpy(mean).float())
