@@ -5,7 +5,7 @@
 
 For each dataset: tune every method on the validation protocol with the EfficientNet backbone
 (`vsb2net tune ... --set model.backbone=efficientnet-lite0`, written to
-configs/tuned/DATASET.efficientnet-lite0.yaml unless it exists), compute the benchmark cells
+src/vsb2net/bench/tuned/DATASET.efficientnet-lite0.yaml unless it exists), compute the benchmark cells
 (benchmarks/results/DATASET-efficientnet-lite0/, resumable) and set them beside the cnn28 cells of
 the main table (computed by make_results.py) split by split.  The trunk's output is computed once
 per dataset and cached (data.feature_cache), so every cell after the first trains only the head.
@@ -24,6 +24,7 @@ import torch
 from make_results import DATASETS, MAIN_METHODS, SPLITS
 from vsb2net.bench.cells import collect_cells, run_benchmark
 from vsb2net.bench.spec import BenchmarkSpec
+from vsb2net.bench.tuned import TUNED_DIR
 from vsb2net.bench.tables import aggregate
 from vsb2net.bench.tuning import run_tune
 from vsb2net.io import write_text
@@ -38,9 +39,9 @@ METHODS = [m for m in MAIN_METHODS if m != "random"]
 
 def specs(name: str) -> tuple[BenchmarkSpec, BenchmarkSpec]:
     base = dict(dataset=name, max_per_class=DATASETS[name], splits=SPLITS, methods=list(METHODS), bits=[BITS])
-    cnn = BenchmarkSpec(**base, tuned=str(ROOT / "configs" / "tuned" / f"{name}.yaml"),
+    cnn = BenchmarkSpec(**base, tuned=str(TUNED_DIR / f"{name}.yaml"),
                         out=str(ROOT / "benchmarks" / "results" / name)).check()
-    eff = BenchmarkSpec(**base, tuned=str(ROOT / "configs" / "tuned" / f"{name}.{BACKBONE}.yaml"),
+    eff = BenchmarkSpec(**base, tuned=str(TUNED_DIR / f"{name}.{BACKBONE}.yaml"),
                         overrides=[f"model.backbone={BACKBONE}"],
                         out=str(ROOT / "benchmarks" / "results" / f"{name}-{BACKBONE}")).check()
     return cnn, eff

@@ -4,7 +4,7 @@
 
 Every method's section comes from what its class declares (family, paper, options, grid,
 ablations) and its file's docstring (the loss as written from the paper); the tuned settings are
-read from configs/tuned/*.yaml, where `vsb2net tune` wrote them.  Nothing here is typed in by hand:
+read from src/vsb2net/bench/tuned/*.yaml, where `vsb2net tune` wrote them.  Nothing here is typed in by hand:
 a new method file appears with no edit to this script.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def render() -> str:
     lines = ["# Methods", "",
              f"Generated from the method registry by `{COMMAND}`: each method's family, paper, the options it reads, "
              "its tuning grid and ablations are what its class declares, its loss is its file's docstring, and its "
-             "tuned settings are read from `configs/tuned/` (chosen by `vsb2net tune` on the validation protocol: "
+             "tuned settings are read from `src/vsb2net/bench/tuned/` (chosen by `vsb2net tune` on the validation protocol: "
              "seen classes held out as pseudo-unseen, never a test query). Every method uses the same backbone, "
              "training loop and protocol. Options every method reads: "
              + ", ".join(f"`model.{o}`" for o in sorted(SHARED_OPTIONS)) + ".", "",

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/make_results.py
 
 Runs (or resumes: finished cells are kept) `vsb2net benchmark` on each dataset with the tuned
-defaults committed under configs/tuned/, then writes docs/RESULTS.md from the cell files.  The
+defaults committed under src/vsb2net/bench/tuned/, then writes docs/RESULTS.md from the cell files.  The
 tuned defaults were chosen by `vsb2net tune` on the validation protocol; the exact command is at
 the top of each YAML file.  `--datasets` limits the run; `--tables-only` rewrites the document from
 the cells already computed.

@@ -241,7 +241,7 @@ def test_results_md_is_what_the_committed_cells_give(tmp_path):
 
 
 def test_methods_md_is_what_the_registry_and_tuned_files_give():
-    """docs/METHODS.md is generated from the method registry and configs/tuned/."""
+    """docs/METHODS.md is generated from the method registry and src/vsb2net/bench/tuned/."""
     import importlib.util
     from pathlib import Path
 

@@ -39,7 +39,7 @@ def register(sub, add_config_flags) -> None:
     p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
     p.add_argument("--tuned", metavar="FILE",
                    help="YAML of per-method defaults written by `vsb2net tune` (default: the dataset's committed "
-                        "configs/tuned/DATASET.yaml when there is one; 'none' trains with the package defaults). "
+                        "src/vsb2net/bench/tuned/DATASET.yaml when there is one; 'none' trains with the package defaults). "
                         "The settings each method's cells train with are printed first")
     p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
@@ -60,7 +60,7 @@ def register(sub, add_config_flags) -> None:
                    help="average the validation score over K folds, each holding out other seen classes "
                         "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
     p.add_argument("--out", metavar="FILE",
-                   help="tuned-defaults file to write or update (default configs/tuned/DATASET.yaml, the file "
+                   help="tuned-defaults file to write or update (default src/vsb2net/bench/tuned/DATASET.yaml, the file "
                         "`vsb2net benchmark` and `vsb2net run --tuned auto` read); other methods' choices in it are kept")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="setting for every grid point, saved with each method's choice (e.g. model.backbone=cnn28s)")

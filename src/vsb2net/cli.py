@@ -31,8 +31,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval; "
                         "a file written by `vsb2net tune` is read as --tuned")
     g.add_argument("--tuned", metavar="FILE",
-                   help="YAML written by `vsb2net tune` (e.g. configs/tuned/animal-mnist.yaml), or 'auto' for the "
-                        "committed configs/tuned/DATASET.yaml of the run's dataset when there is one (what `make run` "
+                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/bench/tuned/animal-mnist.yaml), or 'auto' for the "
+                        "committed src/vsb2net/bench/tuned/DATASET.yaml of the run's dataset when there is one (what `make run` "
                         "uses): its dataset and "
                         "its settings for the run's method (--method, default vsb2net) are the starting "
                         "configuration, which --config, --set and the flags override. Its train.epochs (the "

@@ -570,6 +570,53 @@ def _given_histograms(histograms: Any, n_q: int, bits: int) -> tuple[np.ndarray,
     return n, r
 
 
+class _Sums:
+    """Per-query metrics summed chunk by chunk (the sums run in chunk order, so a caller's
+    histograms give bit-identical means) and their means over the queries."""
+
+    def __init__(self, topk: list[int], p_ks: list[int], bits: int, h: np.ndarray):
+        self.topk, self.p_ks, self.bits, self.h = topk, p_ks, bits, h
+        self.sums = {"map": 0.0, "map_optimistic": 0.0, "map_pessimistic": 0.0}
+        self.sums.update({f"map@{k}": 0.0 for k in topk})
+        self.prec_k = np.zeros(len(p_ks))
+        self.pr_prec = np.zeros(bits + 1)
+        self.pr_rec = np.zeros(bits + 1)
+        self.no_relevant = 0
+
+    def add(self, n: np.ndarray, r: np.ndarray) -> None:
+        h, sums = self.h, self.sums
+        sums["map"] += average_precision_tie_aware(n, r, h).sum()
+        sums["map_optimistic"] += average_precision_optimistic(n, r, h).sum()
+        sums["map_pessimistic"] += average_precision_pessimistic(n, r, h).sum()
+        for k in self.topk:
+            sums[f"map@{k}"] += average_precision_at_k_tie_aware(n, r, k, h).sum()
+        if self.p_ks:
+            self.prec_k += precision_at_k_tie_aware(n, r, self.p_ks).sum(axis=0)
+        prec, rec = precision_recall_radius(n, r)
+        self.pr_prec += prec.sum(axis=0)
+        self.pr_rec += rec.sum(axis=0)
+        self.no_relevant += int((r.sum(axis=1) == 0).sum())
+
+    def result(self, n_q: int, n_db: int) -> dict:
+        result: dict[str, Any] = {key: float(value / n_q) for key, value in self.sums.items()}
+        pr_prec = self.pr_prec / n_q
+        result.update(
+            precision_at_k={"k": self.p_ks, "precision": (self.prec_k / n_q).tolist()},
+            pr_curve={
+                "radius": list(range(self.bits + 1)),
+                "precision": pr_prec.tolist(),
+                "recall": (self.pr_rec / n_q).tolist(),
+            },
+            precision_radius2=float(pr_prec[2]),
+            n_queries=int(n_q),
+            n_database=int(n_db),
+            n_queries_without_relevant=self.no_relevant,
+            bits=int(self.bits),
+            tie_rule=TIE_RULE,
+        )
+        return result
+
+
 def evaluate(
     query_codes: Any,
     db_codes: Any,
@@ -616,44 +663,11 @@ def evaluate(
         q, db = pad_codes(q), pad_codes(db)
         groups = None if multi else _LabelGroups(db, dl)
 
-    sums = {"map": 0.0, "map_optimistic": 0.0, "map_pessimistic": 0.0}
-    sums.update({f"map@{k}": 0.0 for k in topk_list})
-    prec_k_sum = np.zeros(len(p_ks))
-    pr_prec_sum = np.zeros(bits + 1)
-    pr_rec_sum = np.zeros(bits + 1)
-    no_relevant = 0
+    sums = _Sums(topk_list, p_ks, bits, h)
     for lo in range(0, n_q, step):
         sl = slice(lo, lo + step)
         if given is None:
-            n, r = _histograms(q[sl], db, ql[sl], dl, multi, bits, groups)
+            sums.add(*_histograms(q[sl], db, ql[sl], dl, multi, bits, groups))
         else:
-            n, r = given[0][sl], given[1][sl]
-        sums["map"] += average_precision_tie_aware(n, r, h).sum()
-        sums["map_optimistic"] += average_precision_optimistic(n, r, h).sum()
-        sums["map_pessimistic"] += average_precision_pessimistic(n, r, h).sum()
-        for k in topk_list:
-            sums[f"map@{k}"] += average_precision_at_k_tie_aware(n, r, k, h).sum()
-        if p_ks:
-            prec_k_sum += precision_at_k_tie_aware(n, r, p_ks).sum(axis=0)
-        prec, rec = precision_recall_radius(n, r)
-        pr_prec_sum += prec.sum(axis=0)
-        pr_rec_sum += rec.sum(axis=0)
-        no_relevant += int((r.sum(axis=1) == 0).sum())
-
-    result: dict[str, Any] = {key: float(value / n_q) for key, value in sums.items()}
-    pr_prec = pr_prec_sum / n_q
-    result.update(
-        precision_at_k={"k": p_ks, "precision": (prec_k_sum / n_q).tolist()},
-        pr_curve={
-            "radius": list(range(bits + 1)),
-            "precision": pr_prec.tolist(),
-            "recall": (pr_rec_sum / n_q).tolist(),
-        },
-        precision_radius2=float(pr_prec[2]),
-        n_queries=int(n_q),
-        n_database=int(n_db),
-        n_queries_without_relevant=no_relevant,
-        bits=int(bits),
-        tie_rule=TIE_RULE,
-    )
-    return result
+            sums.add(given[0][sl], given[1][sl])
+    return sums.result(n_q, n_db)

@@ -19,6 +19,7 @@ from .cells import collect_cells
 from .paired import best_rival
 from .spec import BenchmarkSpec
 from .tables import aggregate
+from .tuned import TUNED_DIR
 
 #: one dataset's benchmarks: the main table and those beside it
 Stage = Literal["main", "seeds", "ablations", "pairs"]
@@ -89,7 +90,7 @@ class ResultsPlan:
     def main_spec(self, name: str) -> BenchmarkSpec:
         return BenchmarkSpec(dataset=name, max_per_class=self.datasets[name], splits=self.splits,
                              methods=list(self.main_methods),
-                             tuned=str(self.root / "configs" / "tuned" / f"{name}.yaml"),
+                             tuned=str(TUNED_DIR / f"{name}.yaml"),
                              out=str(self.results_dir / name)).check()
 
     def beside(self, main: BenchmarkSpec, suffix: str, methods: list[str], bits: int, splits: int,

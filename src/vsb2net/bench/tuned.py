@@ -20,7 +20,7 @@ from ..errors import VsbError
 SECTIONS = ("data", "model", "train", "eval")
 
 #: the committed tuned defaults, ``<dataset>[.<backbone>].yaml``, shipped inside the package
-TUNED_DIR = Path(__file__).resolve().parents[2].parent / "configs" / "tuned"
+TUNED_DIR = Path(__file__).resolve().with_name("tuned")
 
 
 def is_tuned_file(values: dict[str, Any]) -> bool:

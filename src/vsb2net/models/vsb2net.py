@@ -54,7 +54,7 @@ class VSB2Net(BackboneHashHead):
              "ICPR 2020 (loss forms: our reconstruction, docs/METHOD.md)")
     # the reconstruction weight; alpha stays at 30, which won over 10 on the three-fold search of
     # both datasets, w_rel and w_dis at 0.1, which the earlier searches preferred to 1, and no
-    # semantic smoothing, which lost every time (git log of configs/tuned/); the other levers
+    # semantic smoothing, which lost every time (git log of src/vsb2net/bench/tuned/); the other levers
     # (linear semantic branch, input reconstruction, bit balance, discrepancy margin, class-vector
     # source) were judged by benchmarks/transfer_experiments.py (docs/RESULTS.md, "Levers tried")
     grid = {"model.alpha": [30.0], "model.w_rec": [3.0, 10.0]}
