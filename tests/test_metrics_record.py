@@ -8,15 +8,25 @@ import numpy as np
 import pytest
 import torch
 
+from test_evaluation import Lookup, _toy
 from vsb2net import metrics as M
 from vsb2net.codes import pack_codes
 from vsb2net.data.splits import ZeroShotSplit
 from vsb2net.errors import VsbError
 from vsb2net.evaluation import evaluate_model
-from vsb2net.metrics_record import (SUMMARY_KEYS, Cell, CellMetrics, ClassCodeDistances, ClassQuery, Metrics,
-                                    RowMetrics, RowSummary, map_at_k_keys, summary)
-
-from test_evaluation import Lookup, _toy
+from vsb2net.row_metrics import ROW_METRICS
+from vsb2net.metrics_record import (
+    SUMMARY_KEYS,
+    Cell,
+    CellMetrics,
+    ClassCodeDistances,
+    ClassQuery,
+    Metrics,
+    RowMetrics,
+    RowSummary,
+    map_at_k_keys,
+    summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,8 +36,9 @@ def _keys(td) -> set[str]:
 
 
 def _declared(row: dict, td) -> None:
-    """``row`` holds every required key of ``td``, and nothing but its keys and ``map@K``."""
-    extra = set(row) - _keys(td) - set(map_at_k_keys(row))
+    """``row`` holds every required key of ``td``, and nothing but its keys, ``map@K`` and the
+    registered row metrics."""
+    extra = set(row) - _keys(td) - set(map_at_k_keys(row)) - set(ROW_METRICS.names())
     assert not extra, f"keys the record does not declare: {sorted(extra)}"
     assert td.__required_keys__ <= set(row), f"declared keys missing: {sorted(td.__required_keys__ - set(row))}"
 
@@ -50,7 +61,7 @@ def test_evaluate_model_returns_what_the_record_declares(curves):
     _declared(s, CellMetrics)
     for name in ("unseen", "seen"):
         _declared(s[name], RowSummary)
-        assert list(s[name]) == [k for k in SUMMARY_KEYS if k in m[name]] + ["map@2", "map@5"]
+        assert list(s[name]) == [k for k in SUMMARY_KEYS if k in m[name]] + ["map@2", "map@5", *ROW_METRICS.names()]
 
 
 def test_summary_keys_are_the_order_of_the_committed_cells():

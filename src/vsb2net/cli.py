@@ -31,9 +31,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval; "
                         "a file written by `vsb2net tune` is read as --tuned")
     g.add_argument("--tuned", metavar="FILE",
-                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/bench/tuned/animal-mnist.yaml), or 'auto' for the "
-                        "committed src/vsb2net/bench/tuned/DATASET.yaml of the run's dataset when there is one (what `make run` "
-                        "uses): its dataset and "
+                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/bench/tuned/animal-mnist.yaml), or "
+                        "'auto' for the committed src/vsb2net/bench/tuned/DATASET.yaml of the run's dataset when "
+                        "there is one (what `make run` uses): its dataset and "
                         "its settings for the run's method (--method, default vsb2net) are the starting "
                         "configuration, which --config, --set and the flags override. Its train.epochs (the "
                         "best epoch on the validation protocol) becomes the maximum: training still picks the "
@@ -43,9 +43,11 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                         "(see `vsb2net backbones`); repeatable")
     g.add_argument("--dataset", help="dataset name (see `vsb2net datasets`); default animal-mnist")
     g.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files")
-    g.add_argument("--class-vectors", metavar="SRC", help="auto (default: the dataset's attributes when it ships them, else glove), glove, attributes, "
+    g.add_argument("--class-vectors", metavar="SRC",
+                   help="auto (default: the dataset's attributes when it ships them, else glove), glove, attributes, "
                         "or a .npy/.csv file of class vectors")
-    g.add_argument("--unseen", metavar="NAMES", help="comma-separated unseen class names (default: the dataset's proposed split, e.g. xlsa17's, "
+    g.add_argument("--unseen", metavar="NAMES",
+                   help="comma-separated unseen class names (default: the dataset's proposed split, e.g. xlsa17's, "
                         "else 2 drawn by --split-seed; see data.unseen_split)")
     g.add_argument("--split-seed", type=int, help="seed of the seen/unseen split and query draw")
     g.add_argument("--max-per-class", type=int, metavar="N", help="use at most N images per class (quick runs)")
@@ -119,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .distributed import from_env
     from .pipeline import evaluate_run, prepare, train_run
     from .report import print_tables
+    from .run import REPORT
 
     t0 = time.perf_counter()
     cfg, state = _resume_from_args(args)
@@ -130,17 +133,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_tables(metrics)
     print(f"\nunseen-class mAP@all (tie-aware): {metrics['unseen']['map']:.4f}   "
           f"[{cfg.model.method}, {cfg.model.bits} bits, {cfg.data.dataset}]")
-    print(f"report: {out / 'report.md'}   ({time.perf_counter() - t0:.0f} s)")
+    print(f"report: {out / REPORT}   ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_run
     from .report import print_tables
+    from .run import REPORT
 
     metrics = evaluate_run(args.run_dir)
     print_tables(metrics)
-    print(f"report: {Path(args.run_dir) / 'report.md'}")
+    print(f"report: {Path(args.run_dir) / REPORT}")
     return 0
 
 

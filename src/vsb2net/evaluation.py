@@ -44,13 +44,28 @@ import torch
 from . import __version__
 from .codes import pack_codes, unpack_codes
 from .data.splits import ZeroShotSplit, has_any
-from .metrics import (average_precision_optimistic, average_precision_pessimistic, average_precision_tie_aware,
-                      distance_histograms, evaluate)
-from .metrics_record import ROWS, ClassCodeDistances, ClassQuery, Metrics, RowMetrics, protocols
+from .metrics import (
+    average_precision_optimistic,
+    average_precision_pessimistic,
+    average_precision_tie_aware,
+    distance_histograms,
+    evaluate,
+)
+
 # the record's helpers lived here before metrics_record.py; importers of this module keep finding them
-from .metrics_record import PROTOCOLS, SUMMARY_KEYS, summary  # noqa: F401
-from .models.base import HashingMethod
-from .models.base import encode
+from .metrics_record import (  # noqa: F401
+    PROTOCOLS,
+    ROWS,
+    SUMMARY_KEYS,
+    ClassCodeDistances,
+    ClassQuery,
+    Metrics,
+    RowMetrics,
+    protocols,
+    summary,
+)
+from .models.base import HashingMethod, encode
+from .row_metrics import row_metric_values
 
 
 @dataclass
@@ -224,7 +239,9 @@ def _row(ev: _Evaluated, rq: RowQueries) -> RowMetrics:
         row["map_unseen_db"] = own_db_map
     else:
         row["map_seen_db"] = own_db_map
-    row["nearest_tie_group"] = _nearest_tie_group(np.zeros((0, bits + 1), np.int64) if hists is None else hists[0])
+    empty = np.zeros((0, bits + 1), np.int64)
+    row["nearest_tie_group"] = _nearest_tie_group(empty if hists is None else hists[0])
+    row.update(row_metric_values(*(hists or (empty, empty))))  # type: ignore[typeddict-item]
     row["distinct_codes"] = int(len(np.unique(sub_db, axis=0))) if len(sub_db) else 0
     row["n_database_of_classes"] = int(len(sub_db))
     own = None if rq.class_packed is None else rq.class_packed[[candidates.index(c) for c in classes]]

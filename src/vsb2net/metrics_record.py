@@ -13,7 +13,8 @@ This module imports nothing heavy (no numpy, no torch), so readers of cells and 
 """
 # No ``from __future__ import annotations`` here: TypedDict reads NotRequired[...] from evaluated
 # annotations only, and __required_keys__ / __optional_keys__ are part of the declaration.
-from typing import Any, Literal, Mapping, NotRequired, TypedDict, cast
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 #: a query row: the queries of the unseen or of the seen classes; the database is the same for both
 RowName = Literal["unseen", "seen"]
@@ -181,9 +182,17 @@ def protocols(metrics: Metrics | CellMetrics) -> Protocols:
     return {name: row_of(metrics, row).get(key) for name, (row, key) in PROTOCOLS.items()}
 
 
+def registered_keys(row: Mapping[str, Any]) -> list[str]:
+    """The row's keys that no declaration here names: the registered row metrics
+    (:mod:`vsb2net.row_metrics`), in the row's order."""
+    declared = RowMetrics.__required_keys__ | RowMetrics.__optional_keys__
+    return [k for k in row if k not in declared and not k.startswith("map@")]
+
+
 def row_summary(row: Mapping[str, Any]) -> RowSummary:
-    """The row's :data:`SUMMARY_KEYS` and ``map@K``, in that order."""
-    return cast(RowSummary, {k: row[k] for k in (*SUMMARY_KEYS, *map_at_k_keys(row)) if k in row})
+    """The row's :data:`SUMMARY_KEYS`, ``map@K`` and registered metrics, in that order."""
+    keys = (*SUMMARY_KEYS, *map_at_k_keys(row), *registered_keys(row))
+    return cast(RowSummary, {k: row[k] for k in keys if k in row})
 
 
 def summary(metrics: Metrics) -> CellMetrics:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import matplotlib
 
@@ -14,6 +15,8 @@ import numpy as np  # noqa: E402
 from .codes import hamming_distances  # noqa: E402
 from .io import atomic_path, write_text  # noqa: E402
 from .metrics_record import ROWS, Metrics, RowName, map_at_k_keys, protocols  # noqa: E402
+from .row_metrics import ROW_METRICS  # noqa: E402
+from .run import REPORT, TRAINING  # noqa: E402
 
 #: the rows of the tables, in their order
 ROW_LABELS: dict[RowName, str] = {"unseen": "unseen classes", "seen": "seen classes"}
@@ -24,6 +27,7 @@ def _columns(metrics: Metrics) -> list[tuple[str, str]]:
     cols = list(COLUMNS)
     cols += [(k, k.replace("map@", "mAP@")) for k in map_at_k_keys(metrics["unseen"])]
     cols += [("precision_radius2", "P@r<=2")]
+    cols += [(name, ROW_METRICS.get(name).label) for name in ROW_METRICS.names()]
     return cols
 
 
@@ -44,7 +48,8 @@ def transfer_table(metrics: Metrics) -> str:
         own = m.get("map_unseen_db", m.get("map_seen_db"))
         lines.append(f"| {label} | {_fmt(m.get('class_query_map'), m.get('class_query_chance'))} "
                      f"| {_fmt(m.get('zero_shot_accuracy'), m.get('zero_shot_chance'))} | {_fmt(own)} "
-                     f"| {_fmt(m.get('oracle_class_map'))} | {m.get('distinct_codes')} / {m.get('n_database_of_classes')} "
+                     f"| {_fmt(m.get('oracle_class_map'))} "
+                     f"| {m.get('distinct_codes')} / {m.get('n_database_of_classes')} "
                      f"| {m.get('nearest_tie_group', 0):.1f} |")
     return "\n".join(lines)
 
@@ -109,7 +114,8 @@ def plot_curves(out: Path, metrics: Metrics, title: str) -> None:
     for part in ROWS:
         pr = metrics[part]["pr_curve"]
         ax.plot(pr["recall"], pr["precision"], marker=".", label=f"{part}-class queries")
-    ax.set(xlabel="recall", ylabel="precision", title=f"PR over Hamming radius: {title}", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.set(xlabel="recall", ylabel="precision", title=f"PR over Hamming radius: {title}",
+           xlim=(0, 1.02), ylim=(0, 1.02))
     ax.legend()
     ax.grid(alpha=0.3)
     _save_fig(fig, out / "pr_curve.png")
@@ -202,7 +208,7 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
     if ds.kind == "image":
         plot_retrievals(out, ds.x, ds.labels, ds.class_names, sp.query_unseen, packed["query_unseen"],
                         sp.database, packed["database"], cfg.eval.n_examples)
-    training = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
+    training = json.loads((out / TRAINING).read_text()) if (out / TRAINING).exists() else {}
     lines = [
         f"# vsb2net run: {title}",
         "",
@@ -255,4 +261,4 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
         lines += ["## Retrievals", "", "![retrievals](retrievals.png)", ""]
     lines += ["Files: `config.yaml` (the full configuration), `metrics.json`, `split.json`, `training.json`, "
               "`checkpoint.pt`, `codes.npz` (packed codes).", ""]
-    return write_text(out / "report.md", "\n".join(lines))
+    return write_text(out / REPORT, "\n".join(lines))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..io import atomic_path, write_text
 from ..metrics_record import Cell, RowName, row_of
+from ..row_metrics import ROW_METRICS
 from .spec import BenchmarkSpec
 
 #: (method, bits) -> (mean, sample std, splits) of one metric over a benchmark's cells
@@ -75,7 +77,7 @@ def write_tables(out: Path, spec: BenchmarkSpec, rows: list[Cell]) -> None:
     w = csv.writer(buf)
     unseen_cols = ("map", "map_optimistic", "map_pessimistic", "precision_radius2", "map_unseen_db",
                    "class_query_map", "class_query_chance", "zero_shot_accuracy", "zero_shot_chance",
-                   "oracle_class_map", "distinct_codes", "nearest_tie_group")
+                   "oracle_class_map", "distinct_codes", "nearest_tie_group", *ROW_METRICS.names())
     w.writerow(["method", "bits", "split", "unseen_classes", *(f"unseen_{c}" for c in unseen_cols), "seen_map",
                 "semantic_alignment", "epochs", "seconds"])
 
