@@ -24,8 +24,8 @@ import torch
 from make_results import DATASETS, MAIN_METHODS, SPLITS
 from vsb2net.bench.cells import collect_cells, run_benchmark
 from vsb2net.bench.spec import BenchmarkSpec
-from vsb2net.bench.tuned import TUNED_DIR
 from vsb2net.bench.tables import aggregate
+from vsb2net.bench.tuned import TUNED_DIR
 from vsb2net.bench.tuning import run_tune
 from vsb2net.io import write_text
 
@@ -120,7 +120,8 @@ def main() -> int:
         if name in args.datasets.split(",") and not args.tables_only:
             if not Path(eff.tuned).is_file():
                 cmd = (f"vsb2net tune --dataset {name} --methods {','.join(METHODS)} --bits {BITS} "
-                       f"--max-epochs 12 --val-folds 3 --set model.backbone={BACKBONE} --out {Path(eff.tuned).relative_to(ROOT)}")
+                       f"--max-epochs 12 --val-folds 3 --set model.backbone={BACKBONE} "
+                       f"--out {Path(eff.tuned).relative_to(ROOT)}")
                 run_tune(name, list(METHODS), BITS, DATASETS[name], 12, eff.tuned, cmd, progress=False,
                          folds=3, overrides=[f"model.backbone={BACKBONE}"])
             eff.splits = min(eff.splits, args.splits)

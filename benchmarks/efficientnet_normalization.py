@@ -12,23 +12,31 @@ import numpy as np
 import torch
 
 torch.set_num_threads(1)
-from vsb2net.data import load_dataset
-from vsb2net.data.splits import subsample_per_class, choose_unseen
-from vsb2net.models import images_to_tensor
-from vsb2net.models.efficientnet_lite import EfficientNetLite
+from vsb2net.data import load_dataset  # noqa: E402
+from vsb2net.data.splits import choose_unseen, subsample_per_class  # noqa: E402
+from vsb2net.models import images_to_tensor  # noqa: E402
+from vsb2net.models.efficientnet_lite import EfficientNetLite  # noqa: E402
+
 ds = load_dataset(sys.argv[1] if len(sys.argv) > 1 else "animal-mnist", None)
-keep = subsample_per_class(ds.labels, 150, 0); ds = ds.subset(keep)
+keep = subsample_per_class(ds.labels, 150, 0)
+ds = ds.subset(keep)
 unseen = choose_unseen(ds.class_names, [], 2, 0)
 m = np.isin(ds.labels, unseen, invert=True)
-x = images_to_tensor(ds.x[m]); y = ds.labels[m]
+x = images_to_tensor(ds.x[m])
+y = ds.labels[m]
 bb = EfficientNetLite((1, 28, 28), 64)
-mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1); std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 def mapk(f):
-    f = torch.nn.functional.normalize(f, dim=1); s = f @ f.T; s.fill_diagonal_(-9)
+    f = torch.nn.functional.normalize(f, dim=1)
+    s = f @ f.T
+    s.fill_diagonal_(-9)
     aps = []
     for i in range(len(f)):
-        o = torch.argsort(s[i], descending=True)[:-1]; rel = (y[o.numpy()] == y[i]).astype(float)
-        c = np.cumsum(rel); aps.append((c / np.arange(1, len(c) + 1) * rel).sum() / rel.sum())
+        o = torch.argsort(s[i], descending=True)[:-1]
+        rel = (y[o.numpy()] == y[i]).astype(float)
+        c = np.cumsum(rel)
+        aps.append((c / np.arange(1, len(c) + 1) * rel).sum() / rel.sum())
     return np.mean(aps)
 for name, fn in (("[-1,1]", lambda t: t), ("imagenet mean/std", lambda t: (((t + 1) / 2) - mean) / std)):
     with torch.inference_mode():

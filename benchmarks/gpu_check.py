@@ -29,13 +29,11 @@ from vsb2net.codes import pack_codes  # noqa: E402
 from vsb2net.config import build_config  # noqa: E402
 from vsb2net.data import Dataset, load_dataset  # noqa: E402
 from vsb2net.data.semantics import class_vectors  # noqa: E402
-from vsb2net.data.splits import choose_unseen, subsample_per_class, zero_shot_split  # noqa: E402
+from vsb2net.data.splits import choose_unseen, class_targets, subsample_per_class, zero_shot_split  # noqa: E402
 from vsb2net.errors import VsbError  # noqa: E402
-from vsb2net.models import images_to_tensor  # noqa: E402
-from vsb2net.data.splits import class_targets  # noqa: E402
-from vsb2net.models import create_method  # noqa: E402
-from vsb2net.pipeline import Prepared, class_context, evaluate_run, train_run  # noqa: E402
+from vsb2net.models import create_method, images_to_tensor  # noqa: E402
 from vsb2net.models.base import encode  # noqa: E402
+from vsb2net.pipeline import Prepared, class_context, evaluate_run, train_run  # noqa: E402
 from vsb2net.training import seed_everything, train  # noqa: E402
 
 # Codes computed on a GPU differ from CPU ones by rounding (cuDNN picks other algorithms, and

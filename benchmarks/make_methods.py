@@ -71,7 +71,8 @@ def render() -> str:
     lines = ["# Methods", "",
              f"Generated from the method registry by `{COMMAND}`: each method's family, paper, the options it reads, "
              "its tuning grid and ablations are what its class declares, its loss is its file's docstring, and its "
-             "tuned settings are read from `src/vsb2net/bench/tuned/` (chosen by `vsb2net tune` on the validation protocol: "
+             "tuned settings are read from `src/vsb2net/bench/tuned/` (chosen by `vsb2net tune` on the validation "
+             "protocol: "
              "seen classes held out as pseudo-unseen, never a test query). Every method uses the same backbone, "
              "training loop and protocol. Options every method reads: "
              + ", ".join(f"`model.{o}`" for o in sorted(SHARED_OPTIONS)) + ".", "",

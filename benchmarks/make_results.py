@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 from vsb2net.bench.cells import run_benchmark
+
 # what tests/test_benchmark.py reads off this script (it loads the file, not a module of the package)
-from vsb2net.bench.paired import best_per_length, paired_row as _paired_row  # noqa: F401
+from vsb2net.bench.paired import best_per_length  # noqa: F401
+from vsb2net.bench.paired import paired_row as _paired_row  # noqa: F401
 from vsb2net.bench.results_doc import class_code_lines, family_lines, readme_with_block, render  # noqa: F401
 from vsb2net.bench.results_plan import ResultsPlan, first_splits
 from vsb2net.io import write_text

@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -82,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         distinct = np.array([r["distinct"] for r in runs], dtype=float).mean(0)
         line = (f"{name:28s} image {mean_img[e_img]:.4f}±{se:.4f} @ep{e_img + 1} (class {mean_cls[e_img]:.4f}, "
                 f"oracle {oracle[e_img]:.4f}, distinct {distinct[e_img]:.0f}) | at ep{e_both + 1}: image "
-                f"{mean_img[e_both]:.4f} class {mean_cls[e_both]:.4f} | {len(runs)} runs, {time.perf_counter() - t0:.0f} s")
+                f"{mean_img[e_both]:.4f} class {mean_cls[e_both]:.4f} | {len(runs)} runs, "
+                f"{time.perf_counter() - t0:.0f} s")
         print(line, flush=True)
         with open(args.out, "a") as fh:
             fh.write(json.dumps({"name": name, "setting": setting, "dataset": args.dataset, "bits": args.bits,

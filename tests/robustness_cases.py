@@ -18,9 +18,9 @@ import pickle
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -639,7 +639,8 @@ def format_cases() -> list[Case]:
              "cifar"),
         Case("xlsa17-not-mat", "dataset files (xlsa17)", ".mat files that are not MATLAB files",
              lambda d, s: _files(d, {"AWA2/res101.mat": b"not a mat file", "AWA2/att_splits.mat": b"nor this"},
-                                 ["train", *TINY, "--dataset", "awa2", "--data-root", "AWA2", *OUT]), "not a readable MATLAB"),
+                                 ["train", *TINY, "--dataset", "awa2", "--data-root", "AWA2", *OUT]),
+             "not a readable MATLAB"),
         Case("folder-corrupt-image", "dataset files (image folder)", "a .png that does not decode",
              lambda d, s: _files(d, {"imgs/cat/a.png": b"\x89PNG garbage", "imgs/dog/b.png": _grey(8, 8)},
                                  ["train", *TINY, "--dataset", "image-folder", "--data-root", "imgs", *OUT]), "a.png"),
@@ -656,7 +657,8 @@ def format_cases() -> list[Case]:
                                  ["train", *TINY, "--dataset", "npy", "--data-root", "f", *OUT]), "only 0 and 1"),
         Case("npy-backbone", "config value", "an image backbone (cnn28) on precomputed features",
              lambda d, s: _files(d, npy_ok, ["train", *TINY, "--dataset", "npy", "--data-root", "f",
-                                             "--set", "model.backbone=cnn28", *OUT]), "cannot take precomputed features"),
+                                             "--set", "model.backbone=cnn28", *OUT]),
+             "cannot take precomputed features"),
         Case("nus-wide-labels", "dataset files (NUS-WIDE)", "label files of different lengths",
              lambda d, s: _files(d, {"N/Groundtruth/AllLabels/Labels_sky.txt": b"1\n0\n1\n",
                                      "N/Groundtruth/AllLabels/Labels_water.txt": b"1\n0\n",

@@ -71,10 +71,11 @@ def test_seeds_are_recorded_and_change_the_codes(run_dir, tmp_path):
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert training["seed"] == config["train"]["seed"] == seed
         assert training["split_seed"] == config["data"]["split_seed"] == 0
+    import torch
+
+    from vsb2net.models.base import encode
     from vsb2net.pipeline import prepare
     from vsb2net.run import Run
-    from vsb2net.models.base import encode
-    import torch
 
     codes = []
     for run in (run_dir, other):

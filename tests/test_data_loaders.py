@@ -298,7 +298,8 @@ def _imgs(n):
         (dict(x=_imgs(2), labels=np.array([[0, 1], [0, 0]]), class_names=["a", "b"]), "no label"),
         (dict(x=_imgs(2), labels=np.array([[0, 1, 1], [1, 0, 0]]), class_names=["a", "b"]), "3 columns"),
         (dict(x=_imgs(2), labels=np.array([[0, 1], [0, 1]]), class_names=["a", "b"]), "no items: a"),
-        (dict(x=_imgs(2), labels=np.array([0, 1]), class_names=["a", "b"], attributes=np.ones((3, 2))), "one row per class"),
+        (dict(x=_imgs(2), labels=np.array([0, 1]), class_names=["a", "b"], attributes=np.ones((3, 2))),
+         "one row per class"),
         (dict(x=_imgs(2), labels=np.array([0, 1]), class_names=["a", "b"], proposed_unseen=["c"]), "proper subset"),
         (dict(x=_imgs(2).astype(np.float32), labels=np.array([0, 1]), class_names=["a", "b"]), "uint8"),
         (dict(x=_imgs(2), labels=np.array([0, 1]), class_names=["a", "A"]), "duplicate"),
@@ -314,6 +315,7 @@ def test_dataset_validation(kwargs, match):
 
 
 def test_dataset_valid_features_and_counts():
-    ds = Dataset("f", np.ones((3, 2), dtype=np.float64), np.array([1, 0, 1], dtype=np.int32), ["a", "b"], kind="features")
+    ds = Dataset("f", np.ones((3, 2), dtype=np.float64), np.array([1, 0, 1], dtype=np.int32), ["a", "b"],
+                 kind="features")
     assert ds.x.dtype == np.float32 and ds.labels.dtype == np.int64
     assert ds.class_counts().tolist() == [1, 2] and ds.num_classes == 2

@@ -9,8 +9,8 @@ import torch
 from vsb2net.cli import main
 from vsb2net.config import build_config
 from vsb2net.errors import VsbError
-from vsb2net.models import images_to_tensor
 from vsb2net.models import efficientnet_lite as eff
+from vsb2net.models import images_to_tensor
 from vsb2net.models.feature_cache import cache_dir, cache_key, trunk_output
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch not installed (make install)")

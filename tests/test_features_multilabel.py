@@ -270,6 +270,7 @@ def test_strided_cnn_has_cnn28s_layers_at_a_quarter_of_the_positions():
     assert [c.stride for c in convs] == [(2, 2)] * 3
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in strided.modules())
     x = torch.randn(3, 1, 28, 28)
-    assert strided(x).shape == (3, 8) and build_backbone("cnn28s", (3, 32, 32), 8)(torch.randn(2, 3, 32, 32)).shape == (2, 8)
+    assert strided(x).shape == (3, 8)
+    assert build_backbone("cnn28s", (3, 32, 32), 8)(torch.randn(2, 3, 32, 32)).shape == (2, 8)
     with pytest.raises(VsbError, match="backbone cnn28s trains from random"):
         build_backbone("cnn28s", (1, 28, 28), 8, weights="/tmp/w.pth")

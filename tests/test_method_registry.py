@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from vsb2net.cli import main
+from vsb2net.config import ModelConfig
 from vsb2net.models import METHODS, create_method, variants
 from vsb2net.models.base import FAMILIES, HashingMethod, check_declaration
-from vsb2net.config import ModelConfig
 
 MODELS = Path(__file__).resolve().parent.parent / "src" / "vsb2net" / "models"
 

@@ -14,7 +14,6 @@ from vsb2net.codes import pack_codes
 from vsb2net.data.splits import ZeroShotSplit
 from vsb2net.errors import VsbError
 from vsb2net.evaluation import evaluate_model
-from vsb2net.row_metrics import ROW_METRICS
 from vsb2net.metrics_record import (
     SUMMARY_KEYS,
     Cell,
@@ -27,6 +26,7 @@ from vsb2net.metrics_record import (
     map_at_k_keys,
     summary,
 )
+from vsb2net.row_metrics import ROW_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 

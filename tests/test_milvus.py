@@ -3,12 +3,10 @@
 import numpy as np
 import pytest
 
+from conftest import milvus_lite_or_skip
 from vsb2net.codes import hamming_distances
 from vsb2net.errors import VsbError
 from vsb2net.index import HammingIndex
-
-from conftest import milvus_lite_or_skip
-
 
 milvus_lite_or_skip(module_level=True)
 

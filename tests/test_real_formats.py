@@ -171,8 +171,9 @@ def test_cifar100_python2_pickles_fine_labels(tmp_path):
         parts[part] = (x, y)
     files = {"meta": py2_pickle({"fine_label_names": fine, "coarse_label_names": [f"c{i}" for i in range(20)]})}
     for part, (x, y) in parts.items():
-        files[part] = py2_pickle({"filenames": ["a.png"] * len(y), "batch_label": part, "fine_labels": list(map(int, y)),
-                                  "coarse_labels": [int(v) // 5 for v in y], "data": cifar_rows(x)})
+        files[part] = py2_pickle({"filenames": ["a.png"] * len(y), "batch_label": part,
+                                  "fine_labels": list(map(int, y)), "coarse_labels": [int(v) // 5 for v in y],
+                                  "data": cifar_rows(x)})
     assert b"_codecs" not in files["train"] and b"numpy.core.multiarray" in files["train"]
     d = write_dir(tmp_path / "cifar-100-python", files)
     ds = load_dataset("cifar100", tmp_path)

@@ -33,7 +33,8 @@ def test_the_plan_names_the_committed_benchmarks():
 def test_readme_block_replaces_only_what_is_between_the_markers():
     text = f"intro\n{README_START}\nold\n{README_END}\nrest\n"
     out = readme_with_block(text, ["- a", "- b"])
-    assert out.startswith(f"intro\n{README_START}\n- a\n- b\nSee [docs/RESULTS.md]") and out.endswith(f"{README_END}\nrest\n")
+    assert out.startswith(f"intro\n{README_START}\n- a\n- b\nSee [docs/RESULTS.md]")
+    assert out.endswith(f"{README_END}\nrest\n")
     assert readme_with_block("no markers", ["- a"]) is None
 
 

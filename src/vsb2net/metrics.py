@@ -37,7 +37,8 @@ relevant iff at least one shared label).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import gammaln

@@ -22,12 +22,18 @@ from .config import RunConfig, save_config
 from .data import Dataset, load_dataset
 from .data.images import resize_array
 from .data.semantics import class_vectors, resolve_source
-from .data.splits import (ZeroShotSplit, choose_unseen, class_targets, subsample_per_class, validation_split,
-                          zero_shot_split)
+from .data.splits import (
+    ZeroShotSplit,
+    choose_unseen,
+    class_targets,
+    subsample_per_class,
+    validation_split,
+    zero_shot_split,
+)
 from .distributed import SINGLE, Dist
 from .errors import TrainingInterrupted, VsbError
-from .io import atomic_path, write_json, write_npy
 from .evaluation import evaluate_model, run_meta, validation_score
+from .io import atomic_path, write_json, write_npy
 from .models import METHODS, ClassContext, HashingMethod, create_method, images_to_tensor, relations
 from .models.backbones import build_backbone, frozen_trunk, set_input_reference
 from .models.feature_cache import trunk_output

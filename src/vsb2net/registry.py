@@ -1,7 +1,8 @@
 """A small name -> factory registry (timm-style): one file per component registers itself."""
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from .errors import VsbError
 

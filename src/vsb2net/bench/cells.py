@@ -25,7 +25,7 @@ from ..models import variants as all_variants
 from ..models.base import SHARED_OPTIONS
 from ..pipeline import Prepared, fit_method, prepare
 from ..training import resolve_device
-from .spec import BenchmarkSpec, cell_path, cell_config, load_tuned
+from .spec import BenchmarkSpec, cell_config, cell_path, load_tuned
 from .tables import write_tables
 
 #: what a cell file holds and how it was evaluated; raising it recomputes every cell.  A new metric
@@ -122,7 +122,8 @@ def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -
 
 def _check_splits_differ(spec: BenchmarkSpec, cfg: RunConfig, prep: Prepared) -> None:
     """A dataset's proposed split is one split: --splits N would compute it N times and call it a std."""
-    fixed = bool(cfg.data.unseen) or (cfg.data.unseen_split in ("auto", "proposed") and prep.dataset.proposed_unseen is not None)
+    fixed = bool(cfg.data.unseen) or (cfg.data.unseen_split in ("auto", "proposed")
+                                      and prep.dataset.proposed_unseen is not None)
     if fixed and spec.splits > 1:
         why = "data.unseen names the unseen classes" if cfg.data.unseen else \
             f"dataset {prep.dataset.name!r} has a proposed split, used by data.unseen_split={cfg.data.unseen_split}"

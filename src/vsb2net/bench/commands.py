@@ -6,10 +6,10 @@ there is one: the benchmark trains its cells with them, and tune updates that fi
 from __future__ import annotations
 
 from ..config import parse_overrides
-from .tuned import TUNED_DIR, committed_tuned_file
 from ..errors import VsbError
 from .cells import run_benchmark
 from .spec import BenchmarkSpec, cell_config, load_tuned, tuned_for, variants
+from .tuned import TUNED_DIR, committed_tuned_file
 from .tuning import run_tune
 
 

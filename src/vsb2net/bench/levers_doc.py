@@ -52,7 +52,9 @@ def levers_table(paths: list[Path]) -> list[str]:
 
     def gap(a: np.ndarray, b: np.ndarray) -> str:
         d = a - b
-        return "-" if len(a) != len(b) or np.isnan(d).any() else f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
+        if len(a) != len(b) or np.isnan(d).any():
+            return "-"
+        return f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
 
     for path in paths:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -77,6 +79,13 @@ def levers_table(paths: list[Path]) -> list[str]:
     return lines
 
 
+def _epoch_change(m: np.ndarray, e_img: int, e_both: int) -> str:
+    """Mean of curves ``m`` (runs x epochs) at epoch ``e_img`` -> at ``e_both``, and the paired change ± s.e."""
+    g = m[:, e_both] - m[:, e_img]
+    return (f"{m[:, e_img].mean():.3f} -> {m[:, e_both].mean():.3f} "
+            f"({g.mean():+.3f} ± {g.std(ddof=1) / np.sqrt(len(g)):.3f})")
+
+
 def selection_lines(paths: list[Path]) -> list[str]:
     """What choosing the epoch on image+class mAP (``train.select_on=image+class``) instead of image
     mAP would have changed, on the curves of the batches' relation-code rows (named ``*rel``)."""
@@ -90,13 +99,8 @@ def selection_lines(paths: list[Path]) -> list[str]:
             if np.isnan(cls).any():
                 continue
             e_img, e_both = int(np.argmax(img.mean(0))), int(np.argmax(img.mean(0) + cls.mean(0)))
-
-            def change(m: np.ndarray) -> str:
-                g = m[:, e_both] - m[:, e_img]
-                return (f"{m[:, e_img].mean():.3f} -> {m[:, e_both].mean():.3f} "
-                        f"({g.mean():+.3f} ± {g.std(ddof=1) / np.sqrt(len(g)):.3f})")
-            out.append(f"| {path.stem} | {d['name']} | {len(d['runs'])} | {e_img + 1} | {e_both + 1} | {change(img)} | "
-                       f"{change(cls)} |")
+            out.append(f"| {path.stem} | {d['name']} | {len(d['runs'])} | {e_img + 1} | {e_both + 1} | "
+                       f"{_epoch_change(img, e_img, e_both)} | {_epoch_change(cls, e_img, e_both)} |")
     if not out:
         return []
     return ["Choosing the epoch on the mean of pseudo-unseen image and class-name mAP (`train.select_on=image+class`) "

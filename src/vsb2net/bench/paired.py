@@ -53,6 +53,12 @@ class BestAtLength(TypedDict):
     tied: list[str]
 
 
+def _clearly_behind(rows: list[Cell], bits: int, best: str, m: str) -> bool:
+    """Whether ``m`` trails ``best`` at ``bits`` by more than twice the paired gap's standard error."""
+    gap, _, beyond = gap_stats(paired_gaps(rows, bits, best, m))
+    return beyond and gap > 0
+
+
 def best_per_length(rows: list[Cell], unseen: Aggregate, spec: BenchmarkSpec) -> list[BestAtLength]:
     """At each length: the method with the highest mean unseen-class mAP@all, the runner-up and the
     paired gap between them, and every method not behind the best by more than 2 standard errors."""
@@ -63,12 +69,7 @@ def best_per_length(rows: list[Cell], unseen: Aggregate, spec: BenchmarkSpec) ->
             continue
         best, second = ranked[:2]
         mean, se, clear = gap_stats(paired_gaps(rows, b, best, second))
-
-        def behind(m: str) -> bool:
-            gap, _, beyond = gap_stats(paired_gaps(rows, b, best, m))
-            return beyond and gap > 0
-
-        tied = [m for m in ranked[1:] if not behind(m)]
+        tied = [m for m in ranked[1:] if not _clearly_behind(rows, b, best, m)]
         out.append({"bits": b, "best": best, "map": unseen[(best, b)][0], "second": second, "gap": mean, "se": se,
                     "clear": clear, "tied": tied})
     return out

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -199,7 +199,8 @@ def section(plan: ResultsPlan, name: str, spec: BenchmarkSpec, whole: str = "") 
     if len({r['split'] for r in rows}) < spec.splits or len(rows) < spec.splits * len(spec.methods) * len(spec.bits):
         lines += ["**Incomplete: some cells have not been computed yet.**", ""]
     lines += tuned_choice_lines(tuned)
-    lines += ["### Unseen-class queries: mAP@all (unseen@all, tie-aware expectation), mean ± sample std over splits", "",
+    lines += ["### Unseen-class queries: mAP@all (unseen@all, tie-aware expectation), mean ± sample std over splits",
+              "",
               markdown_table(unseen, spec.methods, spec.bits), ""]
     lines += tuning_note(spec, rows)
     lines += verdict_lines(rows, unseen, spec)

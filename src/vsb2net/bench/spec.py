@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig, build_config
-from .tuned import load_tuned_file
 from ..errors import VsbError
+from .tuned import load_tuned_file
 
 
 def variants() -> dict[str, tuple[str, dict[str, object]]]:
@@ -48,7 +48,7 @@ class BenchmarkSpec:
     out: str = ""
     overrides: list[str] = field(default_factory=list)
 
-    def check(self) -> "BenchmarkSpec":
+    def check(self) -> BenchmarkSpec:
         known = variants()
         unknown = [m for m in self.methods if m not in known]
         if unknown:

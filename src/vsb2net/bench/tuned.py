@@ -13,8 +13,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import (DataConfig, ModelConfig, RunConfig, apply_overrides, config_from_dict, config_keys,
-                      load_config_file, merge)
+from ..config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_keys,
+    load_config_file,
+    merge,
+)
 from ..errors import VsbError
 
 SECTIONS = ("data", "model", "train", "eval")

@@ -6,8 +6,8 @@ dataset means adding one file that the package ``__init__`` imports; nothing els
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -152,7 +152,7 @@ class Dataset:
         """True when ``labels`` is an (N, C) 0/1 matrix."""
         return self.labels.ndim == 2
 
-    def subset(self, index: np.ndarray) -> "Dataset":
+    def subset(self, index: np.ndarray) -> Dataset:
         """The items ``index``, with the same classes, attributes and proposed split."""
         return Dataset(name=self.name, x=self.x[index], labels=self.labels[index], class_names=self.class_names,
                        kind=self.kind, source=self.source, attributes=self.attributes,

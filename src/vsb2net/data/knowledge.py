@@ -48,7 +48,8 @@ def read_descriptions(path: str | os.PathLike) -> dict[str, str]:
 
     def lines(fh):
         nonlocal line_no
-        for line_no, line in enumerate(fh, 1):
+        for n, line in enumerate(fh, 1):
+            line_no = n  # read by the error messages below, through nonlocal
             if line.strip() and not line.lstrip().startswith("#"):
                 yield line
 

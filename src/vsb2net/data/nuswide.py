@@ -86,7 +86,8 @@ def load_nus_wide(root: str | None = None, **_options) -> Dataset:
     files = {p.stem[len("Labels_"):]: p for p in label_dir.glob("Labels_*.txt")}
     if not files:
         raise VsbError(f"nus-wide: {label_dir} holds no Labels_<concept>.txt files. {HOW}")
-    concepts_file = next((p for p in (d / "ConceptsList" / "Concepts81.txt", d / "Concepts81.txt") if p.is_file()), None)
+    concepts_file = next((p for p in (d / "ConceptsList" / "Concepts81.txt", d / "Concepts81.txt") if p.is_file()),
+                         None)
     concepts = ([ln.strip() for ln in concepts_file.read_text().splitlines() if ln.strip()]
                 if concepts_file else sorted(files))
     missing = [c for c in concepts if c not in files]

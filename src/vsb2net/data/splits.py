@@ -10,10 +10,9 @@ classes is scored on queries of the pseudo-unseen classes.  Unseen classes never
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -49,9 +49,10 @@ import hashlib
 import json
 import struct
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -132,13 +133,13 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def from_bytes(cls, bits: int, params: dict, payload: bytes, count: int, where: str) -> "Backend":
+    def from_bytes(cls, bits: int, params: dict, payload: bytes, count: int, where: str) -> Backend:
         """Rebuild from ``to_bytes`` output; ``count`` is the header's item count, to cross-check."""
 
-    def set_search_params(self, **params: Any) -> None:
+    def set_search_params(self, **params: Any) -> None:  # noqa: B027  (optional hook: a no-op by default)
         """Search-time knobs (e.g. ``nprobe``); unknown or None values are ignored."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: a no-op by default)
         """Release connections (Milvus); a no-op for in-memory backends."""
 
 
@@ -313,7 +314,7 @@ class HammingIndex:
 
     @classmethod
     def load(cls, path: str | Path, *, bits: int | None = None, model: str | dict | None = None,
-             **search_params: Any) -> "HammingIndex":
+             **search_params: Any) -> HammingIndex:
         """Read an index written by :meth:`save`.
 
         ``bits`` and ``model`` (a fingerprint, or a dict with one) are what the caller will

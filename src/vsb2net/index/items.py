@@ -21,7 +21,6 @@ from vsb2net.data.images import MAX_PIXELS, image_files, open_picture, read_imag
 from vsb2net.errors import VsbError
 from vsb2net.run import Run
 
-
 # ----------------------------------------------------------------------------- items to index
 
 @dataclass

@@ -10,8 +10,25 @@ Adding a method: one file here that registers a ``HashingMethod`` subclass, plus
 import line below; ``vsb2net tune``, ``vsb2net benchmark``, RESULTS.md and docs/METHODS.md pick it
 up from the registry (README, "Adding a method").
 """
-from . import (adsh, backbones, csq, dpn, dpsh, dsh, efficientnet_lite, greedyhash, hashnet, itq, lsh,  # noqa: F401
-               orthohash, random_codes, sitnet, torchvision_backbones, tsk, vsb2net)
+from . import (  # noqa: F401
+    adsh,
+    backbones,
+    csq,
+    dpn,
+    dpsh,
+    dsh,
+    efficientnet_lite,
+    greedyhash,
+    hashnet,
+    itq,
+    lsh,
+    orthohash,
+    random_codes,
+    sitnet,
+    torchvision_backbones,
+    tsk,
+    vsb2net,
+)
 from .backbones import BACKBONES, build_backbone, images_to_tensor
 from .base import FAMILIES, METHODS, HashingMethod
 from .relations import ClassContext, lle_weights

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import METHODS
 from .backbones import BackboneHashHead
-from .base import encode
+from .base import METHODS, encode
 from .losses import pair_similarity
 
 #: rows of the training set per block of the (N, N) similarity products

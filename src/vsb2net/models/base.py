@@ -35,7 +35,8 @@ these attributes; none of them lists method names):
 """
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -121,7 +122,7 @@ def check_declaration(cls: type[HashingMethod]) -> None:
         raise TypeError(f"method {name}: family {cls.family!r} is not one of {', '.join(FAMILIES)}")
     if not cls.paper:
         raise TypeError(f"method {name} must name its paper (class attribute paper)")
-    for key, values in [*cls.grid.items(), *(kv for o in cls.ablations.values() for kv in o.items())]:
+    for key in [*cls.grid, *(k for o in cls.ablations.values() for k in o)]:
         if not key.startswith("model.") or (cls.options is not None and key[6:] not in cls.options):
             raise TypeError(f"method {name}: grid or ablation key {key!r} is not a model.* option the method "
                             "declares in options")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .base import METHODS
 from .backbones import CodebookHead
+from .base import METHODS
 
 
 @METHODS.register("csq", help="CSQ-style hash centres per seen class (supervised, no semantics)")

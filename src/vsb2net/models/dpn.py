@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import METHODS
 from .backbones import CodebookHead
+from .base import METHODS
 
 
 def dpn_loss(v: torch.Tensor, target: torch.Tensor, margin: float) -> tuple[torch.Tensor, dict]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import METHODS
 from .backbones import BackboneHashHead
+from .base import METHODS
 from .losses import off_diagonal, pair_similarity
 
 

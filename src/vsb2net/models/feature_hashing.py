@@ -83,7 +83,8 @@ class FeatureHashing(HashingMethod):
 
     def stage_state(self) -> dict[str, torch.Tensor]:
         """The weights of the shared first stage (the classifier), before the projection."""
-        return {k: v.detach().cpu().clone() for k, v in self.state_dict().items() if k.startswith(("backbone.", "head."))}
+        return {k: v.detach().cpu().clone() for k, v in self.state_dict().items()
+                if k.startswith(("backbone.", "head."))}
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return (self.backbone(x) - self.mean) @ self.projection

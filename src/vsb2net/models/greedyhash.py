@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import METHODS
 from .backbones import BackboneHashHead
+from .base import METHODS
 from .losses import classification_loss
 
 

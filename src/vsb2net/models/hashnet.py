@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import METHODS
 from .backbones import BackboneHashHead
+from .base import METHODS
 from .losses import off_diagonal, pair_similarity
 
 #: continuation schedule beta_t = (1 + GAMMA t)^POWER

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import METHODS
 from .backbones import CodebookHead
+from .base import METHODS
 from .losses import class_distribution
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import METHODS
-from .base import HashingMethod
+from .base import METHODS, HashingMethod
 
 
 @METHODS.register("random", help="content-independent pseudo-random codes (the floor)")

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import METHODS
 from .backbones import BackboneHashHead
+from .base import METHODS
 from .losses import classification_loss
 
 

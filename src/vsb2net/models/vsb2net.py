@@ -33,12 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .base import METHODS
 from .backbones import BackboneHashHead
-from .base import encode
+from .base import METHODS, encode
 from .losses import class_distribution, classification_loss, is_multilabel
 from .relations import ClassContext, reconstruction_weights
-
 
 #: side of the pooled image grid the decoder rebuilds with rec_target = "input"
 INPUT_GRID = 7

@@ -3,11 +3,11 @@
 Each query waits on an asyncio future; one worker task takes the first waiting query, gathers
 those that arrive within ``window_s`` (at most ``max_batch``), and makes **one**
 ``index.search`` call with the largest k of the batch (each query then keeps its own first k),
-or ``range_search`` calls per distinct radius (at most RANGE_CHUNK queries each).  The call runs in a single dedicated thread, so
-the event loop keeps accepting requests meanwhile, and queries that arrive during a call form the
-next batch at once: under load the batches fill up by themselves.  The window is only waited
-while queries arrive together (the previous batch held several, or more are already waiting), so
-a lone client pays no added latency.
+or ``range_search`` calls per distinct radius (at most RANGE_CHUNK queries each).  The call runs
+in a single dedicated thread, so the event loop keeps accepting requests meanwhile, and queries
+that arrive during a call form the next batch at once: under load the batches fill up by
+themselves.  The window is only waited while queries arrive together (the previous batch held
+several, or more are already waiting), so a lone client pays no added latency.
 
 Why: faiss splits one call's queries over its OpenMP threads (one per core), so a batch uses
 every core while one-query calls, made one after the other, use one; and the per-call costs
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vsb2net.index.base import HammingIndex, Hits
-
 
 #: most queries per range_search call
 RANGE_CHUNK = 8

@@ -154,7 +154,7 @@ class SearchService:
     async def _in_pool(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    async def _cached(self, cache: "_LRU", key, fn):
+    async def _cached(self, cache: _LRU, key, fn):
         value = cache.get(key)
         if value is None:
             value = await self._in_pool(fn, key)
