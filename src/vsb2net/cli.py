@@ -13,7 +13,9 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import VsbError
 
@@ -71,7 +73,7 @@ def _overrides_from_args(args: argparse.Namespace, flags=SHORTCUTS) -> dict[str,
     """``{"section.key": value}`` of --set, then of the shortcut flags (which win)."""
     from .config import parse_overrides
 
-    overrides: dict[str, object] = parse_overrides(args.set)
+    overrides: dict[str, object] = dict(parse_overrides(args.set))
     for flag, key in flags.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -165,7 +167,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_registry(registry, label: str, column: tuple[str, object] | None = None) -> None:
+def _print_registry(registry, label: str, column: tuple[str, Callable[[Any], str]] | None = None) -> None:
     """One line per registered name: the name, an optional column (title, value of the class), the help."""
     names = registry.names()
     width = max(len(label), *map(len, names))
@@ -287,7 +289,7 @@ def _raise_signalled(signum, _frame):
     raise _Signalled(signum)
 
 
-def _one_paragraph(text: str) -> str:
+def _one_paragraph(text: object) -> str:
     # messages that quote a parser or library may hold line breaks; the error stays one paragraph
     return " ".join(str(text).split())
 

@@ -261,7 +261,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], where)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise VsbError(f"{where}: expected a table/section, got {value!r}.")
         return _from_dict(tp, value, where)
@@ -399,7 +399,7 @@ def config_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
     """Every settable ``section.key`` (and top-level key) of the configuration."""
     keys = []
     for name, tp in _field_types(cls).items():
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             keys += config_keys(tp, f"{prefix}{name}.")
         else:
             keys.append(prefix + name)

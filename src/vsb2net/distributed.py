@@ -100,6 +100,7 @@ def teardown(d: Dist) -> None:
 def broadcast_float(d: Dist, value: float | None, device: torch.device) -> float:
     """Rank 0's ``value`` on every rank (nccl needs the tensor on this rank's GPU)."""
     if not d.active:
+        assert value is not None, "a single process is rank 0, which has the value"
         return float(value)
     import torch.distributed as tdist
 

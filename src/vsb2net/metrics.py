@@ -439,10 +439,11 @@ def _count_into(out: np.ndarray, q: np.ndarray, db: np.ndarray, bits: int) -> No
         e = len(part)
         for a in range(0, nq, qb):
             m = min(qb, nq - a)
-            faiss.hammings(ptr(q[a:a + m]), ptr(part), m, e, n_bytes, ptr(dis))
+            # (faiss's bundled stubs leave out hammings and ivec_hist, which its SWIG module exports)
+            faiss.hammings(ptr(q[a:a + m]), ptr(part), m, e, n_bytes, ptr(dis))  # type: ignore[attr-defined]
             d = dis[:m * e].reshape(m, e)
             for i in range(m):
-                faiss.ivec_hist(e, ptr(d[i]), bits + 1, ptr(tmp[i]))
+                faiss.ivec_hist(e, ptr(d[i]), bits + 1, ptr(tmp[i]))  # type: ignore[attr-defined]
             out[a:a + m] += tmp[:m]
 
 
@@ -475,7 +476,7 @@ def _distance_counts(q: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
     with ThreadPoolExecutor(threads) as pool:
         for f in [pool.submit(_count_into, parts[t], q, db[bounds[t]:bounds[t + 1]], bits) for t in range(threads)]:
             f.result()
-    return sum(parts)
+    return sum(parts[1:], parts[0])
 
 
 class _LabelGroups:

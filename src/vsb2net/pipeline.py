@@ -11,6 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -34,10 +35,11 @@ from .distributed import SINGLE, Dist
 from .errors import TrainingInterrupted, VsbError
 from .evaluation import evaluate_model, run_meta, validation_score
 from .io import atomic_path, write_json, write_npy
+from .metrics_record import Metrics
 from .models import METHODS, ClassContext, HashingMethod, create_method, images_to_tensor, relations
-from .models.backbones import build_backbone, frozen_trunk, set_input_reference
+from .models.backbones import FrozenTrunkBackbone, build_backbone, frozen_trunk, set_input_reference
 from .models.feature_cache import trunk_output
-from .training import TrainResult, resolve_device, seed_everything, train
+from .training import TrainResult, Validate, resolve_device, seed_everything, train
 
 
 @dataclass
@@ -86,7 +88,8 @@ def prepare(cfg: RunConfig) -> Prepared:
     uses_backbone = METHODS.get(cfg.model.method).uses_backbone
     if ds.kind == "image" and uses_backbone and frozen_trunk(cfg.model.backbone, in_shape):
         m = cfg.model
-        backbone = build_backbone(m.backbone, in_shape, m.feature_dim, m.backbone_weights, m.finetune_blocks)
+        backbone = cast(FrozenTrunkBackbone,  # frozen_trunk() said so
+                        build_backbone(m.backbone, in_shape, m.feature_dim, m.backbone_weights, m.finetune_blocks))
         x = trunk_output(backbone, x, d.feature_cache, log=print if cfg.train.progress else None)
     return Prepared(ds, split, vectors, x, source, in_shape)
 
@@ -130,23 +133,24 @@ def fit_method(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int
     model = create_method(cfg.model.method, cfg.model, prep.in_shape, prep.vectors.shape[1])
     model.set_class_reference(ctx.vectors[: ctx.n_train].cpu())
     set_input_reference(model, x_train)
-
-    def pseudo_unseen_score(m: HashingMethod) -> tuple[float, dict[str, float]]:
-        # a two-stage method codes nothing before its projection is fitted
-        m.post_fit(x_train, y, ctx, device)
-        metrics, _ = evaluate_model(m, prep.x, labels, validate_on, prep.vectors, prep.dataset.class_names,
-                                    device, topk=(), curves=False, rows=("unseen",), alignment=False)
-        row = metrics["unseen"]
-        return validation_score(metrics, cfg.train.select_on), {
-            "val_image_map": row["map"], "val_class_map": row["class_query_map"],
-            "val_oracle_map": row["oracle_class_map"], "val_distinct_codes": row["distinct_codes"]}
+    validate: Validate | None = None
+    if validate_on is not None:
+        def pseudo_unseen_score(m: HashingMethod) -> tuple[float, dict[str, float | None]]:
+            # a two-stage method codes nothing before its projection is fitted
+            m.post_fit(x_train, y, ctx, device)
+            metrics, _ = evaluate_model(m, prep.x, labels, validate_on, prep.vectors, prep.dataset.class_names,
+                                        device, topk=(), curves=False, rows=("unseen",), alignment=False)
+            row = metrics["unseen"]
+            return validation_score(metrics, cfg.train.select_on), {
+                "val_image_map": row["map"], "val_class_map": row["class_query_map"],
+                "val_oracle_map": row["oracle_class_map"], "val_distinct_codes": row["distinct_codes"]}
+        validate = pseudo_unseen_score
 
     result = TrainResult(best_epoch=None)
     if stage is not None:
         model.load_state_dict({**model.state_dict(), **stage})
         model.to(device)
     elif model.trainable:
-        validate = pseudo_unseen_score if validate_on is not None else None
         result = train(model, x_train, y, ctx, cfg.train, epochs=epochs, device=device, validate=validate,
                        patience=cfg.train.patience if validate else None, desc=desc, on_epoch_end=on_epoch_end,
                        resume=resume, dist=dist)
@@ -298,7 +302,7 @@ def _save_trained(out: Path, cfg: RunConfig, prep: Prepared, model: HashingMetho
     write_json(out / runfiles.TRAINING, info)
 
 
-def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> dict:
+def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> Metrics:
     """Encode queries and database with a trained run, compute the metrics and write the report."""
     from .report import write_report
 
@@ -326,7 +330,8 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> d
     codes["labels"] = labels
     with atomic_path(path / runfiles.CODES) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **codes)
+            # (mypy matches **codes against savez's allow_pickle flag; the keys are the arrays' names)
+            np.savez(fh, **codes)  # type: ignore[arg-type]
     write_json(path / runfiles.METRICS, metrics)
     report = write_report(path, cfg, metrics, prep, packed)
     log(f"report: {report}")

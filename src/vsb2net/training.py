@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from .config import TrainConfig
 from .data.augment import augment_batch, mixup_batch
 from .distributed import SINGLE, Dist, broadcast_float, mean_over_ranks
 from .errors import VsbError
+
+if TYPE_CHECKING:
+    from .models.base import HashingMethod
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,8 +60,9 @@ def seed_everything(seed: int, threads: int = 0) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     # deterministic mode also fills every new tensor with NaN to expose reads of uninitialised
     # memory; no result depends on it, and it was the largest single operator (aten::fill_) in a
-    # torch profile of a VSB2-Net training step on CPU
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    # torch profile of a VSB2-Net training step on CPU.  (The attribute is a property that the
+    # module sets up by swapping its class at import, which torch's stubs do not show.)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -76,7 +80,7 @@ class TrainResult:
 class _LossOf(nn.Module):
     """``training_loss`` as ``forward``: DDP synchronises gradients only for work done in forward."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: HashingMethod):
         super().__init__()
         self.model = model
 
@@ -128,7 +132,7 @@ def _augment_seed(seed: int, epoch: int, rank: int) -> int:
 
 #: ``validate(model)``: the validation score (higher is better), or the score and named values
 #: to record beside it in the history
-Validate = Callable[[nn.Module], float | tuple[float, dict[str, float]]]
+Validate = Callable[["HashingMethod"], float | tuple[float, dict[str, float | None]]]
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig, resume: dict[str, Any] | None) -> torch.optim.Optimizer:
@@ -144,7 +148,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig, resume: dict[str, Any] | None
     return opt
 
 
-def _distributed(model: nn.Module, device: torch.device, dist: Dist) -> nn.Module | None:
+def _distributed(model: HashingMethod, device: torch.device, dist: Dist) -> nn.Module | None:
     """The loss of ``model`` under DDP when running under torchrun, else None."""
     if not dist.active:
         return None
@@ -169,7 +173,7 @@ def _batch_bounds(n: int, batch_size: int, world: int) -> list[tuple[int, int]]:
 class _Epochs:
     """What every epoch of one :func:`train` call works with."""
 
-    model: nn.Module
+    model: HashingMethod
     #: the DDP-wrapped loss under torchrun, else None
     net: nn.Module | None
     opt: torch.optim.Optimizer
@@ -225,8 +229,8 @@ class _Epochs:
         return terms
 
 
-def _score_epoch(validate: Validate, model: nn.Module, epoch: int, result: TrainResult, dist: Dist,
-                 device: torch.device) -> tuple[float, dict[str, float]]:
+def _score_epoch(validate: Validate, model: HashingMethod, epoch: int, result: TrainResult, dist: Dist,
+                 device: torch.device) -> tuple[float, dict[str, float | None]]:
     """Validate on rank 0, share the score with every rank and keep the best epoch in ``result``;
     the score and the details to record beside it."""
     out = validate(model) if dist.is_main else None
@@ -239,7 +243,7 @@ def _score_epoch(validate: Validate, model: nn.Module, epoch: int, result: Train
     return score, details
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: TrainConfig, *,
+def train(model: HashingMethod, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: TrainConfig, *,
           epochs: int, device: torch.device, validate: Validate | None = None,
           patience: int | None = None, desc: str = "train",
           on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
@@ -273,7 +277,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_ctx, cfg: Tra
         for epoch in range(result.epochs_done + 1, epochs + 1):
             if done:
                 break
-            record = {"epoch": epoch, **loop.run(epoch)}
+            record: dict[str, float | None] = {"epoch": epoch, **loop.run(epoch)}
             if validate is not None:
                 score, details = _score_epoch(validate, model, epoch, result, dist, device)
                 record["val_map"] = score

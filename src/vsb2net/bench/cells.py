@@ -89,7 +89,7 @@ class _StageCache:
     """Methods that declare the same ``shared_stage`` (LSH, ITQ and TSK: the same seeded
     classifier) train it once per split and setting."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.states: dict[tuple, dict] = {}
 
     @staticmethod
@@ -105,7 +105,7 @@ class _StageCache:
 def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _StageCache):
     key = cache.key(cfg)
     model, _ = fit_method(cfg, prep, prep.split, cfg.train.epochs, device, cfg.model.method,
-                          stage=cache.states.get(key))
+                          stage=cache.states.get(key) if key is not None else None)
     if key is not None and key not in cache.states:
         cache.states[key] = model.stage_state()
     return model
@@ -174,7 +174,9 @@ def _init_worker(spec: BenchmarkSpec, tuned: dict, threads: int) -> None:
 
 
 def _run_group(cells: list[tuple[int, str, int]]) -> list[tuple[tuple[int, str, int], float]]:
-    return [(c, _WORKER.run(*c)) for c in cells]
+    worker = _WORKER
+    assert worker is not None, "_init_worker runs first in every pool process"
+    return [(c, worker.run(*c)) for c in cells]
 
 
 def _groups(todo: list[tuple[int, str, int]]) -> list[list[tuple[int, str, int]]]:

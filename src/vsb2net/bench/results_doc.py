@@ -217,6 +217,7 @@ def section(plan: ResultsPlan, name: str, spec: BenchmarkSpec, whole: str = "") 
 
 def about_lines(plan: ResultsPlan, spec: BenchmarkSpec, rows: list[Cell], tuned: dict, whole: str) -> list[str]:
     """What the main table computed: sizes, splits, compute and wall time, the tuned defaults."""
+    assert spec.tuned is not None, "the documented benchmarks train with tuned defaults"
     sizes = rows[0]["sizes"]
     splits = sorted({(r["split"], "+".join(r["unseen_classes"])) for r in rows})
     seconds = sum(r["seconds"] for r in rows)

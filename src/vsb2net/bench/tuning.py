@@ -56,7 +56,7 @@ def _score_setting(cfg: RunConfig, prep: Prepared, vals: list[ZeroShotSplit], me
     for k, val in enumerate(vals):
         _, res = fit_method(cfg, prep, val, max_epochs, device,
                             f"tune {method}" + (f" fold {k + 1}/{folds}" if folds > 1 else ""), validate_on=val)
-        curves.append([h.get("val_map") for h in res.history])
+        curves.append([h["val_map"] for h in res.history])  # every epoch was validated (validate_on)
     if folds == 1:
         return {"val_map": res.best_score, "best_epoch": res.best_epoch, "history": curves[0]}
     mean = np.mean(np.array(curves, dtype=np.float64), axis=0)
@@ -133,6 +133,7 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
                 + (f" (mean over {folds} folds)" if folds > 1 else ""))
         best = max((r for r in results if r["method"] == method), key=lambda r: r["val_map"])
         chosen[method] = {**fixed, **best["params"], "train.epochs": best["best_epoch"]}
+        assert prep is not None, "a grid has at least one setting (the empty product has one)"
         write_text(out, _tuned_text(commands, dataset, bits, max_epochs, prep, vals, cfg.data.split_seed,
                                     chosen, results))
     return Path(out)

@@ -98,8 +98,8 @@ def _probe(spec: _Spec):
         try:
             kind, where = _locate(spec, *_root(spec, root))
         except VsbError:
-            where = root or os.environ.get(spec.env)
-            return False, f"no {spec.title} files at {where}" if where else f"no --data-root or ${spec.env}"
+            given = root or os.environ.get(spec.env)
+            return False, f"no {spec.title} files at {given}" if given else f"no --data-root or ${spec.env}"
         if kind == "tar":
             return True, f"archive {where}"
         missing = [f for f in spec.files if not (where / f).is_file()]

@@ -180,7 +180,9 @@ def load_idx_split_dir(
             f"{dataset}: missing IDX files in {root}: {', '.join(missing)} (expected {expected})."
             f"{hint}"
         )
-    xs, ys, sizes = [], [], {}
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    sizes: dict[str, int] = {}
     for split in ("train", "test"):
         xp, yp = found[f"{split}-images"], found[f"{split}-labels"]
         x, y = read_idx(xp), read_idx(yp)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from vsb2net.data.base import Dataset, register_dataset
 from vsb2net.data.images import IMAGE_EXTENSIONS, read_image, stack_images
 from vsb2net.errors import VsbError
@@ -103,5 +105,5 @@ def load_image_folder(root: str | None = None, image_size: int | None = None, **
     arrays = [read_image(f, image_size) for f in files]
     x = stack_images(arrays, image_size, where=f"image-folder {d}",
                      names=[str(f.relative_to(d)) for f in files])
-    return Dataset(name="image-folder", x=x, labels=labels, class_names=[c.name for c in classes],
+    return Dataset(name="image-folder", x=x, labels=np.asarray(labels), class_names=[c.name for c in classes],
                    kind="image", source=str(d))

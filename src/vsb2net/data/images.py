@@ -64,8 +64,8 @@ def read_image(path: str | os.PathLike, image_size: int | None = None) -> np.nda
     try:
         with Image.open(path) as img:
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            a = pil_to_array(img)
+            upright = ImageOps.exif_transpose(img) or img
+            a = pil_to_array(upright)
     except VsbError:
         raise
     except FileNotFoundError:
@@ -195,7 +195,7 @@ def open_picture(source: Path | bytes, *, max_pixels: int | None = MAX_PIXELS, n
     raw = isinstance(source, (bytes, bytearray, memoryview))
     im = None
     try:
-        im = Image.open(io.BytesIO(source) if raw else source)
+        im = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
         width, height = im.size
         if max_pixels is not None and width * height > max_pixels:
             raise VsbError(f"{name} is {width} x {height} pixels, more than the limit of {max_pixels:,} pixels; "

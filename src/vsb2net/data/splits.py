@@ -85,7 +85,9 @@ def classes_present(labels: np.ndarray, pool: np.ndarray) -> list[int]:
 def has_any(labels: np.ndarray, index: np.ndarray, classes: list[int]) -> np.ndarray:
     """Boolean mask over ``index``: the item has (one of) ``classes`` among its labels."""
     if labels.ndim == 2:
-        return labels[np.ix_(index, classes)].any(axis=1) if len(classes) else np.zeros(len(index), bool)
+        # (numpy's stubs type ix_'s arguments as arrays, where it takes any 1-d sequence as documented,
+        # and ndarray.any(axis=...) as a scalar or an array)
+        return labels[np.ix_(index, classes)].any(axis=1) if len(classes) else np.zeros(len(index), bool)  # type: ignore[arg-type, return-value]
     return np.isin(labels[index], classes)
 
 
@@ -96,7 +98,7 @@ def class_targets(labels: np.ndarray, index: np.ndarray, classes: list[int]) -> 
     items' labels restricted to ``classes`` (every training item has at least one of them).
     """
     if labels.ndim == 2:
-        return labels[np.ix_(index, classes)].astype(np.float32)
+        return labels[np.ix_(index, classes)].astype(np.float32)  # type: ignore[arg-type]  # as in has_any
     pos = {c: i for i, c in enumerate(classes)}
     return np.array([pos[int(c)] for c in labels[index]], dtype=np.int64)
 

@@ -135,7 +135,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         stem = "codes-" + _slug(Path(args.codes).stem)
     out = Path(args.output) if args.output else run.path / f"{stem}.{args.backend}{SUFFIX}"
     params = _backend_params(args, out, stem)
-    index = HammingIndex(run.bits, args.backend, model=run.identity(), info={"source": items.source}, **params)
+    identity = run.identity()
+    index = HammingIndex(run.bits, args.backend, model=identity, info={"source": items.source}, **params)
     # Added in id order, so that ties (broken by position inside the index) are broken by id.
     order = np.argsort(items.ids, kind="stable")
     try:
@@ -147,7 +148,7 @@ def cmd_build(args: argparse.Namespace) -> int:
              "images": f"images under {items.source.get('folder')}",
              "codes": f"codes in {items.source.get('file')}"}[items.source["kind"]]
     print(f"indexed {len(index)} codes ({run.bits} bits, {args.backend}) from the {where}")
-    print(f"model {index.model['fingerprint']}; index: {out}")
+    print(f"model {identity['fingerprint']}; index: {out}")
     return 0
 
 
@@ -278,8 +279,8 @@ def _print_table(desc: list[dict], radius: int | None, k: int | None) -> None:
             rows.append([str(h["rank"]), str(h["distance"]), str(h["id"])] + cells)
         widths = [max(len(head[j]), *(len(r[j]) for r in rows)) for j in range(len(head))]
         for r in [head] + rows:
-            cells = (c.rjust(w) if j < 3 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))
-            print(("  " + "  ".join(cells)).rstrip())
+            padded = (c.rjust(w) if j < 3 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))
+            print(("  " + "  ".join(padded)).rstrip())
 
 
 # ----------------------------------------------------------------------------- grid picture

@@ -54,7 +54,8 @@ class _FaissBackend(Backend):
 
     def __init__(self, bits: int, **params: Any):
         super().__init__(bits)
-        self._index = None
+        #: the faiss IndexBinary* object (which class: the subclass's ``_make``), made by the first add
+        self._index: Any = None
         self.dim = padded_bytes(bits // 8) * 8 if self.pad else bits
 
     def _codes(self, codes: np.ndarray) -> np.ndarray:

@@ -64,6 +64,8 @@ class ADSH(BackboneHashHead):
     grid = {"model.w_q": [50.0, 200.0]}
     index_batches = True
     sized_by_training = ("train_codes", "train_labels")
+    train_codes: torch.Tensor
+    train_labels: torch.Tensor
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape)

@@ -1,6 +1,8 @@
 """Visual backbones phi(x) -> f.  Each registers itself by name; VSB2-Net and the baselines share them."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -11,7 +13,15 @@ from .base import HashingMethod
 from .losses import class_distribution
 from .relations import hash_centres
 
-BACKBONES: Registry = Registry("backbone")
+
+class Backbone(nn.Module):
+    """What every registered backbone is: a module from images (or feature vectors) to features of
+    width ``out_dim``."""
+
+    out_dim: int
+
+
+BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
 
 
 def _no_weights_file(name: str, weights: str) -> None:
@@ -38,7 +48,7 @@ def images_to_tensor(x: np.ndarray) -> torch.Tensor:
 
 
 @BACKBONES.register("cnn28", help="small CNN for 28x28 grey images, trained end to end")
-class SmallCNN(nn.Module):
+class SmallCNN(Backbone):
     """Three conv blocks (16/32/64 channels) and a linear layer.
 
     Narrow on purpose: on 2 CPU cores it trains an Animal-MNIST epoch in a few seconds, twice as
@@ -66,8 +76,9 @@ class SmallCNN(nn.Module):
         self.fc = nn.Sequential(nn.Linear(64 * 4, feature_dim), nn.ReLU(inplace=True))
         self.out_dim = feature_dim
         # channels-last (NHWC) convolution, pooling and BatchNorm kernels train markedly faster on
-        # CPU than NCHW ones (docs/PERFORMANCE.md, "Training"); the weights load and save as usual
-        self.features.to(memory_format=torch.channels_last)
+        # CPU than NCHW ones (docs/PERFORMANCE.md, "Training"); the weights load and save as usual.
+        # (torch's stubs leave out Module.to's memory_format keyword, which torch documents)
+        self.features.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x.contiguous(memory_format=torch.channels_last)))
@@ -85,13 +96,16 @@ class StridedSmallCNN(SmallCNN):
 
 
 @BACKBONES.register("mlp", help="two-layer MLP over precomputed features (feature mode)")
-class FeatureMLP(nn.Module):
+class FeatureMLP(Backbone):
     """The visual branch when the inputs are fixed features (e.g. xlsa17's ResNet-101 features),
     as most zero-shot hashing papers on AwA2/CUB/SUN use: Linear-ReLU-Dropout-Linear-ReLU.
 
     The input is standardised with the training features' per-dimension mean and std, set once
     by :meth:`set_input_reference`; raw CNN features differ in scale by orders of magnitude.
     """
+
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
 
     def __init__(self, in_shape: tuple[int, ...], feature_dim: int, weights: str = "random", hidden: int = 1024):
         super().__init__()
@@ -112,7 +126,7 @@ class FeatureMLP(nn.Module):
         return self.net((x - self.in_mean) / self.in_std)
 
 
-class FrozenTrunkBackbone(nn.Module):
+class FrozenTrunkBackbone(Backbone):
     """A pretrained backbone whose first part is frozen.  What it provides:
 
     * ``frozen_features(images)``: the frozen part's output, the same in every epoch, so the
@@ -145,17 +159,20 @@ def resolve_backbone(name: str, in_shape: tuple[int, ...]) -> str:
 
 
 def build_backbone(name: str, in_shape: tuple[int, ...], feature_dim: int, weights: str = "random",
-                   finetune_blocks: int = 0) -> nn.Module:
+                   finetune_blocks: int = 0) -> Backbone:
     cls = BACKBONES.get(resolve_backbone(name, in_shape))
-    if isinstance(cls, type) and issubclass(cls, FrozenTrunkBackbone):
+    if _is_frozen_trunk(cls):
         return cls(in_shape, feature_dim, weights=weights, finetune_blocks=finetune_blocks)
     return cls(in_shape, feature_dim, weights=weights)
 
 
+def _is_frozen_trunk(factory: Callable[..., Backbone]) -> bool:
+    return isinstance(factory, type) and issubclass(factory, FrozenTrunkBackbone)
+
+
 def frozen_trunk(name: str, in_shape: tuple[int, ...]) -> bool:
     """Whether backbone ``name`` (``auto`` resolved) has a frozen part the pipeline caches."""
-    cls = BACKBONES.get(resolve_backbone(name, in_shape))
-    return isinstance(cls, type) and issubclass(cls, FrozenTrunkBackbone)
+    return _is_frozen_trunk(BACKBONES.get(resolve_backbone(name, in_shape)))
 
 
 def set_input_reference(model: nn.Module, x: torch.Tensor) -> None:
@@ -191,6 +208,7 @@ class CodebookHead(BackboneHashHead):
     targets, OrthoHash's codebook.  Sized by the training classes, or by a loaded checkpoint."""
 
     sized_by_training = ("centres",)
+    centres: torch.Tensor
 
     def __init__(self, cfg, in_shape: tuple[int, ...]):
         super().__init__(cfg, in_shape)

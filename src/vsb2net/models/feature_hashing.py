@@ -46,6 +46,8 @@ class FeatureHashing(HashingMethod):
     family = "unsupervised"
     # LSH, ITQ and TSK train the same seeded classifier first: a benchmark trains it once per split
     shared_stage = "classifier"
+    mean: torch.Tensor
+    projection: torch.Tensor
 
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
         super().__init__()

@@ -38,6 +38,7 @@ class HashNet(BackboneHashHead):
     paper = "Cao et al.: HashNet: Deep Learning to Hash by Continuation, ICCV 2017"
     # the adaptive sigmoid's scale: 0.1 (public toolkits) to 10 / K at K = 32 bits
     grid = {"model.alpha": [0.1, 0.3]}
+    step: torch.Tensor
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape)

@@ -20,6 +20,7 @@ class RandomCodes(HashingMethod):
     family = "floor"
     paper = "(none: content-independent codes)"
     tunable = False
+    projection: torch.Tensor
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__()

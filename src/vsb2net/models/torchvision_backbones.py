@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VsbError
-from .backbones import BACKBONES
+from .backbones import BACKBONES, Backbone
 
 INSTALL = ("torchvision is not installed. It is an optional extra: on x86_64 Linux "
            "`pip install torch==2.14.1 torchvision==0.29.1` (the torchvision wheel on PyPI does not import "
@@ -62,10 +62,10 @@ def _strip_classifier(net: nn.Module, name: str) -> tuple[int, str]:
             return head.in_features, f"{attr}."
         if isinstance(head, nn.Sequential):
             for i in reversed(range(len(head))):
-                if isinstance(head[i], nn.Linear):
-                    width = head[i].in_features
+                layer = head[i]
+                if isinstance(layer, nn.Linear):
                     head[i] = nn.Identity()
-                    return width, f"{attr}.{i}."
+                    return layer.in_features, f"{attr}.{i}."
     raise VsbError(f"torchvision model {name!r} has no linear classification layer vsb2net knows how to replace.")
 
 
@@ -134,7 +134,10 @@ def _cache_path(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(getattr(weights, "url", "?")).name
 
 
-class TorchvisionBackbone(nn.Module):
+class TorchvisionBackbone(Backbone):
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, name: str, in_shape: tuple[int, ...], feature_dim: int, weights: str = "imagenet"):
         super().__init__()
         if len(in_shape) != 3:
@@ -161,10 +164,9 @@ class TorchvisionBackbone(nn.Module):
 
 
 def _register(name: str) -> None:
-    def factory(in_shape, feature_dim, weights: str = "imagenet"):
+    def factory(in_shape, feature_dim, weights: str = "imagenet") -> TorchvisionBackbone:
         return TorchvisionBackbone(name, in_shape, feature_dim, weights)
 
-    factory.images_only = True
     BACKBONES.register(name, help=f"torchvision {name} (optional extra; model.backbone_weights: "
                                   "imagenet, random or a weights file)")(factory)
 

@@ -22,6 +22,9 @@ class TSK(FeatureHashing):
     family = "zero-shot"
     paper = "Yang et al.: Zero-Shot Hashing via Transferring Supervised Knowledge, ACM MM 2016"
     ridge = 1.0
+    to_semantic: torch.Tensor
+    semantic_mean: torch.Tensor
+    semantic_projection: torch.Tensor
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape, semantic_dim)

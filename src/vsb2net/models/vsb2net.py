@@ -58,6 +58,9 @@ class VSB2Net(BackboneHashHead):
     grid = {"model.alpha": [30.0], "model.w_rec": [3.0, 10.0]}
     # each switches one term off and keeps the tuned settings otherwise
     ablations = {"no-rec": {"model.w_rec": 0}, "no-rel": {"model.w_rel": 0}, "no-dis": {"model.w_dis": 0}}
+    semantic_center: torch.Tensor
+    seen_vectors: torch.Tensor
+    seen_mean_codes: torch.Tensor
 
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
         super().__init__(cfg, in_shape)

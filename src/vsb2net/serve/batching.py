@@ -46,7 +46,7 @@ class _FaissThreads:
     the team to the batch.  OpenMP's thread count is per calling thread: this changes nothing for
     other threads."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.default: int | None = None
 
     def fit(self, n_queries: int) -> None:
@@ -86,8 +86,9 @@ class MicroBatcher:
     def start(self) -> None:
         """Start the worker on the running event loop (idempotent)."""
         if self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._run(), name="vsb2net-batcher")
+            queue: asyncio.Queue[_Query] = asyncio.Queue()
+            self._queue = queue
+            self._worker = asyncio.get_running_loop().create_task(self._run(queue), name="vsb2net-batcher")
 
     async def stop(self) -> None:
         """Stop the worker; queries still waiting get an error instead of waiting forever."""
@@ -110,13 +111,13 @@ class MicroBatcher:
         if self._stopped:
             raise RuntimeError("the server is shutting down")
         self.start()
+        assert self._queue is not None, "start() made the queue"
         fut = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Query(np.asarray(code, np.uint8), int(k), radius, fut))
         return await fut
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue[_Query]) -> None:
         loop = asyncio.get_running_loop()
-        queue = self._queue
         last = 1
         while True:
             batch = [await queue.get()]
@@ -145,8 +146,9 @@ class MicroBatcher:
                 else:
                     q.future.set_result(res)
 
-    def _answer(self, batch: list[_Query]) -> list[Hits | BaseException]:
-        """In the index thread: one index call per group (k-NN; each radius), results in batch order."""
+    def _answer(self, batch: list[_Query]) -> list[Hits | BaseException | None]:
+        """In the index thread: one index call per group (k-NN; each radius), results in batch order
+        (every slot is filled: None only types the list before that)."""
         out: list[Hits | BaseException | None] = [None] * len(batch)
         groups: dict[int | None, list[int]] = {}
         for i, q in enumerate(batch):

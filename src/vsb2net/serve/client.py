@@ -37,6 +37,8 @@ class Client:
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60):
         parts = urlsplit(url)
+        if parts.hostname is None:
+            raise ValueError(f"{url!r} names no host; give e.g. http://127.0.0.1:8000")
         self.host, self.port = parts.hostname, parts.port or 80
         self.auth = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
