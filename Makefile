@@ -1,18 +1,28 @@
-# Two entry points: `make run` (the main job) and `make test`. Both create .venv when missing and
-# install what is needed; the stamp file makes a second call skip the installation.
+# Two entry points: `make run` (the main job) and `make test` (lint, then the whole suite). Both
+# create .venv when missing and install what is needed; the stamp file makes a second call skip the
+# installation. `make test-fast` leaves out the tests marked slow (training, torchrun, the browser).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.vsb2net-installed
 ARGS   ?=
 
-.PHONY: run test install clean
+.PHONY: run test test-fast lint install clean
 
 run: $(STAMP)
 	$(PY) -m vsb2net run --tuned auto $(ARGS)
 
-test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+test: lint
+	$(PY) -m pytest --durations=15 $(ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" --durations=10 $(ARGS)
+
+# ruff (style and likely bugs) over the whole tree, mypy (annotations) over the package; both
+# configured in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy
 
 install: $(STAMP)
 

@@ -57,6 +57,7 @@ def toy_dataset(tmp_path):
     sys.modules.pop("vsb2net.data.toy_stripes", None)
 
 
+@pytest.mark.slow
 def test_a_dataset_in_a_new_file_is_listed_and_trained_on(toy_dataset, tmp_path, capsys):
     from vsb2net.cli import main
 

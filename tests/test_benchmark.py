@@ -115,6 +115,7 @@ def test_validation_folds_hold_out_other_classes():
         assert not set(f.unseen) & {3, 7} and np.isin(f.database, sp.train).all()
 
 
+@pytest.mark.slow
 def test_a_cell_whose_settings_changed_is_recomputed(bench, tmp_path):
     import shutil
 
@@ -149,6 +150,7 @@ def test_a_cell_hash_covers_only_the_options_its_method_reads():
     assert h("lsh", "train.epochs=3") != h("lsh") and h("lsh", "data.split_seed=4") != h("lsh")
 
 
+@pytest.mark.slow
 def test_parallel_jobs_compute_the_same_cells(tmp_path):
     spec = BenchmarkSpec(methods=["lsh", "itq", "csq"], bits=[16], splits=2, max_per_class=30,
                          out=str(tmp_path / "par"), overrides=TINY)
@@ -223,6 +225,7 @@ def test_class_code_distances_table_averages_over_splits():
     assert mr.class_code_lines([{**r, "unseen": {}} for r in rows], spec) == []
 
 
+@pytest.mark.slow
 def test_results_md_is_what_the_committed_cells_give(tmp_path):
     """docs/RESULTS.md must be regenerated from the cells whenever they or the tables change."""
     import subprocess

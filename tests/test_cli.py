@@ -98,6 +98,7 @@ def test_datasets_lists_availability(capsys):
     (["run", "--unseen", "cat,unicorn"], "unicorn"),
     (["evaluate", "/nonexistent/run"], "does not exist"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_clear_line_without_traceback(args, needle, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "vsb2net", *args, "--out", str(tmp_path)]
                           if args[0] == "run" else [sys.executable, "-m", "vsb2net", *args],

@@ -125,6 +125,7 @@ def test_settings_that_cannot_work_with_a_frozen_trunk_are_refused(override, mes
         build_config(None, ["model.backbone=efficientnet-lite0", override])
 
 
+@pytest.mark.slow
 def test_a_run_trains_on_cached_features_and_codes_image_files(tmp_path, monkeypatch):
     from PIL import Image
 

