@@ -76,10 +76,6 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-def load_metrics(path: str | Path) -> dict:
-    return json.loads((Path(path) / METRICS).read_text())
-
-
 # ----------------------------------------------------------------------------- resuming
 
 def resume_config(path: str | Path, overrides: list[str] | None = None) -> tuple[RunConfig, dict]:
@@ -255,12 +251,6 @@ class Run:
     def split_info(self) -> dict:
         """split.json: the seen and unseen classes and where the class vectors came from ({} if absent)."""
         return read_json(self.path / SPLIT, {}) or {}
-
-    def training_info(self) -> dict:
-        return read_json(self.path / TRAINING, {}) or {}
-
-    def metrics(self) -> dict | None:
-        return read_json(self.path / METRICS)
 
     def vector_source(self) -> str:
         """Where the run's class vectors came from: "glove", "minilm", "attributes" or a file name

@@ -6,6 +6,9 @@
   JSON file keyed by the hash of its full configuration, so a benchmark resumes and no cell goes stale;
 * :mod:`.tables`: means over splits, Markdown tables, CSV and the plot;
 * :mod:`.tuning`: ``vsb2net tune``, the grid scored on the validation protocol;
+* :mod:`.tuned`: the tuned-file format and the tuned defaults that ship in ``tuned/``;
+* :mod:`.results_plan`, :mod:`.results_doc`, :mod:`.levers_doc`, :mod:`.paired`: docs/RESULTS.md
+  (what ``benchmarks/make_results.py`` computes, and its rendering);
 * :mod:`.commands`: the ``vsb2net benchmark`` / ``tune`` commands (their parsers are in
   :mod:`vsb2net.benchmark_cli`, which imports no torch).
 
