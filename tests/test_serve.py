@@ -90,7 +90,7 @@ def test_health_and_info(server, run, split):
     assert status == 200 and body == {"status": "ok"}
     status, info = server.json("GET", "/info")
     assert status == 200
-    assert info["bits"] == 16 and info["backend"] == "faiss-flat" and info["count"] == 360
+    assert info["bits"] == 16 and info["backend"] == "flat" and info["count"] == 360
     assert info["method"] == "vsb2net" and info["dataset"] == "animal-mnist" and info["class_vectors"] == "glove"
     assert info["class_names"] == split["class_names"] and info["unseen"] == split["unseen"]
     assert all(info["queries"][kind]["supported"] for kind in ("image", "class", "text", "code"))

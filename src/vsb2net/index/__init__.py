@@ -6,7 +6,7 @@ milvus_backend.py; adding a backend: one file plus its import line below).  item
 goes into an index (a run's dataset split, an image folder, a codes file) and shows the pictures
 of indexed items; cli.py adds ``vsb2net index build`` and ``vsb2net search``.
 """
-from . import faiss_backend, milvus_backend  # noqa: F401,I001  (each registers its backends)
+from . import faiss_backend, milvus_backend, scan_backend  # noqa: F401,I001  (each registers its backends)
 from .base import BACKENDS, DEFAULT_BACKEND, Backend, HammingIndex, Hits, backend_names, read_index_file
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "HammingIndex", "Hits", "backend_names", "read_index_file"]

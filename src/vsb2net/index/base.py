@@ -12,7 +12,8 @@ Codes are packed ``uint8`` arrays of shape (N, bits // 8) as :func:`vsb2net.code
 makes them.  Each added code gets a *position* (0, 1, 2, ... in the order of ``add`` calls); the
 backend stores positions, the index maps them to the caller's ``ids`` and ``metadata``.
 
-Backends (registry :data:`BACKENDS`): ``faiss-flat`` (exact scan, the default), ``faiss-ivf``
+Backends (registry :data:`BACKENDS`): ``flat`` (vsb2net's exact scan with a counting k-NN
+kernel, the default; scan_backend.py), ``faiss-flat`` (faiss's exact scan, the reference), ``faiss-ivf``
 (inverted lists; exact when ``nprobe == nlist``), ``faiss-mih`` (multi-index hashing; exact
 range search, approximate k-NN), ``milvus`` (a Milvus server or cluster, or Milvus Lite).
 
@@ -70,7 +71,7 @@ MAX_HEADER = 1 << 20
 SECTIONS = ("ids", "metadata", "payload")
 
 BACKENDS: Registry = Registry("index backend")
-DEFAULT_BACKEND = "faiss-flat"
+DEFAULT_BACKEND = "flat"
 
 
 # ----------------------------------------------------------------------------- results
