@@ -10,11 +10,12 @@ What it does:
 1. The run: --run, or a tiny 64-bit VSB2-Net run (Animal-MNIST, 40 images per class, 1 epoch,
    GloVe class vectors, so text queries work) trained once and cached under --cache-dir (default
    <tmp>/vsb2net-serve-load; retrained when the model code no longer loads it).
-2. The index: --database random uniform codes of the run's length in a faiss-flat index made
-   for the run's model, cached beside it (keyed by the model's fingerprint, size and seed).
+2. The index: --database random uniform codes of the run's length in an index of --backend
+   (default: the default backend, ``flat``) made for the run's model, cached beside it (keyed by
+   the model's fingerprint, size and seed).
 3. Batched against unbatched index calls, in this process: one ``HammingIndex.search`` call with
    32 queries against 32 calls with one query each (k = 11, what the server asks for k = 10),
-   the latter with faiss's default OpenMP team and with a one-thread team (see
+   for a faiss backend the latter with faiss's default OpenMP team and with a one-thread team (see
    ``batched_vs_unbatched``), under OMP_WAIT_POLICY=PASSIVE like the server (set it in the
    environment to measure another policy).
 4. The server: ``vsb2net serve RUN INDEX --port 0`` in a subprocess.  For each query kind the run
@@ -88,17 +89,17 @@ def tiny_run(cache: Path, bits: int) -> Path:
     return run
 
 
-def random_index(run, cache: Path, n: int, seed: int) -> Path:
+def random_index(run, cache: Path, n: int, seed: int, backend: str) -> Path:
     from vsb2net.index import HammingIndex
 
     fingerprint = run.identity()["fingerprint"]
-    path = cache / f"random-{fingerprint}-{run.bits}bits-{n}-seed{seed}.faiss-flat.vsbidx"
+    path = cache / f"random-{fingerprint}-{run.bits}bits-{n}-seed{seed}.{backend}.vsbidx"
     if path.is_file():
         return path
-    print(f"building a faiss-flat index of {n:,} random {run.bits}-bit codes in {path} ...", flush=True)
+    print(f"building a {backend} index of {n:,} random {run.bits}-bit codes in {path} ...", flush=True)
     t0 = time.perf_counter()
     codes = np.random.default_rng(seed).integers(0, 256, (n, run.bits // 8), dtype=np.uint8)
-    index = HammingIndex(run.bits, "faiss-flat", model=run.identity(),
+    index = HammingIndex(run.bits, backend, model=run.identity(),
                          info={"source": {"kind": "codes", "file": f"random uniform, seed {seed}"}})
     index.add(codes)
     index.save(path)
@@ -121,14 +122,17 @@ def batched_vs_unbatched(index_path: Path, bits: int, queries: int = 32, k: int 
     index = HammingIndex.load(index_path)
     rng = np.random.default_rng(1)
     team = faiss.omp_get_max_threads()
-    times = {"one_call_s": [], "many_calls_s": [], "many_calls_1thread_s": []}
+    uses_faiss = index.backend_name.startswith("faiss")
+    times: dict[str, list[float]] = {"one_call_s": [], "many_calls_s": []}
+    if uses_faiss:
+        times["many_calls_1thread_s"] = []
     index.search(rng.integers(0, 256, (queries, bits // 8), dtype=np.uint8), k)  # warm-up
     for _ in range(rounds):
         q = rng.integers(0, 256, (queries, bits // 8), dtype=np.uint8)
         t0 = time.perf_counter()
         index.search(q, k)
         times["one_call_s"].append(time.perf_counter() - t0)
-        for key, threads in (("many_calls_s", team), ("many_calls_1thread_s", 1)):
+        for key, threads in (("many_calls_s", team), ("many_calls_1thread_s", 1))[:2 if uses_faiss else 1]:
             faiss.omp_set_num_threads(threads)
             t0 = time.perf_counter()
             for i in range(queries):
@@ -136,7 +140,8 @@ def batched_vs_unbatched(index_path: Path, bits: int, queries: int = 32, k: int 
             times[key].append(time.perf_counter() - t0)
             faiss.omp_set_num_threads(team)
     index.close()
-    return {"queries": queries, "count": len(index), "threads": team,
+    return {"queries": queries, "count": len(index), "threads": team if uses_faiss else None,
+            "backend": index.backend_name,
             **{key: float(np.median(v)) for key, v in times.items()}}
 
 
@@ -292,6 +297,8 @@ def main() -> int:
     p.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "vsb2net-serve-load"),
                    help="where the tiny run and the index are kept between runs (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default=None, help="index backend (default: the default backend, flat)")
+    p.add_argument("--server-args", default="", help="more options for `vsb2net serve`, e.g. '--max-batch 8'")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args()
     clients = tuple(int(c) for c in args.clients.split(","))
@@ -302,23 +309,29 @@ def main() -> int:
 
     run_dir = Path(args.run) if args.run else tiny_run(cache, args.bits)
     run = Run.load(run_dir)
-    index_path = random_index(run, cache, args.database, args.seed)
+    from vsb2net.index import DEFAULT_BACKEND
+
+    index_path = random_index(run, cache, args.database, args.seed, args.backend or DEFAULT_BACKEND)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; run {run_dir} ({run.bits} bits), index {index_path.name}", flush=True)
 
     timing = batched_vs_unbatched(index_path, run.bits)
     n, one = timing["queries"], timing["one_call_s"]
-    print(f"\nindex calls, faiss-flat, {timing['count']:,} codes of {run.bits} bits, k = 11, median of 5 "
-          f"(faiss team: {timing['threads']} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}):")
+    team = (f"faiss team: {timing['threads']} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+            if timing["threads"] else "one thread per core for a batch, one for a single query")
+    print(f"\nindex calls, {timing['backend']}, {timing['count']:,} codes of {run.bits} bits, k = 11, median of 5 "
+          f"({team}):")
     print(f"  one call with {n} queries:                  {one * 1000:8.1f} ms")
     print(f"  {n} calls with 1 query each:                {timing['many_calls_s'] * 1000:8.1f} ms   "
           f"({timing['many_calls_s'] / one:.1f}x the batched time)")
-    print(f"  {n} calls with 1 query each, 1-thread team: {timing['many_calls_1thread_s'] * 1000:8.1f} ms   "
-          f"({timing['many_calls_1thread_s'] / one:.1f}x the batched time)\n", flush=True)
+    if "many_calls_1thread_s" in timing:
+        print(f"  {n} calls with 1 query each, 1-thread team: {timing['many_calls_1thread_s'] * 1000:8.1f} ms   "
+              f"({timing['many_calls_1thread_s'] / one:.1f}x the batched time)")
+    print(flush=True)
 
     sets = request_sets(run, run.bits, args.k)
     log = cache / "server.log"
-    server = Server(run_dir, index_path, [], log)
+    server = Server(run_dir, index_path, args.server_args.split(), log)
     rows = []
     try:
         supported = server.info()["queries"]

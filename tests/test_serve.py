@@ -423,6 +423,29 @@ def test_concurrent_queries_share_one_index_call(run, files):
     assert all(np.array_equal(a.ids, b.ids) for a, b in zip(results, again))
 
 
+def test_concurrent_uploads_share_one_model_call(run, files):
+    """Uploaded images are decoded one by one, then coded together: the codes are those of coding
+    each image alone, from fewer forward passes than images."""
+    from vsb2net.run import Run
+    from vsb2net.serve.service import SearchService
+
+    rng = np.random.default_rng(5)
+    pictures = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(12)]
+    service = SearchService(run, files["codes"], batch_window_s=0.01)
+
+    async def go():
+        try:
+            return await asyncio.gather(*(service.image_code(png_bytes(p)) for p in pictures))
+        finally:
+            await service.close()
+
+    codes = asyncio.run(go())
+    alone = Run.load(run)
+    for code, picture in zip(codes, pictures, strict=True):
+        np.testing.assert_array_equal(code, alone.encode_images(picture[None])[0])
+    assert service.image_batcher.items == 12 and service.image_batcher.calls < 12
+
+
 def test_concurrent_http_clients_get_their_own_answers(server, files):
     from concurrent.futures import ThreadPoolExecutor
 

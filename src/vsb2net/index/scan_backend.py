@@ -4,7 +4,7 @@ k-NN comes from a small C kernel (``_hamming.c``, built by ``pip install``/``mak
 counting over the few possible distances instead of a heap, and tiles of queries scanning a block
 of the database while it is in cache.  Ties are broken by position (the order codes were added),
 so the top k is one exact set, not any k of the tied items.  One call per core, on slices of the
-queries (ctypes releases the GIL).  ``benchmarks/search.py`` measures it against faiss
+queries (ctypes releases the GIL; ``VSB2NET_SCAN_THREADS`` sets another number).  ``benchmarks/search.py`` measures it against faiss
 ``IndexBinaryFlat`` and a popcount-only pass.
 
 Range search counts distances with numpy's popcount in blocks.  Where the kernel was not built
@@ -59,7 +59,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def _slices(nq: int, n: int, threads: int | None) -> list[slice]:
-    threads = threads or os.cpu_count() or 1
+    threads = threads or int(os.environ.get("VSB2NET_SCAN_THREADS", 0)) or os.cpu_count() or 1
     if nq * n < _PARALLEL_MIN_PAIRS:
         threads = 1
     bounds = np.linspace(0, nq, min(threads, max(nq, 1)) + 1).astype(int)

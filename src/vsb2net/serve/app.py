@@ -16,6 +16,7 @@ error" for a bug, whose traceback is logged here and never sent).
 """
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import re
@@ -236,6 +237,10 @@ def _load_service(run_dir: str | Path, index_path: str | Path, limits: Limits, w
     service = SearchService(run_dir, index_path, limits=limits, **service_params)
     if warm_up:
         service.warm_up()
+    # what is loaded now (the model, the index's metadata, GloVe) lives as long as the server: out
+    # of the collector's sight, a full collection no longer walks it while queries wait
+    gc.collect()
+    gc.freeze()
     return service
 
 

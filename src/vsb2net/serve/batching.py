@@ -176,3 +176,63 @@ class MicroBatcher:
                 for i, hits in zip(members, found):
                     out[i] = _first(hits, batch[i].k)
         return out
+
+
+class CallBatcher:
+    """``await batcher(item)``: items that arrive together go through ``fn(items) -> results`` in one
+    call on ``executor`` (uploaded images through the model: one forward pass for the batch instead
+    of one per request).  Same rule as :class:`MicroBatcher`: the window is waited only while items
+    arrive together, so a lone client pays nothing."""
+
+    def __init__(self, fn, executor: concurrent.futures.Executor, *, window_s: float = 0.002, max_batch: int = 32):
+        self.fn, self.executor = fn, executor
+        self.window_s, self.max_batch = max(0.0, float(window_s)), max(1, int(max_batch))
+        self._queue: asyncio.Queue | None = None
+        self._worker: asyncio.Task | None = None
+        #: (number of calls, number of items they took), for /info and the tests
+        self.calls = 0
+        self.items = 0
+
+    async def __call__(self, item):
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._run(self._queue), name="vsb2net-calls")
+        assert self._queue is not None, "the worker made the queue"
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, fut))
+        return await fut
+
+    async def _run(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        last = 1
+        while True:
+            batch = [await queue.get()]
+            if self.window_s and self.max_batch > 1 and (last > 1 or not queue.empty()):
+                await asyncio.sleep(self.window_s)
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            last = len(batch)
+            batch = [(item, fut) for item, fut in batch if not fut.done()]
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(self.executor, self.fn, [item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001  (handed to every waiting caller)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.calls += 1
+            self.items += len(batch)
+            for (_, fut), res in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(res)
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None

@@ -27,7 +27,7 @@ from vsb2net.index.base import Hits
 from vsb2net.index.items import ItemPictures
 from vsb2net.run import Run
 
-from .batching import MicroBatcher
+from .batching import CallBatcher, MicroBatcher
 
 log = logging.getLogger("vsb2net.serve")
 
@@ -89,6 +89,9 @@ class SearchService:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=model_threads,
                                                           thread_name_prefix="vsb2net-model")
         self.pictures = ItemPictures(self.run, self.index)
+        # uploads are decoded one by one in the pool, then coded together: one forward pass a batch
+        self.image_batcher = CallBatcher(self._encode_images, self.pool, window_s=batch_window_s,
+                                         max_batch=max_batch)
         self._pictures_lock = threading.Lock()
         self.kinds = self._supported_kinds()
         self._known_classes = {" ".join(n.split()).lower() for n in self.run.class_names}
@@ -147,7 +150,8 @@ class SearchService:
                        "max_upload_bytes": self.limits.max_upload_bytes, "max_pixels": self.limits.max_pixels,
                        "max_text_chars": self.limits.max_text_chars},
             "batching": {"window_ms": self.batcher.window_s * 1000, "max_batch": self.batcher.max_batch,
-                         "index_calls": self.batcher.calls, "queries": self.batcher.queries},
+                         "index_calls": self.batcher.calls, "queries": self.batcher.queries,
+                         "image_model_calls": self.image_batcher.calls, "images": self.image_batcher.items},
         }
 
     # -- queries to codes (in the model pool) ---------------------------------------------------------
@@ -162,15 +166,17 @@ class SearchService:
                 cache.put(key, value)
         return value
 
-    def _image_code(self, data: bytes) -> np.ndarray:
-        image = decode_image(data, self.run.in_shape, max_pixels=self.limits.max_pixels, name="the upload")
-        return self.run.encode_images(image[None])[0]
+    def _decode(self, data: bytes) -> np.ndarray:
+        return decode_image(data, self.run.in_shape, max_pixels=self.limits.max_pixels, name="the upload")
+
+    def _encode_images(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self.run.encode_images(np.stack(images)))
 
     async def image_code(self, data: bytes) -> np.ndarray:
         self.require("image")
         if not data:
             raise VsbError("the upload is empty; send an image file (PNG, JPEG, ...).")
-        return await self._in_pool(self._image_code, data)
+        return await self.image_batcher(await self._in_pool(self._decode, data))
 
     def _class_code(self, key: str) -> np.ndarray:
         return self.run.code_class_names([key])[0]
@@ -270,6 +276,7 @@ class SearchService:
         return png
 
     async def close(self) -> None:
+        await self.image_batcher.stop()
         await self.batcher.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.index.close()
