@@ -29,7 +29,7 @@ install: $(STAMP)
 # torch is pinned here, not in pyproject.toml: 2.13.0 is the CPU wheel this machine keeps on disk,
 # while a bare `torch` may pull a multi-GB CUDA build. animal-mnist is installed without its
 # declared dependencies (they pull TensorFlow, which we do not use).
-$(STAMP): pyproject.toml setup.py src/vsb2net/index/_hamming.c Makefile
+$(STAMP): pyproject.toml setup.py src/vsb2net/_hamming.c Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-deps animal-mnist

@@ -10,7 +10,7 @@ For each code length and k: random uniform codes, top k for every query, by
 * ``faiss IndexBinaryFlat, use_heap=False``: the same with faiss's selection by counting;
 * ``numpy popcount + argpartition``: vsb2net.codes.hamming_distances over a block of queries, then
   ``np.argpartition`` for the k smallest and a sort of those k (distance, then position);
-* ``flat kernel``: vsb2net's C kernel alone (vsb2net/index/_hamming.c: selection by counting over
+* ``flat kernel``: vsb2net's C kernel alone (vsb2net/_hamming.c: selection by counting over
   the possible distances, query tiles over cached database blocks, one thread per core);
 * ``popcount-only pass``: the same kernel's scan computing and summing every distance, selecting
   nothing: the floor a scan cannot beat; every method's time is given as a multiple of it;
@@ -91,7 +91,7 @@ def main() -> int:
     import faiss
 
     bw = memory_bandwidth()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__} with "
+    print(f"machine: {platform.machine()} ({_cpu()}), {os.cpu_count()} cores, faiss {faiss.__version__} with "
           f"{faiss.omp_get_max_threads()} threads, numpy {np.__version__}; load average "
           f"{os.getloadavg()[0]:.1f} at start")
     print(f"measured memory read bandwidth: {bw / 1e9:.1f} GB/s")
@@ -162,6 +162,17 @@ def _one_setting(a, bits: int, k: int, db: np.ndarray, q: np.ndarray, faiss) -> 
               f"{base / seconds[m]:>8.2f} {seconds[m] / floor:>10.2f}  {note}")
     print()
     return failed
+
+
+def _cpu() -> str:
+    """The CPU model and the kernel path this process takes (AVX-512 VPOPCNTDQ or portable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
+    vector = "avx512_vpopcntdq" in text.split() and os.environ.get("VSB2NET_SCALAR_SCAN") != "1"
+    return f"{model}; flat kernel path: {'AVX-512 VPOPCNTDQ' if vector else 'portable popcount'}"
 
 
 def _recall(found: np.ndarray, exact: np.ndarray) -> float:

@@ -34,7 +34,8 @@ def _build(db, backend, **params):
     return index
 
 
-EXACT = [("flat", {}), ("faiss-flat", {}), ("faiss-ivf", {"nlist": 16, "nprobe": 16}), ("faiss-mih", {"nflip": BITS // 2})]
+EXACT = [("flat", {}), ("faiss-flat", {}), ("faiss-ivf", {"nlist": 16, "nprobe": 16}),
+         ("faiss-mih", {"nflip": BITS // 2})]
 
 
 def test_backends_registered():

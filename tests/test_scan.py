@@ -16,7 +16,7 @@ def _reference(q: np.ndarray, db: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 
 
 def test_the_kernel_is_built():
-    assert scan.kernel() is not None, "make install builds src/vsb2net/index/_hamming.c"
+    assert scan.kernel() is not None, "make install builds src/vsb2net/_hamming.c"
 
 
 @pytest.mark.parametrize("bits", [8, 16, 32, 48, 64, 128])
@@ -105,3 +105,16 @@ def test_the_portable_path_gives_the_same_as_the_vector_one(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
         results.append(np.load(path))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("bits", [8, 16, 32, 48, 64, 128])
+def test_distance_histograms_of_the_kernel_are_faiss_and_numpy_counts(bits, monkeypatch):
+    from vsb2net import metrics
+
+    rng = np.random.default_rng(bits)
+    db = rng.integers(0, 256, (4099, bits // 8), dtype=np.uint8)
+    q = rng.integers(0, 256, (21, bits // 8), dtype=np.uint8)
+    want = np.stack([np.bincount(row, minlength=bits + 1) for row in hamming_distances(q, db)])
+    np.testing.assert_array_equal(metrics._distance_counts(q, db, bits), want)
+    monkeypatch.setattr(metrics, "kernel", lambda: None)  # the faiss path
+    np.testing.assert_array_equal(metrics._distance_counts(q, db, bits), want)

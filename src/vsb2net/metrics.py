@@ -45,6 +45,7 @@ from scipy.special import gammaln
 
 from vsb2net.codes import _check_packed, hamming_distances, pad_codes, to_numpy
 from vsb2net.errors import VsbError, check_count
+from vsb2net.hamming_kernel import histograms, kernel
 
 __all__ = [
     "DEFAULT_PRECISION_KS",
@@ -450,21 +451,26 @@ def _count_into(out: np.ndarray, q: np.ndarray, db: np.ndarray, bits: int) -> No
 def _distance_counts(q: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
     """``counts[i, d]`` = database codes at Hamming distance d from ``q[i]``; int64 (Q, bits + 1).
 
-    faiss's C++ kernels do the work: ``hammings`` (XOR + popcount into int32 distances) and
+    vsb2net's compiled kernel counts them where it is built (:mod:`vsb2net.hamming_kernel`: popcount
+    straight into per-query histograms, no distance matrix; AVX-512 VPOPCNTDQ where the CPU has it).
+    Else faiss's C++ kernels do the work: ``hammings`` (XOR + popcount into int32 distances) and
     ``ivec_hist`` (a counting loop), a block of queries x database rows at a time.  numpy needs
     four passes per pair for the same (XOR, popcount, bin offset, bincount, whose counting loop
     alone costs about as much as both faiss kernels; docs/PERFORMANCE.md).  faiss releases the
     GIL, so large inputs are split over ``faiss.omp_get_max_threads()`` threads (the cores, or
     OMP_NUM_THREADS), each counting its own slice of the database.
     """
-    import faiss
-
     nq, nb = len(q), len(db)
     out = np.zeros((nq, bits + 1), dtype=np.int64)
     if nq == 0 or nb == 0:
         return out
     q = np.ascontiguousarray(pad_codes(q))
     db = np.ascontiguousarray(pad_codes(db))
+    lib = kernel()
+    if lib is not None:
+        return histograms(lib, q, db, bits + 1)
+    import faiss
+
     threads = min(max(1, faiss.omp_get_max_threads()), max(1, nb // 1024))
     if threads == 1 or nq * nb < _PARALLEL_MIN_PAIRS:
         _count_into(out, q, db, bits)

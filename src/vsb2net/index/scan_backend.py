@@ -1,69 +1,26 @@
 """``flat``: the exact scan of vsb2net, the default backend.
 
-k-NN comes from a small C kernel (``_hamming.c``, built by ``pip install``/``make``): selection by
+k-NN comes from a small C kernel (``vsb2net/_hamming.c`` through :mod:`vsb2net.hamming_kernel`): selection by
 counting over the few possible distances instead of a heap, and tiles of queries scanning a block
 of the database while it is in cache.  Ties are broken by position (the order codes were added),
 so the top k is one exact set, not any k of the tied items.  One call per core, on slices of the
-queries (ctypes releases the GIL; ``VSB2NET_SCAN_THREADS`` sets another number).  ``benchmarks/search.py`` measures it against faiss
-``IndexBinaryFlat`` and a popcount-only pass.
+queries (ctypes releases the GIL; ``VSB2NET_SCAN_THREADS`` sets another number).
+``benchmarks/search.py`` measures it against faiss ``IndexBinaryFlat`` and a popcount-only pass.
 
 Range search counts distances with numpy's popcount in blocks.  Where the kernel was not built
 (no C compiler at install time), k-NN falls back to numpy with the same results, more slowly.
 """
 from __future__ import annotations
 
-import ctypes
-import importlib.machinery
-import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vsb2net.codes import hamming_distances, pad_codes, padded_bytes
 from vsb2net.errors import VsbError
+from vsb2net.hamming_kernel import in_threads, kernel
 
 from .base import BACKENDS, Backend
-
-log = logging.getLogger("vsb2net.index")
-
-#: below this many (query, code) pairs a second thread costs more than it saves
-_PARALLEL_MIN_PAIRS = 1 << 20
-
-
-@cache
-def kernel() -> ctypes.CDLL | None:
-    """The compiled kernel, or None where it was not built."""
-    here = Path(__file__).resolve().parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = here / f"_hamming{suffix}"
-        if path.is_file():
-            lib = ctypes.CDLL(str(path))
-            ptr = ctypes.c_void_p
-            lib.hamming_knn.argtypes = [ptr, ctypes.c_int64, ptr, ctypes.c_int64, ctypes.c_int, ctypes.c_int, ptr, ptr]
-            lib.hamming_knn.restype = ctypes.c_int
-            lib.hamming_popcount_pass.argtypes = [ptr, ctypes.c_int64, ptr, ctypes.c_int64, ctypes.c_int]
-            lib.hamming_popcount_pass.restype = ctypes.c_int64
-            return lib
-    log.warning("the Hamming k-NN kernel (vsb2net/index/_hamming*.so) is not built; the flat backend uses "
-                "numpy. Reinstall with a C compiler present (make install) for the fast scan.")
-    return None
-
-
-@cache
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="vsb2net-scan")
-
-
-def _slices(nq: int, n: int, threads: int | None) -> list[slice]:
-    threads = threads or int(os.environ.get("VSB2NET_SCAN_THREADS", 0)) or os.cpu_count() or 1
-    if nq * n < _PARALLEL_MIN_PAIRS:
-        threads = 1
-    bounds = np.linspace(0, nq, min(threads, max(nq, 1)) + 1).astype(int)
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def knn(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -82,12 +39,7 @@ def knn(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = No
                            dist[part].ctypes.data, pos[part].ctypes.data) != 0:
             raise MemoryError("the Hamming k-NN kernel ran out of memory")
 
-    parts = _slices(nq, len(codes), threads)
-    if len(parts) == 1:
-        run(parts[0])
-    else:
-        for f in [_pool(len(parts)).submit(run, part) for part in parts]:
-            f.result()
+    in_threads(run, nq, len(codes), threads)
     return dist, pos
 
 
@@ -96,13 +48,11 @@ def popcount_pass(queries: np.ndarray, codes: np.ndarray, threads: int | None = 
     lib = kernel()
     if lib is None:
         raise VsbError("the Hamming kernel is not built; reinstall with a C compiler (make install).")
-    parts = _slices(len(queries), len(codes), threads)
-
     def run(part: slice) -> int:
         q = np.ascontiguousarray(queries[part])
         return int(lib.hamming_popcount_pass(q.ctypes.data, len(q), codes.ctypes.data, len(codes), queries.shape[1]))
 
-    return sum(_pool(len(parts)).map(run, parts)) if len(parts) > 1 else run(parts[0])
+    return sum(in_threads(run, len(queries), len(codes), threads))
 
 
 def _numpy_knn(queries: np.ndarray, codes: np.ndarray, k: int, dist: np.ndarray, pos: np.ndarray):

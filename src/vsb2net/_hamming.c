@@ -303,3 +303,82 @@ int64_t hamming_popcount_pass(const uint8_t *q, int64_t nq, const uint8_t *db, i
     }
     return total;
 }
+
+/* per query, how many database codes lie at each Hamming distance: out (nq x nbins, int64, added
+ * to), nbins >= the largest possible distance + 1.  Four interleaved sub-histograms keep
+ * consecutive increments of one bin from waiting on each other. */
+#define HIST_MAX_BITS 1024
+#ifdef HAVE_AVX512_PATH
+__attribute__((target("avx512f,avx512vpopcntdq")))
+static void hist64_avx512(const uint64_t *c, int64_t lo, int64_t hi, uint64_t qc, uint32_t (*h)[HIST_MAX_BITS + 1]) {
+    __m512i qv = _mm512_set1_epi64((long long)qc);
+    int64_t j = lo;
+    long long d[8];
+    for (; j + 8 <= hi; j += 8) {
+        _mm512_storeu_si512((void *)d, _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512((const void *)(c + j)), qv)));
+        h[0][d[0]]++; h[1][d[1]]++; h[2][d[2]]++; h[3][d[3]]++;
+        h[0][d[4]]++; h[1][d[5]]++; h[2][d[6]]++; h[3][d[7]]++;
+    }
+    for (; j < hi; j++) h[0][__builtin_popcountll(qc ^ c[j])]++;
+}
+
+__attribute__((target("avx512f,avx512vpopcntdq")))
+static void hist32_avx512(const uint32_t *c, int64_t lo, int64_t hi, uint32_t qc, uint32_t (*h)[HIST_MAX_BITS + 1]) {
+    __m512i qv = _mm512_set1_epi32((int)qc);
+    int64_t j = lo;
+    int d[16];
+    for (; j + 16 <= hi; j += 16) {
+        _mm512_storeu_si512((void *)d, _mm512_popcnt_epi32(_mm512_xor_si512(_mm512_loadu_si512((const void *)(c + j)), qv)));
+        for (int b = 0; b < 16; b += 4) {
+            h[0][d[b]]++; h[1][d[b + 1]]++; h[2][d[b + 2]]++; h[3][d[b + 3]]++;
+        }
+    }
+    for (; j < hi; j++) h[0][__builtin_popcount(qc ^ c[j])]++;
+}
+#endif
+
+int hamming_hist(const uint8_t *q, int64_t nq, const uint8_t *db, int64_t n, int nbytes, int64_t *out, int nbins) {
+    int bits = nbytes * 8;
+    if (bits > HIST_MAX_BITS) return -1;
+    uint32_t (*h)[HIST_MAX_BITS + 1] = malloc(sizeof(uint32_t) * 4 * (HIST_MAX_BITS + 1));
+    if (!h) return -1;
+    for (int64_t i = 0; i < nq; i++) {
+        const uint8_t *qi = q + i * nbytes;
+        memset(h, 0, sizeof(uint32_t) * 4 * (HIST_MAX_BITS + 1));
+        /* blocks of under 2^32 codes keep the uint32 counts exact */
+        for (int64_t lo = 0; lo < n; lo += ((int64_t)1 << 30)) {
+            int64_t hi = n - lo > ((int64_t)1 << 30) ? lo + ((int64_t)1 << 30) : n;
+#ifdef HAVE_AVX512_PATH
+            if (use_avx512() && nbytes == 8) {
+                uint64_t qc;
+                memcpy(&qc, qi, 8);
+                hist64_avx512((const uint64_t *)db, lo, hi, qc, h);
+            } else if (use_avx512() && nbytes == 4) {
+                uint32_t qc;
+                memcpy(&qc, qi, 4);
+                hist32_avx512((const uint32_t *)db, lo, hi, qc, h);
+            } else
+#endif
+            if (nbytes == 4) {
+                uint32_t qc;
+                memcpy(&qc, qi, 4);
+                const uint32_t *c = (const uint32_t *)db;
+                for (int64_t j = lo; j < hi; j++) h[j & 3][__builtin_popcount(qc ^ c[j])]++;
+            } else if (nbytes == 8) {
+                uint64_t qc;
+                memcpy(&qc, qi, 8);
+                const uint64_t *c = (const uint64_t *)db;
+                for (int64_t j = lo; j < hi; j++) h[j & 3][__builtin_popcountll(qc ^ c[j])]++;
+            } else {
+                int words = nbytes / 8;
+                const uint64_t *c = (const uint64_t *)db;
+                for (int64_t j = lo; j < hi; j++) h[j & 3][dist_words((const uint64_t *)qi, c + j * words, words)]++;
+            }
+            int64_t *o = out + i * nbins;
+            for (int d = 0; d < nbins && d <= bits; d++) o[d] += (int64_t)h[0][d] + h[1][d] + h[2][d] + h[3][d];
+            memset(h, 0, sizeof(uint32_t) * 4 * (HIST_MAX_BITS + 1));
+        }
+    }
+    free(h);
+    return 0;
+}
