@@ -87,7 +87,11 @@ def main() -> int:
     p.add_argument("--approximate", action="store_true", help="also faiss-ivf and faiss-mih (slower to build)")
     p.add_argument("--rounds", type=int, default=5, help="turns the methods take (same load for all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--histograms", action="store_true",
+                   help="instead: the evaluation's distance counts, the kernel against the faiss path")
     a = p.parse_args()
+    if a.histograms:
+        return histogram_counts(a)
     import faiss
 
     bw = memory_bandwidth()
@@ -162,6 +166,38 @@ def _one_setting(a, bits: int, k: int, db: np.ndarray, q: np.ndarray, faiss) -> 
               f"{base / seconds[m]:>8.2f} {seconds[m] / floor:>10.2f}  {note}")
     print()
     return failed
+
+
+def histogram_counts(a) -> int:
+    """metrics._distance_counts (what every evaluation row counts) with vsb2net's kernel and with the
+    faiss path it replaced (hammings + ivec_hist), on the same queries, taking turns."""
+    from vsb2net import metrics
+
+    kernel = metrics.kernel
+    print(f"machine: {platform.machine()} ({_cpu()}), {os.cpu_count()} cores; load average "
+          f"{os.getloadavg()[0]:.1f} at start")
+    print(f"distance histograms of {a.queries} queries x {a.database} codes\n")
+    rng = np.random.default_rng(a.seed)
+    failed = False
+    for bits in a.bits:
+        db = rng.integers(0, 256, (a.database, bits // 8), dtype=np.uint8)
+        q = rng.integers(0, 256, (a.queries, bits // 8), dtype=np.uint8)
+        seconds = {"kernel": 0.0, "faiss": 0.0}
+        out: dict[str, list] = {"kernel": [], "faiss": []}
+        for r in range(a.rounds):
+            sl = slice(r * a.queries // a.rounds, (r + 1) * a.queries // a.rounds)
+            for name in seconds:
+                metrics.kernel = kernel if name == "kernel" else (lambda: None)
+                res, t = timed(metrics._distance_counts, q[sl], db, bits)
+                seconds[name] += t
+                out[name].append(res)
+        metrics.kernel = kernel
+        same = all(np.array_equal(x, y) for x, y in zip(out["kernel"], out["faiss"], strict=True))
+        failed |= not same
+        print(f"{bits:>4} bits: kernel {seconds['kernel']:.2f} s, faiss path {seconds['faiss']:.2f} s, "
+              f"{seconds['faiss'] / seconds['kernel']:.2f}x; counts identical: {same}")
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
+    return 1 if failed else 0
 
 
 def _cpu() -> str:

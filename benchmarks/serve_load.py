@@ -353,6 +353,7 @@ def main() -> int:
         if min(clients) in by and max(clients) in by and by[min(clients)] > 0:
             print(f"{kind}: {max(clients)} clients answer {by[max(clients)] / by[min(clients)]:.1f}x the queries/s of "
                   f"{min(clients)} client")
+    print(f"load average {os.getloadavg()[0]:.1f} at end (the clients' own threads included)")
     if args.json:
         Path(args.json).write_text(json.dumps({"index_calls": timing, "cells": rows, "seconds": args.seconds,
                                                "database": args.database, "bits": run.bits}, indent=2))
