@@ -58,6 +58,19 @@ class _FaissThreads:
         faiss.omp_set_num_threads(max(1, min(n_queries, self.default)))
 
 
+async def next_batch(queue: asyncio.Queue, last: int, window_s: float, max_batch: int) -> list:
+    """The next batch: the first waiting entry and those that come within ``window_s`` (at most
+    ``max_batch``).  The window is waited only while entries have been arriving together (the
+    previous batch held several, or more wait already): a lone client pays no window, and under
+    load the queue fills during each call anyway."""
+    batch = [await queue.get()]
+    if window_s and max_batch > 1 and (last > 1 or not queue.empty()):
+        await asyncio.sleep(window_s)
+    while len(batch) < max_batch and not queue.empty():
+        batch.append(queue.get_nowait())
+    return batch
+
+
 def _first(hits: Hits, k: int) -> Hits:
     if len(hits) <= k:
         return hits
@@ -120,13 +133,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         last = 1
         while True:
-            batch = [await queue.get()]
-            # Wait for company only while queries have been arriving together: a lone client pays
-            # no window, and under load the queue fills during each index call anyway.
-            if self.window_s and self.max_batch > 1 and (last > 1 or not queue.empty()):
-                await asyncio.sleep(self.window_s)
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
+            batch = await next_batch(queue, last, self.window_s, self.max_batch)
             last = len(batch)
             batch = [q for q in batch if not q.future.done()]  # the client went away
             if not batch:
@@ -206,11 +213,7 @@ class CallBatcher:
         loop = asyncio.get_running_loop()
         last = 1
         while True:
-            batch = [await queue.get()]
-            if self.window_s and self.max_batch > 1 and (last > 1 or not queue.empty()):
-                await asyncio.sleep(self.window_s)
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
+            batch = await next_batch(queue, last, self.window_s, self.max_batch)
             last = len(batch)
             batch = [(item, fut) for item, fut in batch if not fut.done()]
             if not batch:
