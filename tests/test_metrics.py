@@ -501,3 +501,25 @@ def test_all_zero_histogram_rows_give_zero_without_warnings():
         assert np.allclose(M.average_precision_at_k_tie_aware(n, r, 2), [0.0, 1.0])
         assert np.allclose(M.average_precision_tie_aware(n, r), [0.0, (1 + (1 + 2 / 3) / 2) / 2])
         assert np.allclose(M.precision_at_k_tie_aware(n, r, [1, 3]), [[0, 0], [1, 2 / 3]])
+
+
+def test_asymmetric_ap_is_the_ap_of_ranking_by_the_real_valued_code():
+    from vsb2net.metrics import asymmetric_average_precision, distance_histograms
+
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(6, 16))
+    db = pack_codes(rng.normal(size=(60, 16)))
+    ql, dl = rng.integers(0, 3, 6), rng.integers(0, 3, 60)
+    ap = asymmetric_average_precision(u, db, ql, dl)
+    b = np.where(np.unpackbits(db, axis=1) > 0, 1.0, -1.0)
+    for i in range(6):  # continuous scores: no ties but identical codes, which random codes lack here
+        rel = dl[np.argsort(-(b @ u[i]), kind="stable")] == ql[i]
+        assert ap[i] == pytest.approx((np.cumsum(rel) / np.arange(1, 61) * rel).sum() / rel.sum())
+    # a query that keeps only its signs ranks by Hamming distance: the symmetric tie-aware AP
+    n, r = distance_histograms(pack_codes(u), db, ql, dl)
+    np.testing.assert_allclose(asymmetric_average_precision(np.sign(u), db, ql, dl),
+                               M.average_precision_tie_aware(n, r))
+    # identical database codes are one tie group, whatever the query
+    same = np.repeat(db[:1], 10, axis=0)
+    tied = asymmetric_average_precision(u[:1], same, ql[:1], np.r_[ql[:1], (ql[:1] + 1) % 3, ql[:1].repeat(8)])
+    assert tied[0] == pytest.approx(M.average_precision_tie_aware(np.array([10]), np.array([9])))

@@ -45,6 +45,7 @@ from . import __version__
 from .codes import pack_codes, unpack_codes
 from .data.splits import ZeroShotSplit, has_any
 from .metrics import (
+    asymmetric_average_precision,
     average_precision_optimistic,
     average_precision_pessimistic,
     average_precision_tie_aware,
@@ -85,14 +86,21 @@ def encode_split(model: HashingMethod, x: torch.Tensor, split: ZeroShotSplit, de
     return EncodedSplit(cont, {k: pack_codes(v) for k, v in cont.items()}, time.perf_counter() - t0)
 
 
-def class_codes(model: HashingMethod, vectors: np.ndarray, classes: list[int]) -> np.ndarray | None:
-    """Packed class codes (``hash_classes``) of ``classes`` (None for a method without a semantic branch)."""
+def class_codes_real(model: HashingMethod, vectors: np.ndarray, classes: list[int]) -> np.ndarray | None:
+    """Class codes before the sign (``hash_classes``) of ``classes``, float (C, bits); None for a
+    method without a semantic branch."""
     if not model.codes_classes or not len(classes):
         return None
     with torch.inference_mode():
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         z = model.hash_classes(torch.from_numpy(np.asarray(vectors[classes], np.float32)).to(device))
-    return pack_codes(z.cpu())
+    return z.float().cpu().numpy()
+
+
+def class_codes(model: HashingMethod, vectors: np.ndarray, classes: list[int]) -> np.ndarray | None:
+    """Packed class codes (``hash_classes``) of ``classes`` (None for a method without a semantic branch)."""
+    z = class_codes_real(model, vectors, classes)
+    return None if z is None else pack_codes(z)
 
 
 def _class_labels(classes: list[int], db_labels: np.ndarray) -> np.ndarray:
@@ -206,6 +214,8 @@ class RowQueries:
     class_packed: np.ndarray | None
     #: the packed codes of the classes outside the row (for ``class_code_distances``)
     other_packed: np.ndarray | None
+    #: the row's own classes' codes before the sign (the asymmetric class-name queries)
+    own_real: np.ndarray | None = None
 
 
 def row_queries(model: HashingMethod, vectors: np.ndarray, split: ZeroShotSplit, row: str) -> RowQueries:
@@ -214,7 +224,16 @@ def row_queries(model: HashingMethod, vectors: np.ndarray, split: ZeroShotSplit,
     candidates = list(split.unseen) if row == "unseen" else list(split.seen) + list(split.unseen)
     others = [c for c in list(split.seen) + list(split.unseen) if c not in classes]
     return RowQueries(row, classes, candidates, class_codes(model, vectors, candidates),
-                      class_codes(model, vectors, others))
+                      class_codes(model, vectors, others), class_codes_real(model, vectors, classes))
+
+
+def _asymmetric(row: RowMetrics, q_real: np.ndarray, class_real: np.ndarray | None, classes: list[int],
+                db: np.ndarray, ql: np.ndarray, dl: np.ndarray) -> None:
+    """``map_asym`` and ``class_query_map_asym``: the same queries ranked by their real-valued codes
+    against the binary database (:func:`vsb2net.metrics.asymmetric_average_precision`)."""
+    row["map_asym"] = float(asymmetric_average_precision(q_real, db, ql, dl).mean()) if len(ql) else 0.0
+    row["class_query_map_asym"] = (None if class_real is None else float(asymmetric_average_precision(
+        class_real, db, _class_labels(classes, dl), dl).mean()))
 
 
 def _row(ev: _Evaluated, rq: RowQueries) -> RowMetrics:
@@ -257,6 +276,7 @@ def _row(ev: _Evaluated, rq: RowQueries) -> RowMetrics:
         None if own is None or oracle_codes is None else
         class_code_distances(own, rq.other_packed, oracle_codes, db,
                              [np.flatnonzero(has_any(dl, np.arange(len(dl)), [c])) for c in classes], bits))
+    _asymmetric(row, ev.enc.continuous[f"query_{rq.name}"], rq.own_real, classes, db, ql, dl)
     row["zero_shot_accuracy"] = zero_shot_accuracy(q, ql, rq.class_packed, candidates, bits)
     row["zero_shot_chance"] = 1.0 / len(candidates) if candidates else None
     return row

@@ -80,6 +80,10 @@ class RowSummary(TypedDict):
     n_database_of_classes: int
     nearest_tie_group: float
     n_queries: int
+    #: the asymmetric ranking: real-valued query codes (before the sign) against the binary
+    #: database; cells computed before it lack it
+    map_asym: NotRequired[float]
+    class_query_map_asym: NotRequired[float | None]
 
 
 class RowMetrics(RowSummary):
