@@ -23,6 +23,7 @@ def test_the_plan_names_the_committed_benchmarks():
         assert specs.ablations.bits == [plan.ablation_bits] and specs.ablations.methods == list(plan.ablation_methods)
         assert [s for s, _ in specs.seeds] == list(plan.seed_check_seeds)
         assert specs.pairs.bits == [plan.pairs_bits] and len(specs.pairs.methods) == 1 + plan.pair_rivals
+        assert specs.asymmetric.bits == [plan.asymmetric_bits] and specs.asymmetric.methods == list(plan.main_methods)
         for sp in specs.every():
             assert (Path(sp.out) / "cells").is_dir(), sp.out
     # every stage is computed and shown once; the seed check and pairs come after the main table

@@ -28,6 +28,8 @@ def _columns(metrics: Metrics) -> list[tuple[str, str]]:
     cols += [(k, k.replace("map@", "mAP@")) for k in map_at_k_keys(metrics["unseen"])]
     cols += [("precision_radius2", "P@r<=2")]
     cols += [(name, ROW_METRICS.get(name).label) for name in ROW_METRICS.names()]
+    if "map_asym" in metrics["unseen"]:  # runs evaluated before it lack it
+        cols += [("map_asym", "mAP asymmetric")]
     return cols
 
 

@@ -22,7 +22,7 @@ from .tables import aggregate
 from .tuned import TUNED_DIR
 
 #: one dataset's benchmarks: the main table and those beside it
-Stage = Literal["main", "seeds", "ablations", "pairs"]
+Stage = Literal["main", "seeds", "ablations", "pairs", "asymmetric"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,11 @@ class DatasetSpecs:
     seeds: list[tuple[int, BenchmarkSpec]]
     ablations: BenchmarkSpec
     pairs: BenchmarkSpec
+    asymmetric: BenchmarkSpec
 
     def every(self) -> list[BenchmarkSpec]:
-        """The whole set of the dataset's benchmarks."""
+        """The whole set of the dataset's benchmarks (the asymmetric table is left out: it recomputes
+        main-table cells, which a full recompute gives with the asymmetric figures already in them)."""
         return [self.main, self.ablations, self.pairs] + [s for _, s in self.seeds]
 
 
@@ -70,13 +72,16 @@ class ResultsPlan:
     aim_class_ratio: float
     #: the aim for computing one dataset's whole set of cells on the 2-core reference machine, minutes
     whole_set_aim_min: int
+    #: every main method recomputed at one length on the main splits, its cells carrying the
+    #: asymmetric ranking (real-valued query codes against the binary database) beside Hamming's
+    asymmetric_bits: int = 32
     #: the order a dataset's benchmarks are computed in: the seed check and the pairs read the main table
-    compute_order: tuple[Stage, ...] = ("main", "seeds", "ablations", "pairs")
+    compute_order: tuple[Stage, ...] = ("main", "seeds", "ablations", "pairs", "asymmetric")
     #: and the order of their sections in the document
-    section_order: tuple[Stage, ...] = ("main", "ablations", "seeds", "pairs")
+    section_order: tuple[Stage, ...] = ("main", "ablations", "seeds", "pairs", "asymmetric")
     #: the benchmarks on the seeded random splits (``--splits N`` computes their first N); the
     #: every-pair table's splits are the pairs themselves
-    seeded_stages: tuple[Stage, ...] = ("main", "seeds", "ablations")
+    seeded_stages: tuple[Stage, ...] = ("main", "seeds", "ablations", "asymmetric")
 
     @property
     def results_dir(self) -> Path:
@@ -120,6 +125,10 @@ class ResultsPlan:
         rivals = sorted(others, key=lambda m: -unseen[(m, self.pairs_bits)][0])[:self.pair_rivals]
         return self.beside(main, "pairs", [REFERENCE, *rivals], self.pairs_bits, 45, ["data.unseen_split=combination"])
 
+    def asymmetric_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:
+        return self.beside(main, f"asym{self.asymmetric_bits}", list(self.main_methods), self.asymmetric_bits,
+                           main.splits, [])
+
     def stage_specs(self, name: str, stage: Stage) -> list[BenchmarkSpec]:
         """The benchmarks of one stage of dataset ``name``, read off the cells there are now."""
         main = self.main_spec(name)
@@ -127,11 +136,14 @@ class ResultsPlan:
             return [main]
         if stage == "seeds":
             return [s for _, s in self.seed_specs(main)]
+        if stage == "asymmetric":
+            return [self.asymmetric_spec(main)]
         return [self.ablation_spec(main) if stage == "ablations" else self.pairs_spec(main)]
 
     def dataset_specs(self, name: str) -> DatasetSpecs:
         main = self.main_spec(name)
-        return DatasetSpecs(name, main, self.seed_specs(main), self.ablation_spec(main), self.pairs_spec(main))
+        return DatasetSpecs(name, main, self.seed_specs(main), self.ablation_spec(main), self.pairs_spec(main),
+                            self.asymmetric_spec(main))
 
 
 def first_splits(spec: BenchmarkSpec, splits: int) -> BenchmarkSpec:
