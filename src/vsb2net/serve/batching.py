@@ -58,6 +58,16 @@ class _FaissThreads:
         faiss.omp_set_num_threads(max(1, min(n_queries, self.default)))
 
 
+async def cancel(worker: asyncio.Task | None) -> None:
+    """Cancel a batcher's worker task and wait until it has stopped."""
+    if worker is not None:
+        worker.cancel()
+        try:
+            await worker
+        except asyncio.CancelledError:
+            pass
+
+
 async def next_batch(queue: asyncio.Queue, last: int, window_s: float, max_batch: int) -> list:
     """The next batch: the first waiting entry and those that come within ``window_s`` (at most
     ``max_batch``).  The window is waited only while entries have been arriving together (the
@@ -106,13 +116,8 @@ class MicroBatcher:
     async def stop(self) -> None:
         """Stop the worker; queries still waiting get an error instead of waiting forever."""
         self._stopped = True
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
-            self._worker = None
+        await cancel(self._worker)
+        self._worker = None
         while self._queue is not None and not self._queue.empty():
             q = self._queue.get_nowait()
             if not q.future.done():
@@ -232,10 +237,5 @@ class CallBatcher:
                     fut.set_result(res)
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
-            self._worker = None
+        await cancel(self._worker)
+        self._worker = None
