@@ -423,6 +423,20 @@ def test_concurrent_queries_share_one_index_call(run, files):
     assert all(np.array_equal(a.ids, b.ids) for a, b in zip(results, again))
 
 
+def test_head_health_k_on_the_image_url_and_hex_messages(server, files):
+    from vsb2net.serve.client import multipart
+
+    assert server.request("HEAD", "/health")[0] == 200
+    body, ctype = multipart({"file": ("q.png", png_bytes(files["x"][0]), "application/octet-stream")}, {})
+    status, _, raw = server.request("POST", "/search/image?k=3", body=body, headers={"Content-Type": ctype})
+    assert status == 200 and json.loads(raw)["count"] == 3  # the URL's k, as on every other search route
+    # hex messages count hex digits, and name what is not one
+    status, _, raw = server.get("/search/code?hex=xyz")
+    assert status == 400 and "'x', 'y', 'z' are not hex digits" in json.loads(raw)["detail"]
+    status, _, raw = server.get("/search/code?hex=ad%20a3")
+    assert status == 400 and "' ' is not a hex digit" in json.loads(raw)["detail"]
+
+
 def test_concurrent_uploads_share_one_model_call(run, files):
     """Uploaded images are decoded one by one, then coded together: the codes are those of coding
     each image alone, from fewer forward passes than images."""

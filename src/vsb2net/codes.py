@@ -200,18 +200,20 @@ def hex_to_codes(hex_string: str, bits: int) -> np.ndarray:
     bits = _check_bits(bits)
     if not isinstance(hex_string, str):
         raise VsbError(f"hex code must be a string, got {type(hex_string).__name__}.")
+    # inner spaces ("ad a3 9d b0") are refused below, by name: bytes.fromhex would skip them and
+    # change the byte count
     s = hex_string.strip()
     if s[:2].lower() == "0x":
         s = s[2:]
+    bad = sorted({c for c in s if c not in "0123456789abcdefABCDEF"})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise VsbError(f"hex code {hex_string[:80]!r} is not a valid hex string: {shown} "
+                       f"{'is not a hex digit' if len(bad) == 1 else 'are not hex digits'} (only 0-9, a-f allowed).")
     if len(s) != bits // 4:
         raise VsbError(
-            f"hex code {hex_string!r} has {len(s)} hex digits but a {bits}-bit code needs "
+            f"hex code {hex_string[:80]!r} has {len(s)} hex digits but a {bits}-bit code needs "
             f"{bits // 4}; check the code length."
-        )
-    # bytes.fromhex would also accept inner spaces, which would change the byte count.
-    if any(c not in "0123456789abcdefABCDEF" for c in s):
-        raise VsbError(
-            f"hex code {hex_string!r} is not a valid hex string (only 0-9, a-f allowed)."
         )
     raw = bytes.fromhex(s)
     return np.frombuffer(raw, dtype=np.uint8).copy()

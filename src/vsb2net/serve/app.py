@@ -340,6 +340,11 @@ def _server_router(service: SearchService, page: str) -> APIRouter:
     async def health() -> dict:
         return {"status": "ok"}
 
+    # load balancers and uptime checks probe with HEAD
+    @router.head("/health", include_in_schema=False)
+    async def health_head() -> Response:
+        return Response(status_code=200)
+
     @router.get("/info", summary="the run, the index, the supported queries and the limits", tags=["server"],
                 responses={401: ERRORS[401]})
     async def info() -> dict:
@@ -380,7 +385,14 @@ def _search_router(service: SearchService) -> APIRouter:
                              "pixels.")
     async def search_image(file: UploadFile = File(..., description="the query image (PNG, JPEG, ...)"),
                            k: int | None = Form(None, ge=1, le=limits.max_k, description=k_doc),
-                           radius: int | None = Form(None, ge=0, le=bits, description=r_doc)):
+                           radius: int | None = Form(None, ge=0, le=bits, description=r_doc),
+                           k_query: int | None = Query(None, alias="k", ge=1, le=limits.max_k,
+                                                       description="k as a query parameter (the form field wins)"),
+                           radius_query: int | None = Query(None, alias="radius", ge=0, le=bits,
+                                                            description="radius as a query parameter")):
+        # ?k=3 on the URL is honoured like the form field, as on every other search route
+        k = k if k is not None else k_query
+        radius = radius if radius is not None else radius_query
         service.check_k_radius(k, radius)
         data = await file.read(limits.max_upload_bytes + 1)
         if len(data) > limits.max_upload_bytes:
