@@ -72,9 +72,11 @@ def image_folder_items(run: Run, folder: Path) -> Items:
     files = image_files(folder)
     images = read_images(files, run.in_shape)
     codes = run.encode_images(images)
-    metadata = [{"file": str(p.resolve())} for p in files]
-    return Items(codes, np.arange(len(files), dtype=np.int64), metadata,
-                 {"kind": "images", "folder": str(folder.resolve())})
+    root = folder.resolve()
+    # paths relative to the indexed folder: search results and the API show no server paths; the
+    # index records the folder once, for the pictures
+    metadata = [{"file": p.resolve().relative_to(root).as_posix()} for p in files]
+    return Items(codes, np.arange(len(files), dtype=np.int64), metadata, {"kind": "images", "folder": str(root)})
 
 
 def code_file_items(run: Run, path: Path) -> Items:
@@ -166,11 +168,15 @@ class ItemPictures:
             x = self._dataset_images()
             return np.asarray(x[item_id]) if 0 <= item_id < len(x) else None
         meta = self._index.metadata[pos]
-        path = meta.get("file") if isinstance(meta, dict) else None
-        if not isinstance(path, str) or not Path(path).is_file():
+        name = meta.get("file") if isinstance(meta, dict) else None
+        if not isinstance(name, str):
+            return None
+        # relative to the indexed folder (indexes built before hold absolute paths: the join keeps them)
+        path = Path(self.source.get("folder") or ".") / name
+        if not path.is_file():
             return None
         try:
-            with open_picture(Path(path), max_pixels=max_pixels, name=f"image {path}") as im:
+            with open_picture(path, max_pixels=max_pixels, name=f"image {name}") as im:
                 im = im.convert("RGB")
         except VsbError:
             return None

@@ -141,7 +141,9 @@ class SearchService:
             "backend_params": self.index.backend.params, "count": len(self.index), "run": str(self.run.path),
             "index": str(self.index_path), "model": self.identity["fingerprint"],
             "dataset": self.identity["dataset"],
-            "index_source": {k: source.get(k) for k in ("kind", "name", "split", "folder") if k in source},
+            # the folder's name only: the API shows no server paths
+            "index_source": {k: Path(source[k]).name if k == "folder" else source.get(k)
+                             for k in ("kind", "name", "split", "folder") if k in source},
             "class_vectors": self.source, "class_names": self.run.class_names, "seen": seen, "unseen": unseen,
             "queries": {kind: {"supported": reason is None, **({"reason": reason} if reason else {})}
                         for kind, reason in self.kinds.items()},
