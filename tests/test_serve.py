@@ -5,6 +5,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +94,9 @@ def test_health_and_info(server, run, split):
     assert info["bits"] == 16 and info["backend"] == "flat" and info["count"] == 360
     assert info["method"] == "vsb2net" and info["dataset"] == "animal-mnist" and info["class_vectors"] == "glove"
     assert info["class_names"] == split["class_names"] and info["unseen"] == split["unseen"]
+    cq = info["class_name_map"]  # the run's measured class-name mAP on its unseen classes, with chance
+    assert (cq is not None) == (Path(run) / "metrics.json").is_file()
+    assert cq is None or (0 <= cq["unseen"] <= 1 and 0 < cq["chance"] < 1)
     assert all(info["queries"][kind]["supported"] for kind in ("image", "class", "text", "code"))
     assert info["thumbnails"] is True and info["limits"]["max_upload_bytes"] == UPLOAD_LIMIT
 

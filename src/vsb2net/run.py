@@ -252,6 +252,10 @@ class Run:
         """split.json: the seen and unseen classes and where the class vectors came from ({} if absent)."""
         return read_json(self.path / SPLIT, {}) or {}
 
+    def metrics(self) -> dict:
+        """metrics.json of ``vsb2net evaluate`` ({} before the run was evaluated)."""
+        return read_json(self.path / METRICS, {}) or {}
+
     def vector_source(self) -> str:
         """Where the run's class vectors came from: "glove", "minilm", "attributes" or a file name
         (``data.class_vectors=auto`` resolved as training recorded it)."""

@@ -135,6 +135,7 @@ class SearchService:
     def info(self) -> dict:
         split = self.run.split_info()
         seen, unseen = split.get("seen"), split.get("unseen")
+        measured = (self.run.metrics().get("unseen") or {})
         source = (self.index.info or {}).get("source") or {}
         return {
             "method": self.identity["method"], "bits": self.run.bits, "backend": self.index.backend_name,
@@ -145,6 +146,10 @@ class SearchService:
             "index_source": {k: Path(source[k]).name if k == "folder" else source.get(k)
                              for k in ("kind", "name", "split", "folder") if k in source},
             "class_vectors": self.source, "class_names": self.run.class_names, "seen": seen, "unseen": unseen,
+            # how well class-name search works for this run, as its evaluation measured it on the
+            # unseen classes (null before `vsb2net evaluate`): a figure to read beside its chance
+            "class_name_map": ({"unseen": measured["class_query_map"], "chance": measured.get("class_query_chance")}
+                               if measured.get("class_query_map") is not None else None),
             "queries": {kind: {"supported": reason is None, **({"reason": reason} if reason else {})}
                         for kind, reason in self.kinds.items()},
             "thumbnails": self.pictures.available,
