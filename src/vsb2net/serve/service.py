@@ -94,6 +94,13 @@ class SearchService:
                                          max_batch=max_batch)
         self._pictures_lock = threading.Lock()
         self.kinds = self._supported_kinds()
+        # what /info says of the run's split and measured class-name mAP: read once, like the model,
+        # not on every request (metrics.json holds the run's curves too)
+        split = self.run.split_info()
+        self._split_classes = split.get("seen"), split.get("unseen")
+        measured = self.run.metrics().get("unseen") or {}
+        self._class_name_map = ({"unseen": measured["class_query_map"], "chance": measured.get("class_query_chance")}
+                                if measured.get("class_query_map") is not None else None)
         self._known_classes = {" ".join(n.split()).lower() for n in self.run.class_names}
         # repeated class names, texts and thumbnails cost one model call each; the caches are read
         # and written on the event loop only, so a hit needs no trip to the thread pool
@@ -133,9 +140,7 @@ class SearchService:
                 log.warning("text queries will fail: %s", exc)
 
     def info(self) -> dict:
-        split = self.run.split_info()
-        seen, unseen = split.get("seen"), split.get("unseen")
-        measured = (self.run.metrics().get("unseen") or {})
+        seen, unseen = self._split_classes
         source = (self.index.info or {}).get("source") or {}
         return {
             "method": self.identity["method"], "bits": self.run.bits, "backend": self.index.backend_name,
@@ -148,8 +153,7 @@ class SearchService:
             "class_vectors": self.source, "class_names": self.run.class_names, "seen": seen, "unseen": unseen,
             # how well class-name search works for this run, as its evaluation measured it on the
             # unseen classes (null before `vsb2net evaluate`): a figure to read beside its chance
-            "class_name_map": ({"unseen": measured["class_query_map"], "chance": measured.get("class_query_chance")}
-                               if measured.get("class_query_map") is not None else None),
+            "class_name_map": self._class_name_map,
             "queries": {kind: {"supported": reason is None, **({"reason": reason} if reason else {})}
                         for kind, reason in self.kinds.items()},
             "thumbnails": self.pictures.available,
