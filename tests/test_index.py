@@ -260,3 +260,71 @@ def test_missing_file_refused(tmp_path):
 def test_file_has_no_pickle(saved):
     raw = saved.read_bytes()
     assert raw.startswith(MAGIC) and b"\x80\x04\x95" not in raw  # pickle protocol 4 opcode prefix
+
+
+# ----------------------------------------------------------------------------- asymmetric search, tie groups
+
+def _asymmetric_reference(db, ids_order_pos, u, d_row):
+    """Brute force: (distance, -score, position) over the whole database, in float64."""
+    b = np.unpackbits(db, axis=1).astype(np.float64) * 2 - 1
+    score = b @ u.astype(np.float64)
+    return np.lexsort((ids_order_pos, -score, d_row)), score
+
+
+@pytest.mark.parametrize("backend,params", EXACT + [("faiss-mih", {"nflip": 0})])
+def test_asymmetric_search_orders_each_distance_by_score(data, backend, params):
+    from vsb2net.codes import pack_codes
+
+    _, db, _ = data
+    # many exact duplicates: ties at every distance, some across the k-th hit
+    db = np.concatenate([db, db[:200], db[:100]])
+    rng = np.random.default_rng(3)
+    u = rng.normal(size=(12, BITS)).astype(np.float32)
+    q = pack_codes(u)
+    index = _build(db, backend, **params)
+    d = hamming_distances(q, db)
+    pos = np.arange(len(db))
+    radius = 12
+    searches = [("range", index.range_search(q, radius, k=25, real=u))]
+    if backend != "faiss-mih":  # its k-NN search is approximate
+        searches.append(("knn", index.search(q, 25, real=u)))
+    for kind, results in searches:
+        for i, hits in enumerate(results):
+            ref, score = _asymmetric_reference(db, pos, u[i], d[i])
+            if kind == "range":
+                ref = ref[d[i][ref] <= radius]
+            ref = ref[:25]
+            assert np.array_equal(hits.distances, d[i][ref])
+            np.testing.assert_allclose(hits.scores, score[hits.positions], rtol=1e-5, atol=1e-4)
+            # the order is (distance, score descending); equal scores may be swapped by float rounding
+            np.testing.assert_allclose(score[hits.positions], score[ref], rtol=1e-5, atol=1e-4)
+            # every distance shown is counted over the whole index
+            for dist in set(hits.distances.tolist()):
+                assert hits.groups[dist] == int((d[i] == dist).sum()), (kind, dist)
+            assert hits.groups_exact
+
+
+def test_tie_groups_without_scores_and_their_cap():
+    rng = np.random.default_rng(4)
+    other = rng.integers(0, 256, (49, BITS // 8), dtype=np.uint8)
+    other[:, 0] |= 1  # none equal to the zero code
+    db = np.concatenate([np.zeros((500, BITS // 8), np.uint8), other])  # 500 copies of one code
+    index = HammingIndex(BITS, "flat")
+    index.add(db)
+    hits = index.search(db[:1], 3, ties=True)[0]
+    assert hits.positions.tolist() == [0, 1, 2] and hits.groups == {0: 500} and hits.groups_exact
+    assert hits.tie_groups() == [{"distance": 0, "count": 500, "shown": 3, "exact": True}]
+    capped = index.search(db[:1], 3, ties=True, max_ties=100)[0]
+    assert capped.groups == {0: 103} and not capped.groups_exact
+    assert capped.tie_groups()[0]["exact"] is False
+    assert index.search(db[:1], 3)[0].groups is None  # a plain search counts nothing
+    assert index.search(db[:1], 3)[0].tie_groups() == [{"distance": 0, "count": 3, "shown": 3, "exact": False}]
+
+
+def test_real_valued_queries_are_checked(data):
+    _, db, _ = data
+    index = _build(db, "flat")
+    with pytest.raises(VsbError, match="one row of 32 values"):
+        index.search(db[:2], 3, real=np.zeros((2, 16)))
+    with pytest.raises(VsbError, match="NaN"):
+        index.search(db[:1], 3, real=np.full((1, BITS), np.nan))

@@ -523,3 +523,22 @@ def test_asymmetric_ap_is_the_ap_of_ranking_by_the_real_valued_code():
     same = np.repeat(db[:1], 10, axis=0)
     tied = asymmetric_average_precision(u[:1], same, ql[:1], np.r_[ql[:1], (ql[:1] + 1) % 3, ql[:1].repeat(8)])
     assert tied[0] == pytest.approx(M.average_precision_tie_aware(np.array([10]), np.array([9])))
+
+
+def test_asymmetric_ap_within_hamming_is_the_ap_of_the_served_ranking():
+    """within_hamming=True: the AP of HammingIndex.search(..., real=u)'s order, (distance, score)."""
+    from vsb2net.index import HammingIndex
+    from vsb2net.metrics import asymmetric_average_precision
+
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=(5, 16)).astype(np.float32)
+    db = pack_codes(rng.normal(size=(80, 16)))
+    ql, dl = rng.integers(0, 3, 5), rng.integers(0, 3, 80)
+    ap = asymmetric_average_precision(u, db, ql, dl, within_hamming=True)
+    index = HammingIndex(16)
+    index.add(db)
+    for i, hits in enumerate(index.search(pack_codes(u), 80, real=u)):
+        rel = dl[hits.positions] == ql[i]
+        assert ap[i] == pytest.approx((np.cumsum(rel) / np.arange(1, 81) * rel).sum() / rel.sum())
+    # a ranking other than the score alone gives
+    assert not np.allclose(ap, asymmetric_average_precision(u, db, ql, dl))

@@ -230,10 +230,19 @@ def row_queries(model: HashingMethod, vectors: np.ndarray, split: ZeroShotSplit,
 def _asymmetric(row: RowMetrics, q_real: np.ndarray, class_real: np.ndarray | None, classes: list[int],
                 db: np.ndarray, ql: np.ndarray, dl: np.ndarray) -> None:
     """``map_asym`` and ``class_query_map_asym``: the same queries ranked by their real-valued codes
-    against the binary database (:func:`vsb2net.metrics.asymmetric_average_precision`)."""
-    row["map_asym"] = float(asymmetric_average_precision(q_real, db, ql, dl).mean()) if len(ql) else 0.0
-    row["class_query_map_asym"] = (None if class_real is None else float(asymmetric_average_precision(
-        class_real, db, _class_labels(classes, dl), dl).mean()))
+    against the binary database (:func:`vsb2net.metrics.asymmetric_average_precision`); the
+    ``_in_ties`` twins rank by Hamming distance first and by that score within a distance, as
+    ``vsb2net search`` and ``serve`` do."""
+    def mean_ap(q: np.ndarray | None, labels: np.ndarray | None, within: bool) -> float | None:
+        if q is None or labels is None:
+            return None
+        return float(asymmetric_average_precision(q, db, labels, dl, within_hamming=within).mean()) if len(q) else 0.0
+
+    class_labels = None if class_real is None else _class_labels(classes, dl)
+    row["map_asym"] = mean_ap(q_real, ql, False) or 0.0
+    row["class_query_map_asym"] = mean_ap(class_real, class_labels, False)
+    row["map_asym_in_ties"] = mean_ap(q_real, ql, True) or 0.0
+    row["class_query_map_asym_in_ties"] = mean_ap(class_real, class_labels, True)
 
 
 def _row(ev: _Evaluated, rq: RowQueries) -> RowMetrics:

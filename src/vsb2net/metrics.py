@@ -377,7 +377,7 @@ def relevance_matrix(q_labels: Any, db_labels: Any) -> np.ndarray:
 
 
 def asymmetric_average_precision(q_real: Any, db_packed: Any, q_labels: Any, db_labels: Any,
-                                 chunk: int = 64) -> np.ndarray:
+                                 chunk: int = 64, within_hamming: bool = False) -> np.ndarray:
     """Tie-aware AP of the asymmetric ranking: the binary database codes ordered by their inner
     product with each query's real-valued code (its code before the sign), largest first.
 
@@ -386,6 +386,10 @@ def asymmetric_average_precision(q_real: Any, db_packed: Any, q_labels: Any, db_
     scores (identical codes) form one tie group, scored like a Hamming tie group (the expectation
     over their random orders).  Returns AP per query, float64 (Q,); 0 for a query without relevant
     items.  Costs one (Q x N) float product and a sort per query.
+
+    ``within_hamming``: rank by Hamming distance to the query's signs first and by the score only
+    within a distance, the ranking that ``HammingIndex.search(..., real=...)`` (``vsb2net search``
+    and ``serve``) gives.
     """
     db = _check_packed(db_packed, "database codes")
     u = np.asarray(to_numpy(q_real), dtype=np.float64)
@@ -403,11 +407,20 @@ def asymmetric_average_precision(q_real: Any, db_packed: Any, q_labels: Any, db_
         # a code's score is a sum of +-u_i: identical codes give one value, but BLAS may round the
         # same sum differently in different columns; 9 significant digits merge only those
         s = np.round(s, 9 - int(np.ceil(np.log10(np.abs(s).max() + 1e-30))))
-        order = np.argsort(-s, axis=1, kind="stable")
+        if within_hamming:
+            # distance to the query's signs (pack_codes: x >= 0 is bit 1): the bits where they differ
+            sign = np.where(u[lo:lo + chunk] >= 0, 1.0, -1.0)
+            d = np.rint((bits - sign @ b.T) / 2)
+            order = np.lexsort((-s, d), axis=1)
+            dd = np.take_along_axis(d, order, axis=1)
+        else:
+            order = np.argsort(-s, axis=1, kind="stable")
         ss = np.take_along_axis(s, order, axis=1)
         rel = np.take_along_axis(_relevance(ql[lo:lo + chunk], dl, multi), order, axis=1)
-        group = np.concatenate([np.zeros((len(ss), 1), np.int64),
-                                np.cumsum(ss[:, 1:] != ss[:, :-1], axis=1)], axis=1)
+        change = ss[:, 1:] != ss[:, :-1]
+        if within_hamming:
+            change |= dd[:, 1:] != dd[:, :-1]
+        group = np.concatenate([np.zeros((len(ss), 1), np.int64), np.cumsum(change, axis=1)], axis=1)
         idx = group + (np.arange(len(ss)) * n_db)[:, None]
         n = np.bincount(idx.ravel(), minlength=len(ss) * n_db).reshape(len(ss), n_db)
         r = np.bincount(idx.ravel(), weights=rel.ravel(), minlength=len(ss) * n_db).reshape(len(ss), n_db)

@@ -84,6 +84,9 @@ class RowSummary(TypedDict):
     #: database; cells computed before it lack it
     map_asym: NotRequired[float]
     class_query_map_asym: NotRequired[float | None]
+    #: Hamming distance first, that score within a distance: the order search and serve give
+    map_asym_in_ties: NotRequired[float]
+    class_query_map_asym_in_ties: NotRequired[float | None]
 
 
 class RowMetrics(RowSummary):

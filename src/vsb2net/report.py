@@ -30,6 +30,8 @@ def _columns(metrics: Metrics) -> list[tuple[str, str]]:
     cols += [(name, ROW_METRICS.get(name).label) for name in ROW_METRICS.names()]
     if "map_asym" in metrics["unseen"]:  # runs evaluated before it lack it
         cols += [("map_asym", "mAP asymmetric")]
+    if "map_asym_in_ties" in metrics["unseen"]:
+        cols += [("map_asym_in_ties", "mAP ties by score")]
     return cols
 
 

@@ -265,14 +265,19 @@ class Run:
         return source.strip()
 
     # -- what it codes ------------------------------------------------------------------------------
-    def encode_images(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Packed codes of images: uint8 pictures (N, H, W[, 3]) or the network's input tensor."""
+    def image_outputs(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """The visual branch's real-valued codes (float32 (N, bits), before the sign) of images:
+        uint8 pictures (N, H, W[, 3]) or the network's input tensor.  Asymmetric search ranks with them."""
         x = images if isinstance(images, torch.Tensor) else images_to_tensor(images)
         with torch.inference_mode():
-            return pack_codes(encode(self.model.hash_images, x, torch.device("cpu")))
+            return encode(self.model.hash_images, x, torch.device("cpu"))
 
-    def code_classes(self, vectors: np.ndarray) -> np.ndarray:
-        """Packed semantic hash vectors sign(hash_classes(v)) of class vectors."""
+    def encode_images(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Packed codes of images (the signs of :meth:`image_outputs`)."""
+        return pack_codes(self.image_outputs(images))
+
+    def class_outputs(self, vectors: np.ndarray) -> np.ndarray:
+        """The semantic branch's real-valued codes hash_classes(v) (float32 (N, bits)) of class vectors."""
         if not self.model.codes_classes:
             raise VsbError(f"the run's method {self.method!r} has no semantic branch, so it cannot code a class "
                            "name or vector; search by --image or --code, or use a VSB2-Net run.")
@@ -281,7 +286,11 @@ class Run:
             raise VsbError(f"class vectors have {vectors.shape[-1]} components but the run's semantic branch takes "
                            f"{dim}; give vectors of the kind the run was trained with.")
         with torch.inference_mode():
-            return pack_codes(self.model.hash_classes(torch.from_numpy(np.asarray(vectors, np.float32))))
+            return self.model.hash_classes(torch.from_numpy(np.asarray(vectors, np.float32))).float().numpy()
+
+    def code_classes(self, vectors: np.ndarray) -> np.ndarray:
+        """Packed semantic hash vectors sign(hash_classes(v)) of class vectors."""
+        return pack_codes(self.class_outputs(vectors))
 
     def class_name_vectors(self, names: list[str]) -> np.ndarray:
         """Semantic vectors of class names, as the run's semantic branch expects them (unit norm).
@@ -307,8 +316,11 @@ class Run:
                                f"from {source}, not GloVe; give its vector with --class-vector FILE.")
         return np.stack(out).astype(np.float32)
 
+    def class_name_outputs(self, names: list[str]) -> np.ndarray:
+        return self.class_outputs(self.class_name_vectors(names))
+
     def code_class_names(self, names: list[str]) -> np.ndarray:
-        return self.code_classes(self.class_name_vectors(names))
+        return pack_codes(self.class_name_outputs(names))
 
     def text_vectors(self, texts: list[str]) -> np.ndarray:
         """Free text in the run's class-vector space (:func:`vsb2net.data.semantics.text_vectors`)."""
@@ -316,8 +328,11 @@ class Run:
 
         return text_vectors(self.vector_source(), texts)
 
+    def text_outputs(self, texts: list[str]) -> np.ndarray:
+        return self.class_outputs(self.text_vectors(texts))
+
     def code_text(self, texts: list[str]) -> np.ndarray:
-        return self.code_classes(self.text_vectors(texts))
+        return pack_codes(self.text_outputs(texts))
 
     def open_index(self, path: str | Path, **search_params: Any):
         """The index at ``path``, checked to hold codes of this run's model and code length."""

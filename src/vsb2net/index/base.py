@@ -72,25 +72,61 @@ SECTIONS = ("ids", "metadata", "payload")
 
 BACKENDS: Registry = Registry("index backend")
 DEFAULT_BACKEND = "flat"
+#: how many items past the k-th hit a search with tie groups scores at most (per query)
+MAX_TIES = 10_000
 
 
 # ----------------------------------------------------------------------------- results
 
 @dataclass
 class Hits:
-    """The hits of one query, nearest first: ``ids``, ``distances`` and ``metadata`` align."""
+    """The hits of one query, nearest first: ``ids``, ``distances`` and ``metadata`` align.
+
+    ``scores`` (asymmetric search only): each hit's inner product with the query's real-valued code,
+    the order within a distance.  ``groups`` (asymmetric or ``ties=True`` search): distance -> how
+    many items the index holds at that distance, for every distance up to the last hit's (a range
+    search: up to the radius); ``groups_exact`` is False when the last distance held more items than
+    the search counted (``max_ties``), so its count is a lower bound.
+    """
 
     ids: np.ndarray                      # int64
     distances: np.ndarray                # int32
     positions: np.ndarray                # int64, insertion positions inside the index
     metadata: list = field(default_factory=list)
+    scores: np.ndarray | None = None     # float32, asymmetric search only
+    groups: dict[int, int] | None = None
+    groups_exact: bool = True
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def first(self, k: int) -> Hits:
+        """The first k hits (the tie-group counts stay: they count the index, not the list)."""
+        if len(self) <= k:
+            return self
+        return Hits(self.ids[:k], self.distances[:k], self.positions[:k], self.metadata[:k],
+                    None if self.scores is None else self.scores[:k], self.groups, self.groups_exact)
+
+    def tie_groups(self) -> list[dict]:
+        """One entry per distance among the hits, nearest first: how many items the index holds at
+        that distance (``count``; a lower bound where ``exact`` is false) and how many are listed
+        (``shown``).  Without counted groups (a plain search) the listed ones are all it knows."""
+        shown: dict[int, int] = {}
+        for d in self.distances.tolist():
+            shown[d] = shown.get(d, 0) + 1
+        groups = self.groups or {}
+        last = max(shown) if shown else None
+        return [{"distance": d, "count": int(groups.get(d, n)), "shown": n,
+                 "exact": bool(self.groups is not None and (self.groups_exact or d != last))}
+                for d, n in shown.items()]
+
     def rows(self) -> list[dict]:
-        return [{"rank": i + 1, "id": int(self.ids[i]), "distance": int(self.distances[i]),
-                 "metadata": self.metadata[i]} for i in range(len(self))]
+        out = [{"rank": i + 1, "id": int(self.ids[i]), "distance": int(self.distances[i]),
+                "metadata": self.metadata[i]} for i in range(len(self))]
+        if self.scores is not None:
+            for row, s in zip(out, self.scores.tolist()):
+                row["score"] = round(s, 4)
+        return out
 
 
 # ----------------------------------------------------------------------------- backends
@@ -105,6 +141,8 @@ class Backend(ABC):
     name: ClassVar[str]
     #: whether k-NN search with the default parameters returns the true nearest items
     exact: ClassVar[bool] = True
+    #: whether :meth:`codes` returns stored codes (asymmetric search orders ties with them)
+    returns_codes: ClassVar[bool] = False
 
     def __init__(self, bits: int, **params: Any):
         self.bits = bits
@@ -142,6 +180,12 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027  (optional hook: a no-op by default)
         """Release connections (Milvus); a no-op for in-memory backends."""
+
+    def codes(self, positions: np.ndarray) -> np.ndarray:
+        """The stored packed codes (len(positions), bits // 8) at ``positions``; backends that
+        declare ``returns_codes`` implement it."""
+        raise VsbError(f"the {self.name} backend does not return stored codes, so it cannot order tied hits by "
+                       "the query's real-valued code; use the flat or a faiss backend for that.")
 
 
 def backend_names() -> list[str]:
@@ -230,8 +274,10 @@ class HammingIndex:
             arr = arr[None, :]
         return _check_codes(arr, self.bits, "query codes")
 
-    def _hits_rows(self, dist: np.ndarray, pos: np.ndarray) -> list[Hits]:
-        """One Hits per row of (Q, k) backend results; position -1 marks an empty slot."""
+    @staticmethod
+    def _sorted_rows(dist: np.ndarray, pos: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(distances, positions) per row of (Q, k) backend results, sorted by (distance, position);
+        position -1 marks an empty slot and is dropped."""
         dist = np.asarray(dist, dtype=np.int32).reshape(len(pos), -1)
         pos = np.asarray(pos, dtype=np.int64).reshape(len(dist), -1)
         valid = pos >= 0
@@ -239,44 +285,119 @@ class HammingIndex:
         order = np.lexsort((pos, np.where(valid, dist, np.iinfo(np.int32).max)), axis=-1)
         dist = np.take_along_axis(dist, order, axis=1)
         pos = np.take_along_axis(pos, order, axis=1)
-        counts = valid.sum(axis=1)
-        ids = self.ids[np.where(np.take_along_axis(valid, order, axis=1), pos, 0)]
-        meta = self.metadata
-        out = []
-        for i, c in enumerate(counts.tolist()):
-            p = pos[i, :c]
-            out.append(Hits(ids=ids[i, :c], distances=dist[i, :c], positions=p,
-                            metadata=[meta[j] for j in p.tolist()]))
-        return out
+        return [(dist[i, :c], pos[i, :c]) for i, c in enumerate(valid.sum(axis=1).tolist())]
 
-    def _hits(self, dist: np.ndarray, pos: np.ndarray) -> Hits:
-        return self._hits_rows(np.asarray(dist)[None, :], np.asarray(pos)[None, :])[0]
+    def _hits(self, dist: np.ndarray, pos: np.ndarray, **extra: Any) -> Hits:
+        return Hits(ids=self.ids[pos], distances=dist, positions=pos,
+                    metadata=[self.metadata[j] for j in pos.tolist()], **extra)
 
-    def search(self, queries: Any, k: int = 10) -> list[Hits]:
-        """The k nearest codes of each query (fewer when the index is smaller), nearest first."""
+    def _empty(self, n: int) -> list[Hits]:
+        return [self._hits(np.zeros(0, np.int32), np.zeros(0, np.int64)) for _ in range(n)]
+
+    def _real(self, real: Any, n: int) -> np.ndarray | None:
+        if real is None:
+            return None
+        arr = np.asarray(real, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.shape != (n, self.bits):
+            raise VsbError(f"real-valued query codes of shape {arr.shape} for {n} queries of {self.bits} bits; give "
+                           f"one row of {self.bits} values per query (the model's output before the sign).")
+        if not np.isfinite(arr).all():
+            raise VsbError("real-valued query codes contain NaN or infinite values.")
+        return arr
+
+    def search(self, queries: Any, k: int = 10, *, real: Any = None, ties: bool = False,
+               max_ties: int = MAX_TIES) -> list[Hits]:
+        """The k nearest codes of each query (fewer when the index is smaller), nearest first.
+
+        ``real`` (Q, bits): the queries' real-valued codes (a model's output before the sign;
+        ``queries`` are their signs).  Hits at one distance are then ordered by their inner
+        product with it, largest first, instead of by position, and the whole tie group at the
+        k-th distance is scored, so the k hits are the best of it (asymmetric search).
+        ``ties=True`` (implied by ``real``) counts the tie groups (``Hits.groups``).  Cost: the
+        k-NN search asks the backend for more than k hits until the k-th distance's group is
+        complete (at most k + ``max_ties`` hits: beyond that the group's first ``max_ties`` by
+        position are scored and ``groups_exact`` is False), then one (candidates x bits) product.
+        """
         q = self._queries(queries)
         k = check_count(k, "k", 0)
+        u = self._real(real, len(q))
         if k == 0 or len(self) == 0:
-            return [self._hits(np.zeros(0, np.int32), np.zeros(0, np.int64)) for _ in range(len(q))]
-        dist, pos = self._backend.search(q, min(k, len(self)))
-        return self._hits_rows(dist, pos)
+            return self._empty(len(q))
+        if u is None and not ties:
+            dist, pos = self._backend.search(q, min(k, len(self)))
+            return [self._hits(d, p) for d, p in self._sorted_rows(dist, pos)]
+        self._require_codes(u)
+        return [self._ordered(d, p, None if u is None else u[i], k, exact)
+                for i, (d, p, exact) in enumerate(self._with_ties(q, k, check_count(max_ties, "max_ties", 0)))]
 
-    def range_search(self, queries: Any, radius: int, k: int | None = None) -> list[Hits]:
+    def range_search(self, queries: Any, radius: int, k: int | None = None, *, real: Any = None,
+                     ties: bool = False) -> list[Hits]:
         """Every code within Hamming distance ``radius`` (inclusive) of each query, nearest first;
-        with ``k``, only the first k of them."""
+        with ``k``, only the first k of them.  ``real`` and ``ties`` as in :meth:`search` (the
+        groups then count every distance up to the radius)."""
         q = self._queries(queries)
         radius = check_count(radius, "radius", 0)
         if k is not None:
             k = check_count(k, "k", 0)
+        u = self._real(real, len(q))
         if len(self) == 0:
-            return [self._hits(np.zeros(0, np.int32), np.zeros(0, np.int64)) for _ in range(len(q))]
+            return self._empty(len(q))
+        self._require_codes(u)
         out = []
-        for dist, pos in self._backend.range_search(q, min(radius, self.bits)):
-            hits = self._hits(np.asarray(dist), np.asarray(pos))
-            if k is not None and len(hits) > k:
-                hits = Hits(hits.ids[:k], hits.distances[:k], hits.positions[:k], hits.metadata[:k])
-            out.append(hits)
+        for i, (dist, pos) in enumerate(self._backend.range_search(q, min(radius, self.bits))):
+            (d, p), = self._sorted_rows(np.asarray(dist)[None, :], np.asarray(pos)[None, :])
+            if u is not None or ties:
+                out.append(self._ordered(d, p, None if u is None else u[i], len(d) if k is None else k, True))
+            else:
+                out.append(self._hits(d, p).first(len(d) if k is None else k))
         return out
+
+    def _require_codes(self, u: np.ndarray | None) -> None:
+        if u is not None and not self._backend.returns_codes:
+            self._backend.codes(np.zeros(0, np.int64))  # raises the backend's own explanation
+
+    def _with_ties(self, q: np.ndarray, k: int, max_ties: int) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+        """Per query: every hit up to the k-th distance, sorted by (distance, position), and whether
+        the k-th distance's group is complete.  Asks the backend for more hits, four times as many
+        each round, only for the queries whose group at the k-th distance ran past the list."""
+        n = len(self)
+        limit = min(n, k + max_ties)
+        want = min(limit, max(2 * k, k + 32))
+        out: list[Any] = [None] * len(q)
+        todo = np.arange(len(q))
+        while len(todo):
+            dist, pos = self._backend.search(q[todo], want)
+            again = []
+            for i, (d, p) in zip(todo.tolist(), self._sorted_rows(dist, pos)):
+                if not len(d):
+                    out[i] = (d, p, True)
+                    continue
+                kth = d[min(k, len(d)) - 1]
+                complete = want >= n or len(d) < want or d[-1] > kth
+                if complete or want >= limit:
+                    keep = d <= kth
+                    out[i] = (d[keep], p[keep], bool(complete))
+                else:
+                    again.append(i)
+            todo = np.asarray(again, dtype=np.int64)
+            want = min(limit, 4 * want)
+        return out
+
+    def _ordered(self, d: np.ndarray, p: np.ndarray, u: np.ndarray | None, k: int, exact: bool) -> Hits:
+        """The first k of the candidates (d, p), by (distance, score descending, position) when the
+        query's real-valued code ``u`` is given, else by (distance, position); with the group counts."""
+        scores = None
+        if u is not None and len(p):
+            b = np.unpackbits(self._backend.codes(p), axis=1, count=self.bits).astype(np.float32) * 2 - 1
+            scores = b @ u
+            order = np.lexsort((p, -scores, d))
+            d, p, scores = d[order], p[order], scores[order]
+        values, counts = np.unique(d, return_counts=True)
+        groups = dict(zip(values.tolist(), counts.tolist()))
+        return self._hits(d[:k], p[:k], scores=None if scores is None else scores[:k], groups=groups,
+                          groups_exact=exact)
 
     def set_search_params(self, **params: Any) -> None:
         self._backend.set_search_params(**params)

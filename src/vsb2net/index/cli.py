@@ -89,7 +89,9 @@ def register(subparsers, add_config_flags) -> None:
     s = subparsers.add_parser(
         "search", help="search an index by image, class name, class vector or code",
         description="Encode the queries with the run's model and print the nearest indexed items by Hamming "
-                    "distance (ties in order of id). Class names and vectors go through the semantic branch, so "
+                    "distance; items at one distance are ordered by their inner product with the query's real-valued "
+                    "code (the model's output before the sign; hex codes: by id), and each distance's tie group is "
+                    "counted. Class names and vectors go through the semantic branch, so "
                     "a class never seen in training retrieves its images zero-shot.")
     s.add_argument("run_dir", metavar="RUN_DIR", help="the run whose model built the index")
     s.add_argument("index", metavar="INDEX", help="index file from `vsb2net index build`")
@@ -186,31 +188,31 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- search
 
-def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.ndarray | None]:
-    """(query descriptions, packed codes, query images or None)."""
-    from vsb2net.codes import codes_to_hex, hexes_to_codes
+def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(query descriptions, packed codes, real-valued codes or None (hex codes), query images or None)."""
+    from vsb2net.codes import codes_to_hex, hexes_to_codes, pack_codes
     from vsb2net.data.images import read_images
     from vsb2net.data.vector_files import read_query_vectors
 
-    images = None
+    images = real = None
     if args.image:
         paths = [Path(p) for p in args.image]
         images = read_images(paths, run.in_shape)
-        codes = run.encode_images(images)
+        real = run.image_outputs(images)
         desc = [{"kind": "image", "query": str(p)} for p in paths]
     elif args.class_name:
-        codes = run.code_class_names(args.class_name)
+        real = run.class_name_outputs(args.class_name)
         desc = [{"kind": "class-name", "query": n} for n in args.class_name]
     elif args.class_vector:
         names, vectors = read_query_vectors(Path(args.class_vector))
-        codes = run.code_classes(vectors)
+        real = run.class_outputs(vectors)
         desc = [{"kind": "class-vector", "query": n} for n in names]
     else:
-        codes = hexes_to_codes(args.code, run.bits)
         desc = [{"kind": "code", "query": h} for h in args.code]
+    codes = hexes_to_codes(args.code, run.bits) if real is None else pack_codes(real)
     for d, c in zip(desc, codes):
         d["code"] = codes_to_hex(c)
-    return desc, codes, images
+    return desc, codes, real, images
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -220,21 +222,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     index_path = Path(args.index)
     index = run.open_index(index_path, nprobe=args.nprobe, nflip=args.nflip)
     try:
-        desc, codes, images = _queries(args, run)
+        desc, codes, real, images = _queries(args, run)
+        # ties ordered by the queries' real-valued codes where the backend can return stored codes
+        real = real if index.backend.returns_codes else None
         if args.radius is None:
             k = args.k or 10
-            results = index.search(codes, k)
+            results = index.search(codes, k, real=real, ties=True)
         else:
             k = args.k
-            results = index.range_search(codes, args.radius, k=k)
+            results = index.range_search(codes, args.radius, k=k, real=real, ties=True)
     finally:
         index.close()
     for d, hits in zip(desc, results):
         d["hits"] = hits.rows()
+        d["groups"] = hits.tie_groups()
     if args.json:
         print(json.dumps({"run": str(run.path), "index": str(index_path), "model": run.fingerprint,
                           "bits": run.bits, "backend": index.backend_name, "k": k, "radius": args.radius,
-                          "queries": desc}, indent=2))
+                          "ties_by": "score" if real is not None else "id", "queries": desc}, indent=2))
     else:
         _print_table(desc, args.radius, k)
     if args.grid:
@@ -267,20 +272,30 @@ def _print_table(desc: list[dict], radius: int | None, k: int | None) -> None:
         if not hits:
             print("  (no hits)")
             continue
+        print("  tie groups: " + ", ".join(group_label(g) for g in d.get("groups", [])))
         cols = _meta_columns(hits)
         other = any(h["metadata"] is not None and not isinstance(h["metadata"], dict) for h in hits)
-        head = ["rank", "distance", "id"] + cols + (["metadata"] if other else [])
+        scored = any("score" in h for h in hits)
+        head = ["rank", "distance"] + (["score"] if scored else []) + ["id"] + cols + (["metadata"] if other else [])
         rows = []
         for h in hits:
             m = h["metadata"]
             cells = [_cell(m.get(c)) if isinstance(m, dict) else "" for c in cols]
             if other:
                 cells.append("" if m is None or isinstance(m, dict) else _cell(m))
-            rows.append([str(h["rank"]), str(h["distance"]), str(h["id"])] + cells)
+            rows.append([str(h["rank"]), str(h["distance"])] + ([f"{h['score']:.2f}"] if scored else [])
+                        + [str(h["id"])] + cells)
+        numeric = 4 if scored else 3
         widths = [max(len(head[j]), *(len(r[j]) for r in rows)) for j in range(len(head))]
         for r in [head] + rows:
-            padded = (c.rjust(w) if j < 3 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))
+            padded = (c.rjust(w) if j < numeric else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))
             print(("  " + "  ".join(padded)).rstrip())
+
+
+def group_label(group: dict) -> str:
+    """"d=0: 29 items, 10 shown" (the page writes the same words)."""
+    count = f"{group['count']}{'' if group['exact'] else '+'}"
+    return f"d={group['distance']}: {count} item{'s' if group['count'] != 1 else ''}, {group['shown']} shown"
 
 
 # ----------------------------------------------------------------------------- grid picture
@@ -343,7 +358,7 @@ def save_grid(path: Path, run, index, desc: list[dict], images: np.ndarray | Non
                     spine.set_linewidth(2.5)
         axes[row, 0].set_xticks([])
         axes[row, 0].set_yticks([])
-    fig.suptitle("Queries and their nearest items by Hamming distance (d); ties in order of id"
+    fig.suptitle("Queries and their nearest items by Hamming distance (d); ties by the query's real-valued score"
                  + ("; green: same class as the queried name" if any(d["kind"] == "class-name" for d in desc) else ""),
                  fontsize=8)
     with atomic_path(path) as tmp:

@@ -81,6 +81,26 @@ class _FaissBackend(Backend):
         lims, dist, pos = self._index.range_search(self._codes(queries), radius + 1)
         return [(dist[lims[i]:lims[i + 1]], pos[lims[i]:lims[i + 1]]) for i in range(len(queries))]
 
+    returns_codes = True
+
+    def _storage(self) -> Any:
+        """The IndexBinaryFlat holding the codes in position order (None: IVF, which has none)."""
+        return self._index
+
+    def codes(self, positions: np.ndarray) -> np.ndarray:
+        nbytes = self.bits // 8
+        if self._index is None or not len(positions):
+            return np.zeros((0, nbytes), np.uint8)
+        store = self._storage()
+        if store is None:
+            return np.stack([self._reconstruct(int(i)) for i in positions])[:, :nbytes]
+        # a view of faiss's own array, made per call: a later add may move it
+        flat = np.asarray(_faiss().rev_swig_ptr(store.xb.data(), store.ntotal * store.code_size))
+        return flat.reshape(store.ntotal, store.code_size)[positions, :nbytes]
+
+    def _reconstruct(self, position: int) -> np.ndarray:
+        return self._index.reconstruct(position)
+
     def to_bytes(self) -> bytes:
         if self._index is None:
             return b""
@@ -170,6 +190,16 @@ class FaissIVF(_FaissBackend):
         self.nlist = int(self._index.nlist)
         self.set_search_params(nprobe=self.nprobe)
 
+    def _storage(self) -> Any:
+        return None
+
+    def _reconstruct(self, position: int) -> np.ndarray:
+        # IVF keeps codes in its lists; a position -> list map is made on first use (8 bytes a
+        # code) and faiss keeps it up to date on later adds
+        if self._index.direct_map.no():
+            self._index.make_direct_map()
+        return self._index.reconstruct(position)
+
     def set_search_params(self, nprobe: Any = None, **_: Any) -> None:
         if nprobe is not None:
             self.nprobe = _int_param({"nprobe": nprobe}, "nprobe", None)
@@ -210,6 +240,9 @@ class FaissMIH(_FaissBackend):
     def _after_load(self) -> None:
         self.nhash = int(self._index.nhash)
         self._index.nflip = self.nflip
+
+    def _storage(self) -> Any:
+        return self._index.storage
 
     def set_search_params(self, nflip: Any = None, **_: Any) -> None:
         if nflip is not None:

@@ -157,6 +157,15 @@ class ItemPictures:
                 self._x = load_dataset(self.source["name"], self.source.get("root")).x
         return self._x
 
+    def _file(self, pos: int) -> Path | None:
+        meta = self._index.metadata[pos]
+        name = meta.get("file") if isinstance(meta, dict) else None
+        if not isinstance(name, str):
+            return None
+        # relative to the indexed folder (indexes built before hold absolute paths: the join keeps them)
+        path = Path(self.source.get("folder") or ".") / name
+        return path if path.is_file() else None
+
     def get(self, item_id: int, size: int = 96, max_pixels: int | None = MAX_PIXELS) -> np.ndarray | None:
         """uint8 (H, W) or (H, W, 3) picture of an indexed item, at most ``size`` pixels a side for
         files (dataset images come as they are); None when the index has no such item or its file
@@ -167,18 +176,26 @@ class ItemPictures:
         if self.kind == "dataset":
             x = self._dataset_images()
             return np.asarray(x[item_id]) if 0 <= item_id < len(x) else None
-        meta = self._index.metadata[pos]
-        name = meta.get("file") if isinstance(meta, dict) else None
-        if not isinstance(name, str):
-            return None
-        # relative to the indexed folder (indexes built before hold absolute paths: the join keeps them)
-        path = Path(self.source.get("folder") or ".") / name
-        if not path.is_file():
+        path = self._file(pos)
+        if path is None:
             return None
         try:
-            with open_picture(path, max_pixels=max_pixels, name=f"image {name}") as im:
+            with open_picture(path, max_pixels=max_pixels, name=f"image {path.name}") as im:
                 im = im.convert("RGB")
         except VsbError:
             return None
         im.thumbnail((size, size))
         return np.asarray(im)
+
+    def model_input(self, item_id: int) -> np.ndarray | None:
+        """The item's picture as the run's network takes it (what ``index build`` coded), or None."""
+        pos = self.position(int(item_id))
+        if pos is None or self.kind is None:
+            return None
+        if self.kind == "dataset":
+            return self.get(item_id)
+        path = self._file(pos)
+        try:
+            return None if path is None else read_images([path], self.run.in_shape)[0]
+        except VsbError:
+            return None

@@ -108,6 +108,11 @@ class FlatScan(Backend):
                 out.append((row[hit].astype(np.int32), hit.astype(np.int64)))
         return out
 
+    returns_codes = True
+
+    def codes(self, positions: np.ndarray) -> np.ndarray:
+        return self._all()[positions, :self.bits // 8]
+
     def to_bytes(self) -> bytes:
         return self._all().tobytes()
 
