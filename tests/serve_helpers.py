@@ -11,6 +11,7 @@ import time
 import zlib
 
 from vsb2net.serve.client import Client, multipart
+from vsb2net.serve.http import uvicorn_config
 
 
 class ServerThread:
@@ -27,7 +28,7 @@ class ServerThread:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn_config(app, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         t0 = time.monotonic()

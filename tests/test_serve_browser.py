@@ -156,3 +156,92 @@ def test_errors_show_as_a_message(driver, site):
     driver.find_element("id", "code-go").click()
     _wait(driver, lambda d: "hex" in d.find_element("id", "status").text, "no error message appeared")
     assert "error" in driver.find_element("id", "status").get_attribute("class")
+
+
+def _shot(driver, name):
+    """Saves a screenshot where VSB2NET_SCREENSHOTS names a folder (to look at the page by eye)."""
+    folder = os.environ.get("VSB2NET_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+
+
+def _ready(driver, srv):
+    driver.get(f"{srv.url}/?token={TOKEN}")
+    _wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "1",
+          "the page did not load")
+
+
+def _set(driver, box, value):
+    el = driver.find_element("id", box)
+    el.clear()
+    if value:
+        el.send_keys(value)
+
+
+def test_tie_groups_k_with_a_radius_and_clearing_after_an_error(driver, site):
+    srv, split, _, _ = site
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    _ready(driver, srv)
+    name = split["unseen"][0]
+    # the unseen classes are named on the page, and marked in the class list
+    assert name in driver.find_element("id", "context").text
+    labels = driver.execute_script("return [...document.querySelectorAll('#classes option')]"
+                                   ".map(o => [o.value, o.label])")
+    assert [name, "unseen class (zero-shot)"] in labels
+    _set(driver, "k", "10")
+    _set(driver, "class-name", name)
+    driver.find_element("id", "class-go").click()
+    _wait(driver, lambda d: len(_hits(d)) == 10, "no grid of 10 hits appeared")
+    _check_grid(driver, 10)
+    _shot(driver, "unseen-class-search")
+    # one header per distance, saying how many items the index holds there and how many are shown
+    status, api = srv.json("GET", f"/search/class?name={name}&k=10", headers=auth)
+    heads = [h.text for h in driver.find_elements("css selector", "#grid .group")]
+    assert heads == [f"d={g['distance']}: {g['count']} item{'s' if g['count'] != 1 else ''}, {g['shown']} shown"
+                     for g in api["groups"]]
+    assert "unseen class" in driver.find_element("id", "summary").text
+    # k is honoured with a radius (the page used to leave k = 10 out and list everything)
+    _set(driver, "radius", "16")
+    _set(driver, "class-name", name)
+    driver.find_element("id", "class-go").click()
+    _wait(driver, lambda d: "within radius 16" in d.find_element("id", "summary").text, "no radius results")
+    assert len(_hits(driver)) == 10 and "more lie within the radius" in driver.find_element("id", "summary").text
+    # an error clears the previous results and the other boxes
+    _set(driver, "radius", "")
+    _set(driver, "code-hex", "zz")
+    driver.find_element("id", "code-go").click()
+    _wait(driver, lambda d: "hex" in d.find_element("id", "status").text, "no error message appeared")
+    assert _hits(driver) == [] and driver.find_element("id", "summary").text == ""
+    assert driver.find_element("id", "class-name").get_attribute("value") == ""
+    _shot(driver, "error")
+    # a click on a hit searches by it
+    _set(driver, "code-hex", "")
+    _set(driver, "class-name", name)
+    driver.find_element("id", "class-go").click()
+    _wait(driver, lambda d: len(_hits(d)) == 10, "no hits to click")
+    first = _hits(driver)[3]
+    item = first.get_attribute("data-id")
+    first.click()
+    _wait(driver, lambda d: f"item '{item}'" in d.find_element("id", "summary").text, "a click did not search")
+    assert _hits(driver)[0].find_element("css selector", ".dist").text == "d=0"
+
+
+def test_image_search_screenshot(driver, site):
+    srv, _, picture, _ = site
+    _ready(driver, srv)
+    driver.find_element("id", "file").send_keys(str(picture))
+    _wait(driver, lambda d: "image" in d.find_element("id", "summary").text and len(_hits(d)) >= 1,
+          "no image results appeared")
+    assert driver.find_elements("css selector", "#grid .group")
+    assert "score" in _hits(driver)[0].text
+    _shot(driver, "image-search")
+
+
+def test_api_docs_render_offline(driver, site):
+    srv, _, _, _ = site
+    driver.get(f"{srv.url}/docs?token={TOKEN}")
+    # Swagger UI (from this server: the browser reaches no CDN) lists the routes of the schema
+    _wait(driver, lambda d: d.find_elements("css selector", ".opblock-summary-path"), "Swagger UI did not render")
+    paths = {e.text.replace("\u200b", "") for e in driver.find_elements("css selector", ".opblock-summary-path")}
+    assert "/search/class" in paths and "/search/item" in paths

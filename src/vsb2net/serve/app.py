@@ -5,11 +5,14 @@ returns the FastAPI application; ``vsb2net serve`` runs it with uvicorn.  Routes
 ``/openapi.json``, Swagger UI at ``/docs``):
 
 * ``POST /search/image`` (multipart ``file``, form fields ``k``, ``radius``),
-  ``GET /search/class?name=``, ``GET /search/text?q=``, ``GET /search/code?hex=``: each takes
+  ``GET /search/class?name=``, ``GET /search/text?q=``, ``GET /search/code?hex=``,
+  ``GET /search/item?id=`` (an indexed item's own code: a click on a hit): each takes
   ``k`` (hits, default 10) or ``radius`` (every item within that Hamming distance, at most k or
   the server's max_k);
 * ``GET /thumb/{id}``: PNG picture of an indexed item (dataset image, or a file the index lists);
-* ``GET /info``, ``GET /health`` (the only route without the token), ``GET /`` (the page).
+* ``GET /info``, ``GET /health`` (with Swagger UI's files under /docs/assets/, the only routes
+  without the token), ``GET /`` (the page), ``GET /docs`` (Swagger UI, served from this server:
+  it works offline).
 
 Every error reaches the client as ``{"detail": "<one line>"}`` with a 4xx status (500 "internal
 error" for a bug, whose traceback is logged here and never sent).
@@ -44,7 +47,10 @@ log = logging.getLogger("vsb2net.serve")
 TOKEN_ENV = "VSB2NET_TOKEN"
 #: room for the multipart envelope (boundaries, headers, the other fields) around the file
 MULTIPART_OVERHEAD = 64 * 1024
-PUBLIC_PATHS = frozenset({"/health"})
+#: Swagger UI's own files (from fastapi-offline: /docs needs no CDN), public like /health: the
+#: browser fetches them without the page's token
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+PUBLIC_PATHS = frozenset({"/health", *(f"/docs/assets/{name}" for name in DOCS_ASSETS)})
 
 
 def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -57,16 +63,27 @@ class Hit(BaseModel):
     rank: int = Field(description="1 = nearest")
     id: int = Field(description="the item's id in the index (a dataset index for indexes of a dataset)")
     distance: int = Field(description="Hamming distance to the query code")
+    score: float | None = Field(description="inner product of the item's code (+-1) with the query's real-valued code "
+                                            "(the model's output before the sign): the order among items at one "
+                                            "distance, largest first; null for code queries (ties in order of id)")
     metadata: Any = Field(description='what the index stores for the item, e.g. {"class": "zebra"} or '
                                       '{"file": "/photos/a.png"}; null when none')
-    tie: bool = Field(description="another item lies at the same distance (among the hits, or just past the last "
-                                  "one): the order among them is by id, not by similarity")
+    tie: bool = Field(description="another item in the index lies at the same distance (see groups): the order "
+                                  "among them is by score (by id for code queries)")
     thumbnail: str | None = Field(description="URL of the item's picture (GET /thumb/{id}); null when the index "
                                               "has no pictures (built from codes)")
 
 
+class TieGroup(BaseModel):
+    distance: int
+    count: int = Field(description="items the index holds at this distance (at least this many when exact is false)")
+    shown: int = Field(description="how many of them are among the hits")
+    exact: bool = Field(description="false when the group was larger than the search counts (10,000 past the k-th "
+                                    "hit): count is then a lower bound")
+
+
 class QueryEcho(BaseModel):
-    kind: str = Field(description="image, class, text or code")
+    kind: str = Field(description="image, class, text, code or item")
     query: str = Field(description="the file name, class name, text or hex code given")
     code: str = Field(description="the query's binary code in hex")
 
@@ -77,9 +94,12 @@ class SearchResult(BaseModel):
     radius: int | None = Field(description="the Hamming radius, or null for k-nearest search")
     count: int
     hits: list[Hit]
+    ties_by: str = Field(description="how items at one distance are ordered: 'score' (the query's real-valued "
+                                     "code) or 'id' (code queries, and backends that return no stored codes)")
+    groups: list[TieGroup] = Field(description="one entry per distance among the hits, nearest first")
     more_at_last_distance: bool = Field(description="more items lie at the last hit's distance than are listed")
-    truncated: bool | None = Field(default=None, description="radius search only: more items lie within the "
-                                                             "radius than k")
+    truncated: bool | None = Field(description="radius search: more items lie within the radius than k; null for "
+                                               "k-nearest search")
 
 
 class ErrorReply(BaseModel):
@@ -261,8 +281,9 @@ def _lifespan(service: SearchService):
 def _description(service: SearchService) -> str:
     return (f"Zero-shot image hashing search: {service.identity['method']} run {service.run.path.name}, "
             f"{service.run.bits}-bit codes, {len(service.index):,} indexed items ({service.index.backend_name}). "
-            "Query by image, class name, free text or code; hits are ranked by Hamming distance, ties "
-            "in order of id. Authentication: 'Authorization: Bearer <token>' (or ?token=) on every "
+            "Query by image, class name, free text or code; hits are ranked by Hamming distance, and items "
+            "at one distance by their inner product with the query's real-valued code (code queries: by id). "
+            "Authentication: 'Authorization: Bearer <token>' (or ?token=) on every "
             "route but /health when the server has a token.")
 
 
@@ -355,7 +376,17 @@ def _server_router(service: SearchService, page: str) -> APIRouter:
         url = "/openapi.json"
         if "token" in request.query_params:
             url += "?token=" + quote(request.query_params["token"], safe="")
-        return get_swagger_ui_html(openapi_url=url, title="vsb2net search: API")
+        return get_swagger_ui_html(openapi_url=url, title="vsb2net search: API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon.png")
+
+    @router.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str):
+        if name not in DOCS_ASSETS:
+            raise HTTPException(404, f"no such file: {name}")
+        data = resources.files("fastapi_offline").joinpath("static", name).read_bytes()
+        return Response(data, media_type=DOCS_ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
 
     return router
 
@@ -434,8 +465,23 @@ def _search_router(service: SearchService) -> APIRouter:
         code = service.hex_code(hex)
         return JSONResponse(await service.search("code", hex.strip(), code, k, radius))
 
+    _add_item_route(router, service, k_param, radius_param)
     _add_thumbnail_route(router, service)
     return router
+
+
+def _add_item_route(router: APIRouter, service: SearchService, k_param, radius_param) -> None:
+    """/search/item: search by an indexed item's own code (what a click on a hit does)."""
+
+    @router.get("/search/item", response_model=SearchResult, tags=["search"], responses=ERRORS,
+                summary="search by an indexed item (what a click on a hit does)",
+                description="The item's stored code is the query; where the index has its picture and the "
+                            "model codes it to the same code, the picture's real-valued code orders the ties.")
+    async def search_item(id: int = Query(..., description="the item's id, as hits show it"),  # noqa: A002
+                          k: int | None = k_param(), radius: int | None = radius_param()):
+        service.check_k_radius(k, radius)
+        code = await service.item_code(id)
+        return JSONResponse(await service.search("item", str(id), code, k, radius))
 
 
 def _add_thumbnail_route(router: APIRouter, service: SearchService) -> None:

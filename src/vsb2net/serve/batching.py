@@ -37,6 +37,8 @@ class _Query:
     k: int                    # hits wanted (k-NN), or the most returned (radius)
     radius: int | None
     future: asyncio.Future = field(repr=False)
+    #: the query's real-valued code (bits,): ties are ordered by it; None (hex codes): by id
+    real: np.ndarray | None = None
 
 
 class _FaissThreads:
@@ -81,14 +83,9 @@ async def next_batch(queue: asyncio.Queue, last: int, window_s: float, max_batch
     return batch
 
 
-def _first(hits: Hits, k: int) -> Hits:
-    if len(hits) <= k:
-        return hits
-    return Hits(hits.ids[:k], hits.distances[:k], hits.positions[:k], hits.metadata[:k])
-
-
 class MicroBatcher:
-    """``await batcher.search(code, k)`` / ``search(code, k, radius=r)``: one Hits, nearest first."""
+    """``await batcher.search(code, k)`` / ``search(code, k, radius=r, real=u)``: one Hits, nearest
+    first, with its tie groups counted; with ``real`` ties are ordered by it (asymmetric search)."""
 
     def __init__(self, index: HammingIndex, *, window_s: float = 0.002, max_batch: int = 64):
         if max_batch < 1:
@@ -125,13 +122,14 @@ class MicroBatcher:
         self._thread.shutdown(wait=True)
 
     # -- queries ----------------------------------------------------------------------------------
-    async def search(self, code: np.ndarray, k: int, radius: int | None = None) -> Hits:
+    async def search(self, code: np.ndarray, k: int, radius: int | None = None,
+                     real: np.ndarray | None = None) -> Hits:
         if self._stopped:
             raise RuntimeError("the server is shutting down")
         self.start()
         assert self._queue is not None, "start() made the queue"
         fut = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Query(np.asarray(code, np.uint8), int(k), radius, fut))
+        self._queue.put_nowait(_Query(np.asarray(code, np.uint8), int(k), radius, fut, real))
         return await fut
 
     async def _run(self, queue: asyncio.Queue[_Query]) -> None:
@@ -162,23 +160,24 @@ class MicroBatcher:
         """In the index thread: one index call per group (k-NN; each radius), results in batch order
         (every slot is filled: None only types the list before that)."""
         out: list[Hits | BaseException | None] = [None] * len(batch)
-        groups: dict[int | None, list[int]] = {}
+        groups: dict[tuple[int | None, bool], list[int]] = {}
         for i, q in enumerate(batch):
-            groups.setdefault(q.radius, []).append(i)
-        for radius, group in groups.items():
+            groups.setdefault((q.radius, q.real is None), []).append(i)
+        for (radius, plain), group in groups.items():
             # a range search holds every item within the radius before it keeps the first k (up to
             # the whole index per query), so those go in small chunks to bound the memory
             step = len(group) if radius is None else RANGE_CHUNK
             for lo in range(0, len(group), step):
                 members = group[lo:lo + step]
                 codes = np.stack([batch[i].code for i in members])
+                real = None if plain else np.stack([batch[i].real for i in members])  # type: ignore[misc]
                 k = max(batch[i].k for i in members)
                 self._faiss_threads.fit(len(members))
                 try:
                     if radius is None:
-                        found = self.index.search(codes, k)
+                        found = self.index.search(codes, k, real=real, ties=True)
                     else:
-                        found = self.index.range_search(codes, radius, k=k)
+                        found = self.index.range_search(codes, radius, k=k, real=real, ties=True)
                 except Exception as exc:  # noqa: BLE001  (one call's failure is its queries' answer)
                     for i in members:
                         out[i] = exc
@@ -186,7 +185,7 @@ class MicroBatcher:
                 self.calls += 1
                 self.queries += len(members)
                 for i, hits in zip(members, found):
-                    out[i] = _first(hits, batch[i].k)
+                    out[i] = hits.first(batch[i].k)
         return out
 
 

@@ -134,15 +134,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import fastapi  # noqa: F401
+        import fastapi_offline  # noqa: F401  (Swagger UI's files, for /docs)
         import python_multipart  # noqa: F401  (FastAPI's form parser)
         import uvicorn
     except ImportError as exc:
-        raise VsbError(f"`vsb2net serve` needs FastAPI, uvicorn and python-multipart ({exc.name or exc} is not "
-                       f"installed): {INSTALL}") from None
+        raise VsbError(f"`vsb2net serve` needs FastAPI, uvicorn, python-multipart and fastapi-offline "
+                       f"({exc.name or exc} is not installed): {INSTALL}") from None
     token = server_token(args.host)
     sock = listen_socket(args.host, args.port)
     try:
         from .app import create_app
+        from .http import uvicorn_config
         from .service import Limits
 
         limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
@@ -159,7 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"vsb2net serve: {service.identity['method']} run {service.run.path}, {len(service.index):,} codes "
               f"({service.run.bits} bits, {service.index.backend_name}) on {_url(sock)}"
               + (f" (token required: {TOKEN_ENV})" if token else ""), flush=True)
-        config = uvicorn.Config(app, log_level=args.log_level, limit_concurrency=args.max_connections,
+        config = uvicorn_config(app, log_level=args.log_level, limit_concurrency=args.max_connections,
                                 server_header=False)
         server = uvicorn.Server(config)
         try:

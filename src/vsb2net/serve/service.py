@@ -36,7 +36,7 @@ def one_line(text: Any, limit: int = 500) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
-QUERY_KINDS = ("image", "class", "text", "code")
+QUERY_KINDS = ("image", "class", "text", "code", "item")
 
 
 class _LRU:
@@ -123,8 +123,10 @@ class SearchService:
             text = (f"the run's class vectors come from {self.source}, which has no text encoder; free text works for "
                     "runs on glove or minilm vectors. Query by class name instead (GET /search/class; GET /info "
                     "lists the run's classes).")
+        item = None if self.index.backend.returns_codes else (
+            f"the {self.index.backend_name} backend returns no stored codes, so hits cannot be searched by.")
         return {"image": None if image_ok else f"the run's model takes inputs of shape {shape}, not images.",
-                "class": None if semantic else no_branch, "text": text, "code": None}
+                "class": None if semantic else no_branch, "text": text, "code": None, "item": item}
 
     def require(self, kind: str) -> None:
         reason = self.kinds.get(kind)
@@ -181,7 +183,10 @@ class SearchService:
         return decode_image(data, self.run.in_shape, max_pixels=self.limits.max_pixels, name="the upload")
 
     def _encode_images(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        return list(self.run.encode_images(np.stack(images)))
+        return list(self.run.image_outputs(np.stack(images)))
+
+    # a query is the model's real-valued code (bits,) float32: its signs are the code searched,
+    # and the index orders items at one distance by their inner product with it
 
     async def image_code(self, data: bytes) -> np.ndarray:
         self.require("image")
@@ -190,7 +195,7 @@ class SearchService:
         return await self.image_batcher(await self._in_pool(self._decode, data))
 
     def _class_code(self, key: str) -> np.ndarray:
-        return self.run.code_class_names([key])[0]
+        return self.run.class_name_outputs([key])[0]
 
     async def class_code(self, name: str) -> np.ndarray:
         self.require("class")
@@ -206,7 +211,7 @@ class SearchService:
         return await self._cached(self._class_codes, key, self._class_code)
 
     def _text_code(self, text: str) -> np.ndarray:
-        return self.run.code_text([text])[0]
+        return self.run.text_outputs([text])[0]
 
     async def text_code(self, text: str) -> np.ndarray:
         self.require("text")
@@ -219,10 +224,38 @@ class SearchService:
         return await self._cached(self._text_codes, text, self._text_code)
 
     def hex_code(self, text: str) -> np.ndarray:
+        """The packed code (uint8) of a hex string: a code query has no real-valued code."""
         if len(text) > 2 * self.run.bits:  # do not echo an arbitrarily long string back
             raise VsbError(f"hex code has {len(text)} characters but a {self.run.bits}-bit code needs "
                            f"{self.run.bits // 4} hex digits; check the code length.")
         return hexes_to_codes([text], self.run.bits)[0]
+
+    def _item_code(self, item_id: int) -> np.ndarray:
+        from vsb2net.codes import pack_codes
+
+        pos = self.pictures.position(item_id)
+        if pos is None:
+            raise VsbError(f"the index holds no item with id {item_id}; search by the ids that hits show.")
+        if not self.index.backend.returns_codes:
+            raise VsbError(f"the {self.index.backend_name} backend returns no stored codes, so it cannot search by an "
+                           "item; search by its picture or its code instead.")
+        stored = self.index.backend.codes(np.array([pos], np.int64))[0]
+        # the item's picture through the visual branch gives its real-valued code, which orders the
+        # ties; only where its signs are the stored code (the same model coded the same picture)
+        picture = self.pictures.model_input(item_id) if self.kinds["image"] is None else None
+        if picture is not None:
+            try:
+                real = self.run.image_outputs(picture[None])[0]
+            except VsbError:
+                return stored
+            if np.array_equal(pack_codes(real[None])[0], stored):
+                return real
+        return stored
+
+    async def item_code(self, item_id: int) -> np.ndarray:
+        """The stored code of an indexed item (as a real-valued code from its picture where one
+        gives the same code), so that a click on a hit searches by it."""
+        return await self._in_pool(self._item_code, item_id)
 
     # -- codes to hits --------------------------------------------------------------------------------
     def check_k_radius(self, k: int | None, radius: int | None) -> tuple[int, int | None]:
@@ -234,35 +267,38 @@ class SearchService:
         return (k if k is not None else (10 if radius is None else self.limits.max_k)), radius
 
     async def search(self, kind: str, query: str, code: np.ndarray, k: int | None, radius: int | None) -> dict:
-        from vsb2net.codes import codes_to_hex
+        """``code``: a real-valued query code (float, (bits,)) or a packed one (uint8, a hex query)."""
+        from vsb2net.codes import codes_to_hex, pack_codes
 
         k, radius = self.check_k_radius(k, radius)
-        # one more hit than asked: it tells whether items beyond the last hit share its distance
-        hits = await self.batcher.search(code, k + 1, radius)
+        real = None
+        if code.dtype != np.uint8:
+            real = np.asarray(code, np.float32)
+            code = pack_codes(real[None, :])[0]
+            if not self.index.backend.returns_codes:
+                real = None  # Milvus returns no stored codes: ties stay in order of id
+        hits = await self.batcher.search(code, k, radius, real)
         return {"query": {"kind": kind, "query": query, "code": codes_to_hex(code)}, "k": k, "radius": radius,
-                **self.hits_json(hits, k, radius)}
+                **self.hits_json(hits, radius)}
 
-    def hits_json(self, hits: Hits, k: int, radius: int | None) -> dict:
-        more = len(hits) > k
-        beyond = int(hits.distances[k]) if more else None
-        n = min(len(hits), k)
-        dist = hits.distances[:n].tolist()
-        counts: dict[int, int] = {}
-        for d in dist:
-            counts[d] = counts.get(d, 0) + 1
+    def hits_json(self, hits: Hits, radius: int | None) -> dict:
+        groups = hits.tie_groups()
+        size = {g["distance"]: g["count"] for g in groups}
         thumbs = self.pictures.available
+        scores = None if hits.scores is None else hits.scores.tolist()
         rows = []
-        for i in range(n):
-            item = int(hits.ids[i])
-            rows.append({"rank": i + 1, "id": item, "distance": dist[i], "metadata": hits.metadata[i],
-                         "tie": counts[dist[i]] > 1 or (beyond is not None and beyond == dist[i]),
+        for i, (item, d) in enumerate(zip(hits.ids.tolist(), hits.distances.tolist())):
+            rows.append({"rank": i + 1, "id": item, "distance": d,
+                         "score": None if scores is None else round(scores[i], 4),
+                         "metadata": hits.metadata[i], "tie": size[d] > 1,
                          "thumbnail": f"/thumb/{item}" if thumbs else None})
-        out = {"count": n, "hits": rows,
-               # the last distance continues past the list: more items lie at that distance
-               "more_at_last_distance": bool(n and beyond is not None and beyond == dist[-1])}
-        if radius is not None:
-            out["truncated"] = more  # more items lie within the radius than k
-        return out
+        last = groups[-1] if groups else None
+        return {"count": len(rows), "hits": rows, "ties_by": "score" if scores is not None else "id",
+                "groups": groups,
+                # the last distance continues past the list: more items lie at that distance
+                "more_at_last_distance": bool(last and last["count"] > last["shown"]),
+                # radius search: more items lie within the radius than k (null for k-nearest search)
+                "truncated": None if radius is None else sum((hits.groups or {}).values()) > len(rows)}
 
     # -- thumbnails -----------------------------------------------------------------------------------
     def _thumbnail_png(self, item_id: int) -> bytes | None:
