@@ -5,6 +5,7 @@ import argparse
 import inspect
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else run.path / f"{stem}.{args.backend}{SUFFIX}"
     params = _backend_params(args, out, stem)
     identity = run.identity()
-    index = HammingIndex(run.bits, args.backend, model=identity, info={"source": items.source}, **params)
+    for warning in items.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    info: dict = {"source": items.source, **({"warnings": items.warnings} if items.warnings else {})}
+    index = HammingIndex(run.bits, args.backend, model=identity, info=info, **params)
     # Added in id order, so that ties (broken by position inside the index) are broken by id.
     order = np.argsort(items.ids, kind="stable")
     try:

@@ -10,7 +10,7 @@ A loaded run (:class:`vsb2net.run.Run`) codes the items; image files are read by
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class Items:
     ids: np.ndarray
     metadata: list
     source: dict
+    #: why the model may code these items badly (``index build`` prints them, the index keeps them)
+    warnings: list[str] = field(default_factory=list)
 
 
 def dataset_items(run: Run, name: str, root: str | None) -> Items:
@@ -76,7 +78,57 @@ def image_folder_items(run: Run, folder: Path) -> Items:
     # paths relative to the indexed folder: search results and the API show no server paths; the
     # index records the folder once, for the pictures
     metadata = [{"file": p.resolve().relative_to(root).as_posix()} for p in files]
-    return Items(codes, np.arange(len(files), dtype=np.int64), metadata, {"kind": "images", "folder": str(root)})
+    return Items(codes, np.arange(len(files), dtype=np.int64), metadata, {"kind": "images", "folder": str(root)},
+                 fit_warnings(run, files))
+
+
+#: images sampled for :func:`fit_warnings`
+FIT_SAMPLE = 64
+#: mean (max - min) over R, G, B of a picture's pixels above which it counts as colour
+COLOUR_SPREAD = 12.0
+#: how many times larger (shorter side) than the model's input images may be without a warning
+SHRINK_LIMIT = 4.0
+
+
+def fit_warnings(run: Run, files: list[Path]) -> list[str]:
+    """Why images may not fit what the run's model was trained on: colour pictures for a
+    greyscale model, pictures far larger than its input when its training images came at that
+    size (no ``data.image_size``).  Looks at up to FIT_SAMPLE files (their headers, and a
+    32-pixel thumbnail for colour); [] when they fit."""
+    shape = run.in_shape
+    if len(shape) != 3 or not files:
+        return []
+    channels, height, width = shape
+    picks = [files[i] for i in np.linspace(0, len(files) - 1, min(FIT_SAMPLE, len(files))).astype(int)]
+    colour, sides, sizes = 0, [], []
+    for path in picks:
+        try:
+            with open_picture(path, name=f"image {path.name}") as im:
+                sizes.append(im.size)
+                sides.append(min(im.size))
+                im.thumbnail((32, 32))
+                rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+        except VsbError:
+            continue
+        colour += float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > COLOUR_SPREAD
+    problems = []
+    if channels == 1 and colour:
+        problems.append(f"{colour} of {len(sides)} sampled images are in colour and will be turned grey")
+    # a run that resized its training images (data.image_size) saw large pictures shrunk too
+    shrink = float(np.median(sides)) / min(height, width) if sides else 1.0
+    if shrink > SHRINK_LIMIT and run.cfg.data.image_size is None:
+        w, h = sizes[len(sizes) // 2]
+        problems.append(f"they are about {w}x{h} pixels and will be shrunk {shrink:.0f}x to {width}x{height}")
+    if not problems:
+        return []
+    from vsb2net.models.backbones import resolve_backbone
+
+    kind = "greyscale" if channels == 1 else "colour"
+    backbone = resolve_backbone(str(run.cfg.model.backbone), shape)
+    return [f"these images do not fit what the run's model was trained on: backbone {backbone} takes "
+            f"{width}x{height} {kind} input ({channels} channel{'s' if channels != 1 else ''}) and was trained on "
+            f"{run.cfg.data.dataset}; " + "; ".join(problems) + ". Their codes will mean little. For photos, train "
+            "a run on photos (README: 'Index a folder of photos', model.backbone=efficientnet-lite0)."]
 
 
 def code_file_items(run: Run, path: Path) -> Items:

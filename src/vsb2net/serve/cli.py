@@ -161,6 +161,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"vsb2net serve: {service.identity['method']} run {service.run.path}, {len(service.index):,} codes "
               f"({service.run.bits} bits, {service.index.backend_name}) on {_url(sock)}"
               + (f" (token required: {TOKEN_ENV})" if token else ""), flush=True)
+        for warning in service.index_warnings:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         config = uvicorn_config(app, log_level=args.log_level, limit_concurrency=args.max_connections,
                                 server_header=False)
         server = uvicorn.Server(config)

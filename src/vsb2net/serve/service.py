@@ -102,6 +102,10 @@ class SearchService:
         self._class_name_map = ({"unseen": measured["class_query_map"], "chance": measured.get("class_query_chance")}
                                 if measured.get("class_query_map") is not None else None)
         self._known_classes = {" ".join(n.split()).lower() for n in self.run.class_names}
+        #: what `index build` found wrong with the indexed images (colour photos for a greyscale model, ...)
+        self.index_warnings = [str(w) for w in (self.index.info or {}).get("warnings") or []]
+        for warning in self.index_warnings:
+            log.warning("index %s: %s", self.index_path.name, warning)
         # repeated class names, texts and thumbnails cost one model call each; the caches are read
         # and written on the event loop only, so a hit needs no trip to the thread pool
         self._class_codes = _LRU(1024)
@@ -156,6 +160,8 @@ class SearchService:
             # how well class-name search works for this run, as its evaluation measured it on the
             # unseen classes (null before `vsb2net evaluate`): a figure to read beside its chance
             "class_name_map": self._class_name_map,
+            # why the indexed images may not fit the model (from `index build`): [] when they do
+            "index_warnings": self.index_warnings,
             "queries": {kind: {"supported": reason is None, **({"reason": reason} if reason else {})}
                         for kind, reason in self.kinds.items()},
             "thumbnails": self.pictures.available,
