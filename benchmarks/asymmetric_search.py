@@ -26,6 +26,7 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,12 +83,10 @@ def main() -> int:
         u = (u + rng.normal(scale=a.noise, size=u.shape)).astype(np.float32)
         q = pack_codes(u)
         for k in a.k:
-            runs = {"plain": lambda: index.search(q, k),
-                    "ties": lambda: index.search(q, k, ties=True),
-                    "asymmetric": lambda: index.search(q, k, real=u)}
+            runs = {"plain": {}, "ties": {"ties": True}, "asymmetric": {"real": u}}
             base = None
-            for name, fn in runs.items():
-                seconds, hits = best_of(a.rounds, fn)
+            for name, kw in runs.items():
+                seconds, hits = best_of(a.rounds, partial(index.search, q, k, **kw))
                 base = base or seconds
                 if name == "plain":
                     cand, over = "", ""

@@ -23,7 +23,7 @@ from vsb2net.bench.cells import run_benchmark
 # what tests/test_benchmark.py reads off this script (it loads the file, not a module of the package)
 from vsb2net.bench.paired import best_per_length  # noqa: F401
 from vsb2net.bench.paired import paired_row as _paired_row  # noqa: F401
-from vsb2net.bench.results_doc import class_code_lines, family_lines, readme_with_block, render  # noqa: F401
+from vsb2net.bench.results_doc import class_code_lines, family_lines, readme_with_block, render, write_reference  # noqa: F401
 from vsb2net.bench.results_plan import ResultsPlan, first_splits
 from vsb2net.io import write_text
 from vsb2net.models import METHODS, REFERENCE, variants
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     text, readme_lines = render(PLAN)
     target = Path(args.output)
     write_text(target, text)
+    write_reference(PLAN)  # the means over splits that a run's report.md sets its split beside
     readme = Path(args.readme)
     block = readme_with_block(readme.read_text(), readme_lines)
     if block is not None:

@@ -118,5 +118,5 @@ def test_a_wheel_carries_the_tuned_defaults_and_other_package_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in TUNED_DIR.glob("*.yaml"):
         assert f"vsb2net/bench/tuned/{path.name}" in names
-    assert "vsb2net/serve/page.html" in names
+    assert "vsb2net/serve/page.html" in names and "vsb2net/bench/reference.json" in names
     assert any(n.startswith("vsb2net/data/class_knowledge/") for n in names)

@@ -204,6 +204,47 @@ def _protocol_lines(cfg, meta: dict, prep, training: dict) -> list[str]:
     return lines
 
 
+#: (label, metrics key, chance key) of the context table, unseen-class row
+CONTEXT_ROWS = [("image mAP@all", "map", "map_chance"), ("class-name mAP", "class_query_map", "class_query_chance"),
+                ("zero-shot accuracy", "zero_shot_accuracy", "zero_shot_chance")]
+
+
+def context_lines(cfg, metrics: Metrics, in_shape: tuple[int, ...]) -> list[str]:
+    """This split's unseen-class figures beside their chance levels and, where the benchmark has
+    this dataset, method and code length (on the default backbone), beside its mean over splits."""
+    from .bench.reference import lookup
+    from .models.backbones import resolve_backbone
+
+    meta, m = metrics["meta"], metrics["unseen"]
+    found = lookup(meta["dataset"], meta["method"], int(meta["bits"]))
+    if found and resolve_backbone(str(cfg.model.backbone), in_shape) != "cnn28":
+        found = None  # the benchmark's main tables train cnn28
+    settings, figures = found or ({}, {})
+    n = max((f["splits"] for f in figures.values()), default=0)
+    head = "| unseen classes | this split | chance |" + (f" benchmark: mean ± std over {n} splits |" if found else "")
+    lines = [head, "|---|---:|---:|" + ("---:|" if found else "")]
+    for label, key, chance in CONTEXT_ROWS:
+        value = m.get(key)
+        if value is None:
+            continue
+        row = f"| {label} | {value:.4f} | {_fmt(m.get(chance))} |"
+        if found:
+            ref = figures.get(key)
+            row += f" {ref['mean']:.4f} ± {ref['std']:.4f} |" if ref else " - |"
+        lines.append(row)
+    text = ["", "This split against chance" + (" and the benchmark" if found else "") + " (unseen classes: "
+            + ", ".join((meta.get("split") or {}).get("unseen") or []) + "):", "", *lines, ""]
+    if found:
+        per_class = settings.get("max_per_class")
+        text.append(f"One split's figures swing with which classes are unseen; compare methods by the mean over "
+                    f"splits ({settings.get('document')}: the same dataset, method and code length, tuned settings "
+                    f"{settings.get('tuned')}, {'all' if per_class is None else f'{per_class:,}'} images per class"
+                    + ("" if per_class == cfg.data.max_per_class else
+                       f"; this run used {'all' if cfg.data.max_per_class is None else cfg.data.max_per_class}")
+                    + ").")
+    return text
+
+
 def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
     meta = metrics["meta"]
     title = f"{meta['method']}, {meta['bits']} bits, {meta['dataset']}"
@@ -222,6 +263,7 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
         "",
         f"Tie rule: {metrics['unseen']['tie_rule']} Chance (every item tied): "
         f"{metrics['unseen']['map_chance']:.4f} unseen, {metrics['seen']['map_chance']:.4f} seen.",
+        *context_lines(cfg, metrics, tuple(prep.x.shape[1:])),
         "",
         "The four protocols of the deep hashing literature (queries@database: seen@seen ranks the seen-class "
         "database only, unseen@all the whole database, and so on), mAP@all:",

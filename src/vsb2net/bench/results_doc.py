@@ -22,6 +22,8 @@ from ..models import METHODS, variants
 from .cells import collect_cells
 from .levers_doc import levers_section
 from .paired import best_per_length, best_rival, gap_stats, paired_gaps, paired_row
+from .reference import KEYS as REFERENCE_KEYS
+from .reference import PATH as REFERENCE_PATH
 from .results_plan import DatasetSpecs, ResultsPlan, Stage
 from .spec import BenchmarkSpec, load_tuned
 from .tables import Aggregate, aggregate, aggregate_class_code_distances, markdown_table
@@ -562,3 +564,30 @@ def readme_with_block(text: str, lines: list[str]) -> str | None:
     block = "\n".join(["", *lines, "See [docs/RESULTS.md](docs/RESULTS.md) for every table, the ablations and "
                         "what the tuning saw.", ""])
     return head + README_START + block + README_END + tail
+
+
+def reference_figures(plan: ResultsPlan) -> dict:
+    """dataset -> {settings, methods: method -> bits -> key -> {mean, std, splits}}: the main tables'
+    unseen-class means over splits that a run's report sets its own split's figures beside
+    (:mod:`vsb2net.bench.reference`)."""
+    out: dict = {}
+    for name in plan.datasets:
+        spec = plan.dataset_specs(name).main
+        rows = collect_cells(Path(spec.out), spec)
+        if not rows:
+            continue
+        methods: dict = {}
+        for key in REFERENCE_KEYS:
+            for (method, bits), (mean, std, n) in aggregate(rows, "unseen", key).items():
+                methods.setdefault(method, {}).setdefault(str(bits), {})[key] = {
+                    "mean": round(mean, 4), "std": round(std, 4), "splits": n}
+        out[name] = {"max_per_class": spec.max_per_class, "tuned": Path(spec.tuned).name if spec.tuned else None,
+                     "document": "docs/RESULTS.md", "methods": methods}
+    return out
+
+
+def write_reference(plan: ResultsPlan, path: Path = REFERENCE_PATH) -> Path:
+    from ..io import write_text
+
+    write_text(path, json.dumps(reference_figures(plan), indent=1, sort_keys=True) + "\n")
+    return path
