@@ -200,6 +200,9 @@ class _Evaluated:
     names: list[str]
     topk: tuple[int, ...]
     curves: bool
+    #: the asymmetric rankings' mAPs (two (Q x N) products and sorts a row): the validation
+    #: protocol reads Hamming figures only and leaves them out
+    asymmetric: bool = True
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,8 @@ def _row(ev: _Evaluated, rq: RowQueries) -> RowMetrics:
         None if own is None or oracle_codes is None else
         class_code_distances(own, rq.other_packed, oracle_codes, db,
                              [np.flatnonzero(has_any(dl, np.arange(len(dl)), [c])) for c in classes], bits))
-    _asymmetric(row, ev.enc.continuous[f"query_{rq.name}"], rq.own_real, classes, db, ql, dl)
+    if ev.asymmetric:
+        _asymmetric(row, ev.enc.continuous[f"query_{rq.name}"], rq.own_real, classes, db, ql, dl)
     row["zero_shot_accuracy"] = zero_shot_accuracy(q, ql, rq.class_packed, candidates, bits)
     row["zero_shot_chance"] = 1.0 / len(candidates) if candidates else None
     return row
@@ -316,17 +320,18 @@ def semantic_alignment(x: torch.Tensor, labels: np.ndarray, train_idx: np.ndarra
 def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, split: ZeroShotSplit,
                    vectors: np.ndarray, class_names: list[str], device: torch.device, *,
                    topk: tuple[int, ...] = (100, 1000), curves: bool = True, rows: tuple[str, ...] = ROWS,
-                   alignment: bool = True) -> tuple[Metrics, EncodedSplit]:
+                   alignment: bool = True, asymmetric: bool = True) -> tuple[Metrics, EncodedSplit]:
     """Encode ``split`` with ``model`` and compute every metric (module docstring).
 
     Returns the metrics and the codes.  ``rows`` limits the query rows (the validation protocol
-    asks for ``("unseen",)``); ``curves`` False drops the precision@K and PR curves.
+    asks for ``("unseen",)``); ``curves`` False drops the precision@K and PR curves;
+    ``asymmetric`` False drops the asymmetric rankings' mAPs (``map_asym*``).
     """
     t0 = time.perf_counter()
     model.to(device)
     parts = tuple(f"query_{r}" for r in rows) + ("database",)
     enc = encode_split(model, x, split, device, parts)
-    ev = _Evaluated(enc, labels, split, list(class_names), topk, curves)
+    ev = _Evaluated(enc, labels, split, list(class_names), topk, curves, asymmetric)
     metrics = cast(Metrics, {r: _row(ev, row_queries(model, vectors, split, r)) for r in rows})
     metrics["protocols"] = protocols(metrics)
     metrics["semantics"] = {"alignment": semantic_alignment(x, labels, split.train, list(split.seen), vectors)

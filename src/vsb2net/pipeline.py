@@ -139,7 +139,8 @@ def fit_method(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int
             # a two-stage method codes nothing before its projection is fitted
             m.post_fit(x_train, y, ctx, device)
             metrics, _ = evaluate_model(m, prep.x, labels, validate_on, prep.vectors, prep.dataset.class_names,
-                                        device, topk=(), curves=False, rows=("unseen",), alignment=False)
+                                        device, topk=(), curves=False, rows=("unseen",), alignment=False,
+                                        asymmetric=False)
             row = metrics["unseen"]
             return validation_score(metrics, cfg.train.select_on), {
                 "val_image_map": row["map"], "val_class_map": row["class_query_map"],
