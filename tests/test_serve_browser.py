@@ -245,3 +245,28 @@ def test_api_docs_render_offline(driver, site):
     _wait(driver, lambda d: d.find_elements("css selector", ".opblock-summary-path"), "Swagger UI did not render")
     paths = {e.text.replace("\u200b", "") for e in driver.find_elements("css selector", ".opblock-summary-path")}
     assert "/search/class" in paths and "/search/item" in paths
+
+
+def test_a_photo_index_shows_its_warning_and_its_pictures(driver, tiny_glove_run, tmp_path):
+    """Colour photos indexed with the 28x28 greyscale model: the page says so, and still shows them."""
+    from test_photo_recipe import _photos
+
+    from vsb2net.serve.app import create_app
+
+    photos = _photos(tmp_path / "photos", size=(160, 120), per_class=2)
+    index = tmp_path / "photos.vsbidx"
+    assert main(["index", "build", str(tiny_glove_run), "--images", str(photos), "-o", str(index)]) == 0
+    srv = ServerThread(create_app(tiny_glove_run, index, token=TOKEN, warm_up=False))
+    try:
+        _ready(driver, srv)
+        assert "warning: these images do not fit" in driver.find_element("id", "context").text
+        driver.find_element("id", "file").send_keys(str(photos / "zebra" / "0.jpg"))
+        _wait(driver, lambda d: "image" in d.find_element("id", "summary").text and len(_hits(d)) == 10,
+              "no photo results appeared")
+        _wait(driver, lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
+            "the photos' thumbnails did not load")
+        assert any(".jpg" in h.text for h in _hits(driver))
+        _shot(driver, "photo-index")
+    finally:
+        srv.stop()

@@ -26,6 +26,9 @@ makes no promise.  ``HammingIndex`` therefore sorts every result by (distance, p
 same index and query always give the same list, and for the exact backends the top k is exactly
 the k first items by (distance, position).  Positions follow the ids wherever ``vsb2net index
 build`` writes an index (ids are added in increasing order), so there ties are broken by id.
+``search(..., real=u)`` and ``ties=True`` (what ``vsb2net search`` and ``serve`` use) order ties
+otherwise: by the query's real-valued score, and items nothing tells apart in a fixed shuffled
+order of positions (``_ordered``).
 
 Radius: ``range_search(q, r)`` returns the items at distance **<= r** (a Hamming ball of radius
 r, as "precision within Hamming radius 2" uses it).  faiss and Milvus take an exclusive bound,
@@ -386,14 +389,22 @@ class HammingIndex:
         return out
 
     def _ordered(self, d: np.ndarray, p: np.ndarray, u: np.ndarray | None, k: int, exact: bool) -> Hits:
-        """The first k of the candidates (d, p), by (distance, score descending, position) when the
-        query's real-valued code ``u`` is given, else by (distance, position); with the group counts."""
+        """The first k of the candidates (d, p) by (distance, score descending) when the query's
+        real-valued code ``u`` is given, else by distance; with the group counts.
+
+        Items that nothing tells apart (at one distance with equal scores: identical codes, or any
+        two items at one distance from a code query) come in a fixed shuffled order of their
+        positions, not by position: the k shown are then a fair sample of their group, where
+        position order let the class stored first fill the list."""
+        order_key = _shuffled(p)
         scores = None
         if u is not None and len(p):
-            b = np.unpackbits(self._backend.codes(p), axis=1, count=self.bits).astype(np.float32) * 2 - 1
-            scores = b @ u
-            order = np.lexsort((p, -scores, d))
-            d, p, scores = d[order], p[order], scores[order]
+            scores = asymmetric_scores(self._backend.codes(p), u)
+            order = np.lexsort((order_key, -scores, d))
+        else:
+            order = np.lexsort((order_key, d))
+        d, p = d[order], p[order]
+        scores = None if scores is None else scores[order]
         values, counts = np.unique(d, return_counts=True)
         groups = dict(zip(values.tolist(), counts.tolist()))
         return self._hits(d[:k], p[:k], scores=None if scores is None else scores[:k], groups=groups,
@@ -471,6 +482,22 @@ class HammingIndex:
                            f"header says {count}; rebuild the index.")
         self.set_search_params(**search_params)
         return self
+
+
+def asymmetric_scores(codes: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """b.u for each packed code b (as +-1) and the real-valued query code u, float64 (len(codes),).
+
+    Summed from one table per byte (256 partial sums of u's 8 components), so identical codes get
+    bit-identical scores whatever their place in the array: ties stay ties."""
+    nbytes = codes.shape[1]
+    signs = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float64) * 2 - 1  # (256, 8)
+    table = np.asarray(u, np.float64).reshape(nbytes, 8) @ signs.T  # (nbytes, 256)
+    return table[np.arange(nbytes), codes].sum(axis=1)
+
+
+def _shuffled(positions: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random key per position (a bijection of 32-bit values: Fibonacci hashing)."""
+    return (positions.astype(np.uint64) * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)
 
 
 # ----------------------------------------------------------------------------- reading files

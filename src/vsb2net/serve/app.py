@@ -65,11 +65,11 @@ class Hit(BaseModel):
     distance: int = Field(description="Hamming distance to the query code")
     score: float | None = Field(description="inner product of the item's code (+-1) with the query's real-valued code "
                                             "(the model's output before the sign): the order among items at one "
-                                            "distance, largest first; null for code queries (ties in order of id)")
+                                            "distance, largest first; null for code queries (ties in a fixed shuffled order)")
     metadata: Any = Field(description='what the index stores for the item, e.g. {"class": "zebra"} or '
                                       '{"file": "/photos/a.png"}; null when none')
     tie: bool = Field(description="another item in the index lies at the same distance (see groups): the order "
-                                  "among them is by score (by id for code queries)")
+                                  "among them is by score; equal scores, and code queries, in a fixed shuffled order")
     thumbnail: str | None = Field(description="URL of the item's picture (GET /thumb/{id}); null when the index "
                                               "has no pictures (built from codes)")
 
@@ -95,7 +95,8 @@ class SearchResult(BaseModel):
     count: int
     hits: list[Hit]
     ties_by: str = Field(description="how items at one distance are ordered: 'score' (the query's real-valued "
-                                     "code) or 'id' (code queries, and backends that return no stored codes)")
+                                     "code; equal scores in a fixed shuffled order) or 'shuffle' (a fixed shuffled order: code queries, "
+                                     "and backends that return no stored codes)")
     groups: list[TieGroup] = Field(description="one entry per distance among the hits, nearest first")
     more_at_last_distance: bool = Field(description="more items lie at the last hit's distance than are listed")
     truncated: bool | None = Field(description="radius search: more items lie within the radius than k; null for "
@@ -282,7 +283,7 @@ def _description(service: SearchService) -> str:
     return (f"Zero-shot image hashing search: {service.identity['method']} run {service.run.path.name}, "
             f"{service.run.bits}-bit codes, {len(service.index):,} indexed items ({service.index.backend_name}). "
             "Query by image, class name, free text or code; hits are ranked by Hamming distance, and items "
-            "at one distance by their inner product with the query's real-valued code (code queries: by id). "
+            "at one distance by their inner product with the query's real-valued code (code queries: shuffled). "
             "Authentication: 'Authorization: Bearer <token>' (or ?token=) on every "
             "route but /health when the server has a token.")
 

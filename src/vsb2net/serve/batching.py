@@ -37,7 +37,7 @@ class _Query:
     k: int                    # hits wanted (k-NN), or the most returned (radius)
     radius: int | None
     future: asyncio.Future = field(repr=False)
-    #: the query's real-valued code (bits,): ties are ordered by it; None (hex codes): by id
+    #: the query's real-valued code (bits,): ties are ordered by it; None (hex codes): shuffled
     real: np.ndarray | None = None
 
 

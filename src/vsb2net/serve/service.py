@@ -282,7 +282,7 @@ class SearchService:
             real = np.asarray(code, np.float32)
             code = pack_codes(real[None, :])[0]
             if not self.index.backend.returns_codes:
-                real = None  # Milvus returns no stored codes: ties stay in order of id
+                real = None  # Milvus returns no stored codes: ties in a fixed shuffled order
         hits = await self.batcher.search(code, k, radius, real)
         return {"query": {"kind": kind, "query": query, "code": codes_to_hex(code)}, "k": k, "radius": radius,
                 **self.hits_json(hits, radius)}
@@ -299,7 +299,7 @@ class SearchService:
                          "metadata": hits.metadata[i], "tie": size[d] > 1,
                          "thumbnail": f"/thumb/{item}" if thumbs else None})
         last = groups[-1] if groups else None
-        return {"count": len(rows), "hits": rows, "ties_by": "score" if scores is not None else "id",
+        return {"count": len(rows), "hits": rows, "ties_by": "score" if scores is not None else "shuffle",
                 "groups": groups,
                 # the last distance continues past the list: more items lie at that distance
                 "more_at_last_distance": bool(last and last["count"] > last["shown"]),
