@@ -91,8 +91,8 @@ def register(subparsers, add_config_flags) -> None:
         "search", help="search an index by image, class name, class vector or code",
         description="Encode the queries with the run's model and print the nearest indexed items by Hamming "
                     "distance; items at one distance are ordered by their inner product with the query's real-valued "
-                    "code (the model's output before the sign; items nothing tells apart, and hex-code queries, in a fixed "
-                    "shuffled order), and each distance's tie group is "
+                    "code (the model's output before the sign; items nothing tells apart, and hex-code queries, in "
+                    "a fixed shuffled order), and each distance's tie group is "
                     "counted. Class names and vectors go through the semantic branch, so "
                     "a class never seen in training retrieves its images zero-shot.")
     s.add_argument("run_dir", metavar="RUN_DIR", help="the run whose model built the index")
