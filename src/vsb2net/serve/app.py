@@ -65,9 +65,10 @@ class Hit(BaseModel):
     distance: int = Field(description="Hamming distance to the query code")
     score: float | None = Field(description="inner product of the item's code (+-1) with the query's real-valued code "
                                             "(the model's output before the sign): the order among items at one "
-                                            "distance, largest first; null for code queries (ties in a fixed shuffled order)")
+                                            "distance, largest first; null for code queries (ties in a fixed "
+                                            "shuffled order)")
     metadata: Any = Field(description='what the index stores for the item, e.g. {"class": "zebra"} or '
-                                      '{"file": "/photos/a.png"}; null when none')
+                                      '{"file": "photos/a.png", relative to the indexed folder}; null when none')
     tie: bool = Field(description="another item in the index lies at the same distance (see groups): the order "
                                   "among them is by score; equal scores, and code queries, in a fixed shuffled order")
     thumbnail: str | None = Field(description="URL of the item's picture (GET /thumb/{id}); null when the index "
