@@ -250,7 +250,6 @@ def test_api_docs_render_offline(driver, site):
 def test_a_photo_index_shows_its_warning_and_its_pictures(driver, tiny_glove_run, tmp_path):
     """Colour photos indexed with the 28x28 greyscale model: the page says so, and still shows them."""
     from test_photo_recipe import _photos
-
     from vsb2net.serve.app import create_app
 
     photos = _photos(tmp_path / "photos", size=(160, 120), per_class=2)

@@ -96,8 +96,8 @@ class SearchResult(BaseModel):
     count: int
     hits: list[Hit]
     ties_by: str = Field(description="how items at one distance are ordered: 'score' (the query's real-valued "
-                                     "code; equal scores in a fixed shuffled order) or 'shuffle' (a fixed shuffled order: code queries, "
-                                     "and backends that return no stored codes)")
+                                     "code; equal scores in a fixed shuffled order) or 'shuffle' (a fixed shuffled "
+                                     "order: code queries, and backends that return no stored codes)")
     groups: list[TieGroup] = Field(description="one entry per distance among the hits, nearest first")
     more_at_last_distance: bool = Field(description="more items lie at the last hit's distance than are listed")
     truncated: bool | None = Field(description="radius search: more items lie within the radius than k; null for "
