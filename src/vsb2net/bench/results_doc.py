@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics_record import PROTOCOLS, Cell, row_of
+from ..metrics_record import PROTOCOLS, Cell, RowName, row_of
 from ..models import METHODS, variants
 from .cells import collect_cells
 from .levers_doc import levers_section
@@ -400,9 +400,9 @@ def ablation_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
     return lines + [""]
 
 
-def _own_gap(rows: list[Cell], method: str, key: str, base: str) -> str:
+def _own_gap(rows: list[Cell], method: str, key: str, base: str, part: RowName = "unseen") -> str:
     """Mean ± standard error over splits of ``key`` minus ``base`` within one method's cells."""
-    pairs = [(row_of(r, "unseen").get(key), row_of(r, "unseen").get(base)) for r in rows if r["variant"] == method]
+    pairs = [(row_of(r, part).get(key), row_of(r, part).get(base)) for r in rows if r["variant"] == method]
     gaps = np.array([x - y for x, y in pairs if x is not None and y is not None], dtype=float)
     if not len(gaps):
         return "-"
@@ -448,6 +448,18 @@ def asymmetric_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
             for suffix in ("_asym", "_asym_in_ties"):
                 cells += [mean(base + suffix, m), _own_gap(rows, m, base + suffix, base)]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    seen = {k: aggregate(rows, "seen", k) for k in keys[:3]}
+    lines += ["", "Seen-class queries (their classes trained on), image mAP, mean over splits:", "",
+              "| method | Hamming | asymmetric | gap ± s.e. | ties by score | gap ± s.e. |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for m in spec.methods:
+        if (m, b) not in seen["map"]:
+            continue
+        row = [f"{seen['map'][(m, b)][0]:.3f}"]
+        for key in keys[1:3]:
+            v = seen[key].get((m, b))
+            row += ["-" if v is None else f"{v[0]:.3f}", _own_gap(rows, m, key, "map", "seen")]
+        lines.append(f"| {m} | " + " | ".join(row) + " |")
     return lines + [""]
 
 
