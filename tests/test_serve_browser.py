@@ -269,3 +269,23 @@ def test_a_photo_index_shows_its_warning_and_its_pictures(driver, tiny_glove_run
         _shot(driver, "photo-index")
     finally:
         srv.stop()
+
+
+def test_a_disabled_box_says_why_on_the_page(driver, tiny_glove_run, tmp_path, monkeypatch):
+    """A run on attribute vectors has no text encoder: the free-text box is disabled, and the
+    reason is written under it, not only in a tooltip."""
+    from vsb2net.run import Run
+    from vsb2net.serve.app import create_app
+
+    index = tmp_path / "db.vsbidx"
+    assert main(["index", "build", str(tiny_glove_run), "--dataset", "animal-mnist", "-o", str(index)]) == 0
+    monkeypatch.setattr(Run, "vector_source", lambda self: "attributes")
+    srv = ServerThread(create_app(tiny_glove_run, index, token=TOKEN, warm_up=False))
+    try:
+        _ready(driver, srv)
+        assert driver.find_element("id", "text-q").get_attribute("disabled") is not None
+        reason = driver.find_element("id", "text-form-reason")
+        assert reason.is_displayed() and "no text encoder" in reason.text
+        assert not driver.find_elements("id", "class-form-reason")  # class names still work
+    finally:
+        srv.stop()
