@@ -271,3 +271,31 @@ def test_best_method_per_length_and_family_comparison_are_paired_over_splits():
     row = next(line for line in lines if line.startswith("| 32 |"))
     assert "| dsh | csq |" in row and "pairwise/asymmetric ahead" in row
     assert any("holds at 1 of 1" in line for line in lines)
+
+
+def test_git_commit_is_dirty_for_source_changes_not_for_benchmark_outputs(tmp_path):
+    import shutil
+    import subprocess
+
+    from vsb2net.bench.cells import git_commit
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "benchmarks" / "results" / "x").mkdir(parents=True)
+    (repo / "src" / "m.py").write_text("a = 1\n")
+    (repo / "benchmarks" / "results" / "x" / "spec.json").write_text("{}\n")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    clean = git_commit(repo)
+    assert clean and not clean.endswith("+dirty")
+    (repo / "benchmarks" / "results" / "x" / "spec.json").write_text('{"out": "elsewhere"}\n')
+    assert git_commit(repo) == clean  # a benchmark's own outputs do not count
+    (repo / "src" / "m.py").write_text("a = 2\n")
+    assert git_commit(repo) == clean + "+dirty"
