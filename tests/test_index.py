@@ -332,3 +332,22 @@ def test_real_valued_queries_are_checked(data):
         index.search(db[:2], 3, real=np.zeros((2, 16)))
     with pytest.raises(VsbError, match="NaN"):
         index.search(db[:1], 3, real=np.full((1, BITS), np.nan))
+
+
+def test_tie_search_where_an_approximate_backend_finds_nothing(data, monkeypatch):
+    """An approximate backend (faiss-ivf probing few lists) can find nothing for a query: that
+    query gets an empty Hits, the others theirs."""
+    _, db, _ = data
+    index = _build(db, "flat")
+    found = index.backend.search
+
+    def half_empty(q, k):
+        dist, pos = found(q, k)
+        pos[::2], dist[::2] = -1, -1  # every other query: nothing found
+        return dist, pos
+
+    monkeypatch.setattr(index.backend, "search", half_empty)
+    q = db[:4]
+    for hits in (index.search(q, 5, ties=True), index.search(q, 5, real=np.ones((4, BITS)))):
+        assert [len(h) for h in hits] == [0, 5, 0, 5]
+        assert hits[0].groups == {} and hits[1].groups[0] >= 1

@@ -28,7 +28,7 @@ the k first items by (distance, position).  Positions follow the ids wherever ``
 build`` writes an index (ids are added in increasing order), so there ties are broken by id.
 ``search(..., real=u)`` and ``ties=True`` (what ``vsb2net search`` and ``serve`` use) order ties
 otherwise: by the query's real-valued score, and items nothing tells apart in a fixed shuffled
-order of positions (``_ordered``).
+order of positions (``_ranked``).
 
 Radius: ``range_search(q, r)`` returns the items at distance **<= r** (a Hamming ball of radius
 r, as "precision within Hamming radius 2" uses it).  faiss and Milvus take an exclusive bound,
@@ -77,6 +77,8 @@ BACKENDS: Registry = Registry("index backend")
 DEFAULT_BACKEND = "flat"
 #: how many items past the k-th hit a search with tie groups scores at most (per query)
 MAX_TIES = 10_000
+#: the distance of an empty result slot: sorts after every real distance
+EMPTY = np.iinfo(np.int32).max
 
 
 # ----------------------------------------------------------------------------- results
@@ -278,17 +280,20 @@ class HammingIndex:
         return _check_codes(arr, self.bits, "query codes")
 
     @staticmethod
-    def _sorted_rows(dist: np.ndarray, pos: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(distances, positions) per row of (Q, k) backend results, sorted by (distance, position);
-        position -1 marks an empty slot and is dropped."""
+    def _sorted(dist: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Q, k) backend results sorted by (distance, position) row by row, with the number of
+        filled slots per row: position -1 marks an empty slot, which sorts last (distance EMPTY)."""
         dist = np.asarray(dist, dtype=np.int32).reshape(len(pos), -1)
         pos = np.asarray(pos, dtype=np.int64).reshape(len(dist), -1)
         valid = pos >= 0
-        # deterministic ties: (distance, position); empty slots sort last
-        order = np.lexsort((pos, np.where(valid, dist, np.iinfo(np.int32).max)), axis=-1)
-        dist = np.take_along_axis(dist, order, axis=1)
-        pos = np.take_along_axis(pos, order, axis=1)
-        return [(dist[i, :c], pos[i, :c]) for i, c in enumerate(valid.sum(axis=1).tolist())]
+        dist = np.where(valid, dist, EMPTY)
+        order = np.lexsort((pos, dist), axis=-1)
+        return np.take_along_axis(dist, order, axis=1), np.take_along_axis(pos, order, axis=1), valid.sum(axis=1)
+
+    def _sorted_rows(self, dist: np.ndarray, pos: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(distances, positions) per row, sorted by (distance, position), empty slots dropped."""
+        dist, pos, counts = self._sorted(dist, pos)
+        return [(dist[i, :c], pos[i, :c]) for i, c in enumerate(counts.tolist())]
 
     def _hits(self, dist: np.ndarray, pos: np.ndarray, **extra: Any) -> Hits:
         return Hits(ids=self.ids[pos], distances=dist, positions=pos,
@@ -332,8 +337,7 @@ class HammingIndex:
             dist, pos = self._backend.search(q, min(k, len(self)))
             return [self._hits(d, p) for d, p in self._sorted_rows(dist, pos)]
         self._require_codes(u)
-        return [self._ordered(d, p, None if u is None else u[i], k, exact)
-                for i, (d, p, exact) in enumerate(self._with_ties(q, k, check_count(max_ties, "max_ties", 0)))]
+        return self._with_ties(q, u, k, check_count(max_ties, "max_ties", 0))
 
     def range_search(self, queries: Any, radius: int, k: int | None = None, *, real: Any = None,
                      ties: bool = False) -> list[Hits]:
@@ -352,7 +356,9 @@ class HammingIndex:
         for i, (dist, pos) in enumerate(self._backend.range_search(q, min(radius, self.bits))):
             (d, p), = self._sorted_rows(np.asarray(dist)[None, :], np.asarray(pos)[None, :])
             if u is not None or ties:
-                out.append(self._ordered(d, p, None if u is None else u[i], len(d) if k is None else k, True))
+                kth = np.array([d[-1] if len(d) else 0], np.int32)
+                out += self._ranked(d[None, :], p[None, :], kth, None if u is None else u[i:i + 1],
+                                    len(d) if k is None else k, np.array([True]))
             else:
                 out.append(self._hits(d, p).first(len(d) if k is None else k))
         return out
@@ -361,54 +367,61 @@ class HammingIndex:
         if u is not None and not self._backend.returns_codes:
             self._backend.codes(np.zeros(0, np.int64))  # raises the backend's own explanation
 
-    def _with_ties(self, q: np.ndarray, k: int, max_ties: int) -> list[tuple[np.ndarray, np.ndarray, bool]]:
-        """Per query: every hit up to the k-th distance, sorted by (distance, position), and whether
-        the k-th distance's group is complete.  Asks the backend for more hits, four times as many
-        each round, only for the queries whose group at the k-th distance ran past the list."""
+    def _with_ties(self, q: np.ndarray, u: np.ndarray | None, k: int, max_ties: int) -> list[Hits]:
+        """Every hit up to the k-th distance, ranked (:meth:`_ranked`), per query.  Asks the backend
+        for more hits, four times as many each round, only for the queries whose group at the k-th
+        distance ran past the list (at most k + max_ties: then the group is counted that far)."""
         n = len(self)
         limit = min(n, k + max_ties)
         want = min(limit, max(2 * k, k + 32))
         out: list[Any] = [None] * len(q)
         todo = np.arange(len(q))
         while len(todo):
-            dist, pos = self._backend.search(q[todo], want)
-            again = []
-            for i, (d, p) in zip(todo.tolist(), self._sorted_rows(dist, pos)):
-                if not len(d):
-                    out[i] = (d, p, True)
-                    continue
-                kth = d[min(k, len(d)) - 1]
-                complete = want >= n or len(d) < want or d[-1] > kth
-                if complete or want >= limit:
-                    keep = d <= kth
-                    out[i] = (d[keep], p[keep], bool(complete))
-                else:
-                    again.append(i)
-            todo = np.asarray(again, dtype=np.int64)
+            dist, pos, counts = self._sorted(*self._backend.search(q[todo], want))
+            rows = np.arange(len(todo))
+            # the k-th distance (-1 for a query the backend found nothing for: it keeps nothing)
+            kth = np.where(counts > 0, dist[rows, np.clip(np.minimum(k, counts) - 1, 0, None)], -1)
+            complete = (want >= n) | (counts < want) | (dist[rows, np.maximum(counts - 1, 0)] > kth)
+            done = complete | (want >= limit)
+            ranked = self._ranked(dist[done], pos[done], kth[done], None if u is None else u[todo[done]], k,
+                                  complete[done])
+            for i, hits in zip(todo[done].tolist(), ranked):
+                out[i] = hits
+            todo = todo[~done]
             want = min(limit, 4 * want)
         return out
 
-    def _ordered(self, d: np.ndarray, p: np.ndarray, u: np.ndarray | None, k: int, exact: bool) -> Hits:
-        """The first k of the candidates (d, p) by (distance, score descending) when the query's
-        real-valued code ``u`` is given, else by distance; with the group counts.
+    def _ranked(self, d: np.ndarray, p: np.ndarray, kth: np.ndarray, u: np.ndarray | None, k: int,
+                exact: np.ndarray) -> list[Hits]:
+        """Rows of candidates (d, p) (empty slots: distance EMPTY) cut at their k-th distance
+        ``kth``: the first k by (distance, score descending) where the queries' real-valued codes
+        ``u`` are given, else by distance, with each distance's group counted.
 
         Items that nothing tells apart (at one distance with equal scores: identical codes, or any
         two items at one distance from a code query) come in a fixed shuffled order of their
         positions, not by position: the k shown are then a fair sample of their group, where
         position order let the class stored first fill the list."""
-        order_key = _shuffled(p)
+        keep = d <= kth[:, None]
+        rows, cols = np.nonzero(keep)
+        width = self.bits + 1
+        hist = np.bincount(rows * width + d[rows, cols], minlength=len(d) * width).reshape(len(d), width)
+        d = np.where(keep, d, EMPTY)
+        keys = [_shuffled(p)]
         scores = None
-        if u is not None and len(p):
-            scores = asymmetric_scores(self._backend.codes(p), u)
-            order = np.lexsort((order_key, -scores, d))
-        else:
-            order = np.lexsort((order_key, d))
-        d, p = d[order], p[order]
-        scores = None if scores is None else scores[order]
-        values, counts = np.unique(d, return_counts=True)
-        groups = dict(zip(values.tolist(), counts.tolist()))
-        return self._hits(d[:k], p[:k], scores=None if scores is None else scores[:k], groups=groups,
-                          groups_exact=exact)
+        if u is not None and len(rows):
+            scores = np.zeros(d.shape)
+            scores[rows, cols] = asymmetric_scores(self._backend.codes(p[rows, cols]), u, rows)
+            keys.append(-scores)
+        order = np.lexsort((*keys, d), axis=-1)[:, :k]
+        d, p = np.take_along_axis(d, order, axis=1), np.take_along_axis(p, order, axis=1)
+        if scores is not None:
+            scores = np.take_along_axis(scores, order, axis=1)
+        out = []
+        for i, c in enumerate((d != EMPTY).sum(axis=1).tolist()):
+            groups = {int(v): int(hist[i, v]) for v in np.flatnonzero(hist[i])}
+            out.append(self._hits(d[i, :c], p[i, :c], scores=None if scores is None else scores[i, :c],
+                                  groups=groups, groups_exact=bool(exact[i])))
+        return out
 
     def set_search_params(self, **params: Any) -> None:
         self._backend.set_search_params(**params)
@@ -484,15 +497,20 @@ class HammingIndex:
         return self
 
 
-def asymmetric_scores(codes: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """b.u for each packed code b (as +-1) and the real-valued query code u, float64 (len(codes),).
+def asymmetric_scores(codes: np.ndarray, u: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """b.u for each packed code b (as +-1) and a real-valued query code u, float64 (len(codes),):
+    ``u`` one code (bits,), or one per query (Q, bits) with ``rows`` naming each code's query.
 
     Summed from one table per byte (256 partial sums of u's 8 components), so identical codes get
     bit-identical scores whatever their place in the array: ties stay ties."""
     nbytes = codes.shape[1]
     signs = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float64) * 2 - 1  # (256, 8)
-    table = np.asarray(u, np.float64).reshape(nbytes, 8) @ signs.T  # (nbytes, 256)
-    return table[np.arange(nbytes), codes].sum(axis=1)
+    u = np.asarray(u, np.float64)
+    if rows is None:
+        table = u.reshape(nbytes, 8) @ signs.T  # (nbytes, 256)
+        return table[np.arange(nbytes), codes].sum(axis=1)
+    tables = u.reshape(len(u), nbytes, 8) @ signs.T  # (Q, nbytes, 256)
+    return tables[rows[:, None], np.arange(nbytes)[None, :], codes].sum(axis=1)
 
 
 def _shuffled(positions: np.ndarray) -> np.ndarray:
