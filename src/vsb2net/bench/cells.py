@@ -57,9 +57,11 @@ def settings_hash(config: dict) -> str:
 #: what a benchmark run writes itself (cells, tables, spec.json, RESULTS.md, README's block): changes
 #: there do not make the source tree dirty
 OUTPUTS = ("benchmarks/results", "docs", "README.md", "src/vsb2net/bench/reference.json")
+#: the checkout this package lives in (when it is one)
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def git_commit(root: Path = Path(__file__).resolve().parents[2]) -> str | None:
+def git_commit(root: Path = SOURCE_ROOT) -> str | None:
     """The commit of the source tree, when it is a git checkout, with '+dirty' when files other
     than the benchmarks' own outputs (:data:`OUTPUTS`) differ from it: a benchmark rewrites its
     spec.json before its first cell, which flagged every cell of a clean checkout."""
@@ -70,11 +72,6 @@ def git_commit(root: Path = Path(__file__).resolve().parents[2]) -> str | None:
             return None
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
                                 *(f":(exclude){p}" for p in OUTPUTS)],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
