@@ -138,6 +138,9 @@ def test_a_run_trains_on_cached_features_and_codes_image_files(tmp_path, monkeyp
                  "--set", "model.backbone=efficientnet-lite0", "--set", "model.feature_dim=32",
                  "--out", str(out), "--name", "e"]) == 0
     assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 1
+    # the report sets its split beside chance, not beside the benchmark's cnn28 means
+    report = (out / "e" / "report.md").read_text()
+    assert "This split against chance" in report and "and the benchmark" not in report
     loaded = Run.load(out / "e")
     cfg, model, ckpt = loaded.cfg, loaded.model, loaded.ckpt
     assert ckpt["in_shape"] == [1, 28, 28]  # the model codes images, not only the cached tensor

@@ -209,16 +209,15 @@ CONTEXT_ROWS = [("image mAP@all", "map", "map_chance"), ("class-name mAP", "clas
                 ("zero-shot accuracy", "zero_shot_accuracy", "zero_shot_chance")]
 
 
-def context_lines(cfg, metrics: Metrics, in_shape: tuple[int, ...]) -> list[str]:
+def context_lines(cfg, metrics: Metrics) -> list[str]:
     """This split's unseen-class figures beside their chance levels and, where the benchmark has
     this dataset, method and code length (on the default backbone), beside its mean over splits."""
     from .bench.reference import lookup
-    from .models.backbones import resolve_backbone
 
     meta, m = metrics["meta"], metrics["unseen"]
     found = lookup(meta["dataset"], meta["method"], int(meta["bits"]))
-    if found and resolve_backbone(str(cfg.model.backbone), in_shape) != "cnn28":
-        found = None  # the benchmark's main tables train cnn28
+    if found and str(cfg.model.backbone).strip().lower() not in ("auto", "cnn28"):
+        found = None  # the benchmark's main tables train cnn28 (auto, on their 28x28 images)
     settings, figures = found or ({}, {})
     n = max((f["splits"] for f in figures.values()), default=0)
     head = "| unseen classes | this split | chance |" + (f" benchmark: mean ± std over {n} splits |" if found else "")
@@ -263,7 +262,7 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
         "",
         f"Tie rule: {metrics['unseen']['tie_rule']} Chance (every item tied): "
         f"{metrics['unseen']['map_chance']:.4f} unseen, {metrics['seen']['map_chance']:.4f} seen.",
-        *context_lines(cfg, metrics, tuple(prep.x.shape[1:])),
+        *context_lines(cfg, metrics),
         "",
         "The four protocols of the deep hashing literature (queries@database: seen@seen ranks the seen-class "
         "database only, unseen@all the whole database, and so on), mAP@all:",
