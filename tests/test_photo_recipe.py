@@ -98,6 +98,9 @@ def test_colour_photos_for_a_greyscale_model_are_warned_about(tiny_glove_run, tm
         assert status == 200 and len(info["index_warnings"]) == 1 and "in colour" in info["index_warnings"][0]
     finally:
         srv.stop()
+    # a photo as a query of that model: the same warning
+    assert main(["search", str(tiny_glove_run), str(index), "--image", str(photos / "cat" / "0.jpg")]) == 0
+    assert "1 of 1 sampled images are in colour" in capsys.readouterr().err
     # greyscale silhouettes of the model's own size give no warning
     grey = tmp_path / "grey"
     grey.mkdir()

@@ -201,8 +201,12 @@ def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.
 
     images = real = None
     if args.image:
+        from .items import fit_warnings
+
         paths = [Path(p) for p in args.image]
         images = read_images(paths, run.in_shape)
+        for warning in fit_warnings(run, paths):
+            print(f"warning: {warning}", file=sys.stderr)
         real = run.image_outputs(images)
         desc = [{"kind": "image", "query": str(p)} for p in paths]
     elif args.class_name:
