@@ -21,6 +21,7 @@ rest, so 16- and 48-bit codes search 2x (k-NN) to 5x (range) faster padded.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,9 @@ def _faiss():
     import faiss
 
     return faiss
+
+
+_DIRECT_MAP_LOCK = threading.Lock()
 
 
 def _int_param(params: dict, name: str, default: Any, low: int = 1) -> Any:
@@ -195,9 +199,12 @@ class FaissIVF(_FaissBackend):
 
     def _reconstruct(self, position: int) -> np.ndarray:
         # IVF keeps codes in its lists; a position -> list map is made on first use (8 bytes a
-        # code) and faiss keeps it up to date on later adds
+        # code) and faiss keeps it up to date on later adds. serve reads codes from two threads
+        # (searches, and searches by an item), so only one of them may make the map.
         if self._index.direct_map.no():
-            self._index.make_direct_map()
+            with _DIRECT_MAP_LOCK:
+                if self._index.direct_map.no():
+                    self._index.make_direct_map()
         return self._index.reconstruct(position)
 
     def set_search_params(self, nprobe: Any = None, **_: Any) -> None:
