@@ -326,7 +326,8 @@ class HammingIndex:
         ``ties=True`` (implied by ``real``) counts the tie groups (``Hits.groups``).  Cost: the
         k-NN search asks the backend for more than k hits until the k-th distance's group is
         complete (at most k + ``max_ties`` hits: beyond that the group's first ``max_ties`` by
-        position are scored and ``groups_exact`` is False), then one (candidates x bits) product.
+        position are scored and ``groups_exact`` is False), then the candidates' scores from one
+        table lookup per code byte (:func:`asymmetric_scores`).
         """
         q = self._queries(queries)
         k = check_count(k, "k", 0)
@@ -354,13 +355,14 @@ class HammingIndex:
         self._require_codes(u)
         out = []
         for i, (dist, pos) in enumerate(self._backend.range_search(q, min(radius, self.bits))):
-            (d, p), = self._sorted_rows(np.asarray(dist)[None, :], np.asarray(pos)[None, :])
-            if u is not None or ties:
-                kth = np.array([d[-1] if len(d) else 0], np.int32)
-                out += self._ranked(d[None, :], p[None, :], kth, None if u is None else u[i:i + 1],
-                                    len(d) if k is None else k, np.array([True]))
+            d, p = np.asarray(dist, np.int32)[None, :], np.asarray(pos, np.int64)[None, :]
+            first = d.shape[1] if k is None else k
+            if u is not None or ties:  # _ranked orders them itself; everything within the radius counts
+                out += self._ranked(d, p, np.full(1, radius, np.int32), None if u is None else u[i:i + 1], first,
+                                    np.array([True]))
             else:
-                out.append(self._hits(d, p).first(len(d) if k is None else k))
+                (d, p), = self._sorted_rows(d, p)
+                out.append(self._hits(d, p).first(first))
         return out
 
     def _require_codes(self, u: np.ndarray | None) -> None:
