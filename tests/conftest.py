@@ -28,3 +28,31 @@ def milvus_lite_or_skip(module_level: bool = False) -> None:
     except ImportError as exc:
         pytest.skip(f"the milvus extra is not installed or not importable ({exc}); "
                     "pip install 'vsb2net[milvus]'", allow_module_level=module_level)
+
+
+#: set to 1 (CI does) to fail, rather than skip, the tests that need a local Milvus server
+REQUIRE_MILVUS_SERVER = "VSB2NET_REQUIRE_MILVUS_SERVER"
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """One Milvus standalone server (the `milvus` package) on 127.0.0.1 for the whole session, in a
+    temporary folder, stopped at the end. Skips when the milvus extra or the server package is
+    missing, unless VSB2NET_REQUIRE_MILVUS_SERVER=1 (.ci/run sets it), where it fails instead."""
+    import os
+
+    try:
+        milvus_lite_or_skip()
+        import milvus  # noqa: F401
+    except (ImportError, pytest.skip.Exception) as exc:
+        msg = f"the Milvus server tests need pymilvus and the milvus package ({exc}); pip install -e '.[milvus]'"
+        if os.environ.get(REQUIRE_MILVUS_SERVER) == "1":
+            pytest.fail(f"{REQUIRE_MILVUS_SERVER}=1 but {msg}", pytrace=False)
+        pytest.skip(msg)
+    from vsb2net.index.milvus_local import LocalMilvus
+
+    server = LocalMilvus(tmp_path_factory.mktemp("milvus-server")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from .errors import VsbError
 
@@ -109,30 +109,19 @@ def _resume_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .distributed import from_env
+    from .distributed import from_env, leave_helper_rank
     from .pipeline import train_run
 
     cfg, state = _resume_from_args(args)
     out = train_run(cfg, resume=state, out=args.resume)
     if not from_env().is_main:
-        _leave_helper_rank()
+        leave_helper_rank()
     print(f"run directory: {out}")
     return 0
 
 
-def _leave_helper_rank() -> NoReturn:
-    """End a rank other than 0 once training is done (rank 0 writes every file).  Its interpreter's
-    normal exit sometimes aborted in torch's C++ teardown after the process group was gone
-    ("terminate called without an active exception", SIGABRT; 3 of 14 two-process runs), which
-    made torchrun kill rank 0 too; skipping that teardown costs nothing, as there is nothing left to
-    write."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from .distributed import from_env
+    from .distributed import from_env, leave_helper_rank
     from .pipeline import evaluate_run, prepare, train_run
     from .report import print_tables
     from .run import REPORT
@@ -142,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     prep = prepare(cfg)
     out = train_run(cfg, prep, resume=state, out=args.resume)
     if not from_env().is_main:
-        _leave_helper_rank()  # rank 0 evaluates; the other ranks only helped train
+        leave_helper_rank()  # rank 0 evaluates; the other ranks only helped train
     metrics = evaluate_run(out, prep, log=lambda *_: None)
     print_tables(metrics)
     print(f"\nunseen-class mAP@all (tie-aware): {metrics['unseen']['map']:.4f}   "

@@ -13,6 +13,7 @@ import numpy as np
 from vsb2net.errors import VsbError
 
 from .base import BACKENDS, DEFAULT_BACKEND, SUFFIX, backend_names, get_backend
+from .build import DEFAULT_SHARD_SIZE
 from .milvus_backend import INDEX_TYPES
 
 GRID_MAX_HITS = 12
@@ -80,6 +81,12 @@ def register(subparsers, add_config_flags) -> None:
     g.add_argument("--milvus-index", choices=INDEX_TYPES, default=INDEX_TYPES[0],
                    help=f"Milvus index type: %(choices)s (default {INDEX_TYPES[0]}, exact)")
     g.add_argument("--milvus-overwrite", action="store_true", help="replace an existing collection of that name")
+    r = b.add_argument_group("coding (run it under torchrun to spread the shards over processes and machines)")
+    r.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, metavar="N",
+                   help="items per shard, default %(default)s. Shards are written to INDEX.shards/ as they finish; "
+                        "the same command run again after a crash codes only the missing ones")
+    r.add_argument("--device", default="auto", help="auto (default: cuda if there is one), cpu, cuda or cuda:N")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_build)
 
     i = sub.add_parser("info", help="show an index file's header", description="Print the header of an index file "
@@ -122,10 +129,11 @@ def _slug(text: str) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from vsb2net.distributed import from_env, leave_helper_rank
     from vsb2net.run import Run
 
     from . import items as sources
-    from .base import HammingIndex
+    from .build import build
 
     run = Run.load(args.run_dir)
     if args.dataset:
@@ -139,23 +147,20 @@ def cmd_build(args: argparse.Namespace) -> int:
         stem = "codes-" + _slug(Path(args.codes).stem)
     out = Path(args.output) if args.output else run.path / f"{stem}.{args.backend}{SUFFIX}"
     params = _backend_params(args, out, stem)
-    identity = run.identity()
-    for warning in items.warnings:
+    rank = from_env()
+    for warning in items.warnings if rank.is_main else []:
         print(f"warning: {warning}", file=sys.stderr)
-    info: dict = {"source": items.source, **({"warnings": items.warnings} if items.warnings else {})}
-    index = HammingIndex(run.bits, args.backend, model=identity, info=info, **params)
-    # Added in id order, so that ties (broken by position inside the index) are broken by id.
-    order = np.argsort(items.ids, kind="stable")
-    try:
-        index.add(items.codes[order], ids=items.ids[order], metadata=[items.metadata[i] for i in order])
-        index.save(out)
-    finally:
-        index.close()
+    index, summary = build(run, items, out, args.backend, params, shard_size=args.shard_size, device=args.device,
+                           progress=not args.no_progress)
+    if index is None:
+        leave_helper_rank()  # rank 0 merges and writes the index
+    if summary is not None:
+        print(summary.line())
     where = {"dataset": f"{items.source.get('split')} split of {items.source.get('name')}",
              "images": f"images under {items.source.get('folder')}",
              "codes": f"codes in {items.source.get('file')}"}[items.source["kind"]]
     print(f"indexed {len(index)} codes ({run.bits} bits, {args.backend}) from the {where}")
-    print(f"model {identity['fingerprint']}; index: {out}")
+    print(f"model {run.fingerprint}; index: {out}")
     return 0
 
 

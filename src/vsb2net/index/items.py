@@ -1,7 +1,7 @@
 """What goes into an index, and the pictures of what is in one.
 
-* the items to index (``index build``): the run's database split, every image of another
-  dataset, a folder of image files, or a file of codes;
+* the items to index (``index build``, which codes them shard by shard: build.py): the run's
+  database split, every image of another dataset, a folder of image files, or a file of codes;
 * :class:`ItemPictures`: the pictures of an index's items by id (``search --grid`` and
   ``serve``'s thumbnails).
 
@@ -10,6 +10,7 @@ A loaded run (:class:`vsb2net.run.Run`) codes the items; image files are read by
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,18 @@ from vsb2net.run import Run
 
 @dataclass
 class Items:
-    """What to put into an index: packed codes, ids, metadata, and a note of where they came from."""
+    """What to put into an index: ids, metadata, a note of where they came from, and either the
+    model inputs to code (read lazily, a slice at a time: ``inputs(rows)``, rows into ``ids``) or
+    ready codes (``codes``, from a codes file)."""
 
-    codes: np.ndarray
     ids: np.ndarray
     metadata: list
     source: dict
     #: why the model may code these items badly (``index build`` prints them, the index keeps them)
     warnings: list[str] = field(default_factory=list)
+    #: the model's inputs (uint8 pictures or the network's input tensor) of the items at ``rows``
+    inputs: Callable[[np.ndarray], Any] | None = None
+    codes: np.ndarray | None = None
 
 
 def dataset_items(run: Run, name: str, root: str | None) -> Items:
@@ -48,7 +53,7 @@ def dataset_items(run: Run, name: str, root: str | None) -> Items:
     if name.strip().lower() == str(run.cfg.data.dataset).lower() and root in (None, run.cfg.data.root):
         prep = prepare(run.cfg)
         ds, ids = prep.dataset, np.asarray(prep.split.database, dtype=np.int64)
-        x = prep.x[ids]
+        x = prep.x
         source = {"kind": "dataset", "name": ds.name, "root": run.cfg.data.root, "split": "database",
                   "data": run.cfg.to_dict()["data"]}
     else:
@@ -62,24 +67,21 @@ def dataset_items(run: Run, name: str, root: str | None) -> Items:
             raise VsbError(f"dataset {name!r} has inputs of shape {tuple(x.shape[1:])} but the run's model takes "
                            f"{run.in_shape}; index a dataset of the same image size.")
         source = {"kind": "dataset", "name": ds.name, "root": root, "split": "all"}
-    codes = run.encode_images(x)
     if ds.multilabel:
         metadata = [{"class": ", ".join(ds.class_names[c] for c in np.flatnonzero(row))} for row in ds.labels[ids]]
     else:
         metadata = [{"class": ds.class_names[int(c)]} for c in ds.labels[ids]]
-    return Items(codes, ids, metadata, source)
+    return Items(ids, metadata, source, inputs=lambda rows: x[ids[rows]])
 
 
 def image_folder_items(run: Run, folder: Path) -> Items:
     files = image_files(folder)
-    images = read_images(files, run.in_shape)
-    codes = run.encode_images(images)
     root = folder.resolve()
     # paths relative to the indexed folder: search results and the API show no server paths; the
     # index records the folder once, for the pictures
     metadata = [{"file": p.resolve().relative_to(root).as_posix()} for p in files]
-    return Items(codes, np.arange(len(files), dtype=np.int64), metadata, {"kind": "images", "folder": str(root)},
-                 fit_warnings(run, files))
+    return Items(np.arange(len(files), dtype=np.int64), metadata, {"kind": "images", "folder": str(root)},
+                 fit_warnings(run, files), inputs=lambda rows: read_images([files[i] for i in rows], run.in_shape))
 
 
 #: images sampled for :func:`fit_warnings`
@@ -156,8 +158,8 @@ def code_file_items(run: Run, path: Path) -> Items:
     else:
         raise VsbError(f"{path}: shape {m.shape} does not hold {bits}-bit codes; expected (N, {bits // 8}) uint8 "
                        f"packed codes or (N, {bits}) unpacked ones.")
-    return Items(codes, np.arange(len(codes), dtype=np.int64), [None] * len(codes),
-                 {"kind": "codes", "file": str(path.resolve())})
+    return Items(np.arange(len(codes), dtype=np.int64), [None] * len(codes),
+                 {"kind": "codes", "file": str(path.resolve())}, codes=codes)
 
 
 # ----------------------------------------------------------------------------- pictures

@@ -151,18 +151,27 @@ class MilvusBackend(Backend):
             for lo in range(0, len(codes), INSERT_BATCH):
                 rows = [{"pos": start + lo + i, "code": codes[lo + i].tobytes()}
                         for i in range(min(INSERT_BATCH, len(codes) - lo))]
-                self._client.insert(self.collection, rows)
+                # upserted, keyed by position: a build that resumes after a crash sends rows again
+                # and replaces them instead of adding them twice
+                self._client.upsert(self.collection, rows)
             self._client.flush(self.collection)
             self._client.load_collection(self.collection)
         except Exception as exc:
             raise _milvus_error(exc, f"inserting into {self.collection!r}", self.uri) from None
         self._count += len(codes)
 
+    def _rows(self) -> int:
+        """Rows the collection holds now (its statistics count replaced rows until a compaction)."""
+        res = self._client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(res[0]["count(*)"])
+
     def _search(self, queries: np.ndarray, limit: int, extra: dict):
         params = {"metric_type": "HAMMING", "params": {"nprobe": self.nprobe, **extra}}
         try:
+            # Strong: a search sees every row inserted before it
             return self._client.search(self.collection, data=[q.tobytes() for q in queries], anns_field="code",
-                                       limit=limit, search_params=params, output_fields=["pos"])
+                                       limit=limit, search_params=params, output_fields=["pos"],
+                                       consistency_level="Strong")
         except Exception as exc:
             raise _milvus_error(exc, "search", self.uri) from None
 
@@ -214,12 +223,11 @@ class MilvusBackend(Backend):
                 raise VsbError(f"index {where}: Milvus at {self.uri} has no collection {self.collection!r} (dropped "
                                "or another server?); rebuild the index.")
             self._client.load_collection(self.collection)
-            stats = self._client.get_collection_stats(self.collection)
+            self._count = self._rows()
         except VsbError:
             raise
         except Exception as exc:
             raise _milvus_error(exc, f"opening collection {self.collection!r}", self.uri) from None
-        self._count = int(stats.get("row_count", 0))
         if self._count != count:
             raise VsbError(f"index {where}: Milvus collection {self.collection!r} holds {self._count} codes but the "
                            f"index file lists {count}; it changed since the index was built. Rebuild the index.")

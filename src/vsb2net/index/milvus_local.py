@@ -1,0 +1,108 @@
+"""A Milvus standalone server on this machine, from the ``milvus`` PyPI package (2.3.x): for the
+tests, the benchmarks and for trying the server path of ``--backend milvus`` without containers.
+
+The package ships the server binary (with embedded etcd and local storage); it is unpacked into
+``base_dir`` on the first start (about 0.5 GB) and keeps its data there, so a server started again
+on the same folder finds its collections.  Every component advertises 127.0.0.1 and the client is
+pointed at 127.0.0.1; note that Milvus 2.3 binds its gRPC ports on all interfaces (it has no
+setting for the listen address), etcd on 127.0.0.1 only.
+
+    with LocalMilvus(tmp / "milvus") as server:
+        index = HammingIndex(64, "milvus", uri=server.uri, collection="codes")
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from pathlib import Path
+
+from vsb2net.errors import VsbError
+
+#: components whose advertised address is set to 127.0.0.1
+COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
+#: seconds to wait for a server to stop by itself (it flushes and closes etcd) before it is killed
+STOP_S = 10.0
+
+
+class LocalMilvus:
+    """Start (:meth:`start`), stop (:meth:`stop`) and restart a standalone server on 127.0.0.1."""
+
+    def __init__(self, base_dir: str | Path):
+        self.base_dir = Path(base_dir)
+        self._server = None
+        self.started_s: float | None = None
+        #: the client port of the last start: a restart keeps it, so that index files naming the
+        #: server's uri stay valid
+        self.port: int | None = None
+
+    @property
+    def uri(self) -> str:
+        if self._server is None:
+            raise VsbError("the local Milvus server is not running; start() it first.")
+        return f"http://127.0.0.1:{self._server.listen_port}"
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._server.server_proc if self._server is not None else None
+        return None if proc is None else proc.pid
+
+    def start(self, timeout_s: float = 240.0) -> LocalMilvus:
+        try:
+            from milvus import MilvusServer, MilvusServerConfig
+        except ImportError:
+            raise VsbError("a local Milvus server needs the milvus package: pip install milvus==2.3.5") from None
+        server = MilvusServer(MilvusServerConfig(), wait_for_started=False)
+        server.set_base_dir(str(self.base_dir))
+        if self.port is not None:
+            server.config.update(proxy_port=self.port)
+        for component in COMPONENTS:
+            server.config.set(f"{component}.ip", "127.0.0.1")
+        t0 = time.perf_counter()
+        for _ in range(60):
+            try:
+                server.start()
+                break
+            except RuntimeError as exc:  # the kept port is still held by the connections of the last run
+                if "bind failed" not in str(exc):
+                    raise VsbError(f"the local Milvus server did not start ({exc}).") from None
+                time.sleep(1.0)
+        else:
+            raise VsbError(f"the local Milvus server cannot listen on port {self.port} again (still in use).")
+        self._server = server
+        try:
+            server.wait_started(timeout=int(timeout_s * 1000))
+        except (TimeoutError, RuntimeError) as exc:
+            log = self.base_dir / "logs" / "milvus-stderr.log"
+            self.stop()
+            raise VsbError(f"the local Milvus server did not start ({exc}); see {log}.") from None
+        self.started_s = time.perf_counter() - t0
+        self.port = int(server.listen_port)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server, letting it shut down cleanly (SIGTERM, then SIGKILL after STOP_S)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        proc = server.server_proc
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+            server.server_proc = None
+        with contextlib.suppress(Exception):
+            server.stop()  # closes its log files
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> LocalMilvus:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
