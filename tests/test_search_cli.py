@@ -276,4 +276,5 @@ def test_build_and_search_with_milvus_lite(run, tmp_path, capsys):
     res = _search_json(capsys, str(run), str(out), "--code", codes[7].tobytes().hex(), "-k", "5")
     hits = res["queries"][0]["hits"]
     assert res["backend"] == "milvus" and len(hits) == 5 and hits[0]["distance"] == 0
-    assert [(h["distance"], h["id"]) for h in hits] == sorted((h["distance"], h["id"]) for h in hits)
+    # nearest first; a hex-code query orders ties in a fixed shuffled order (SEARCH.md), not by id
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
