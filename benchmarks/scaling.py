@@ -10,7 +10,9 @@ quality 90) is coded by quick runs (1 epoch: speed does not depend on training) 
 backbone (28x28 grey input) and of efficientnet-lite0 (64x64 and 224x224 colour input), on one
 core (torch.set_num_threads(1)): JPEG decoding and resizing alone (vsb2net.data.images.read_images),
 the network alone on decoded inputs, and ``vsb2net index build --images`` end to end (decode +
-network + shard files + merge), its items/s from the build's own summary line.
+network + shard files + merge): CPU time per image as the difference between a build of all the
+photos and one of 12 (what the command does once cancels out), wall-clock items/s from the build's
+own summary line.
 
 ``search``: random 64-bit codes, N = --sizes (default 1M and 10M): build time, bytes per code and
 k-NN (k=10) time per query on one thread for HammingIndex flat, faiss-ivf (its defaults: nlist =
@@ -92,16 +94,20 @@ def coding(a: argparse.Namespace) -> None:
     w, h = a.size
     files = _photos(tmp / "photos", a.photos, (w, h))
     mb = sum(f.stat().st_size for f in files) / len(files) / 1e3
+    small, n_small = tmp / "few", 12
+    for f in files[:n_small]:
+        (small / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (small / f.parent.name / f.name).write_bytes(f.read_bytes())
     print(f"{len(files)} JPEG photos {w}x{h}, {mb:.0f} kB each; one thread; load {_load()}")
     train = ["--epochs", "1", "--bits", "64", "--no-progress", "--out", str(tmp / "runs")]
-    models = [("cnn28", 28, ["run", "--max-per-class", "100", "--name", "cnn28", *train]),
-              *[(f"efficientnet-lite0 {s}x{s}", s,
+    models = [("cnn28", ["run", "--max-per-class", "100", "--name", "cnn28", *train]),
+              *[(f"efficientnet-lite0 {s}x{s}",
                  ["run", "--dataset", "image-folder", "--data-root", str(tmp / "photos"), "--unseen", "zebra",
                   "--set", f"data.image_size={s}", "--set", "model.backbone=efficientnet-lite0",
                   "--name", f"eff{s}", *train]) for s in a.eff_sizes]]
     print("images per second of one core's CPU time (process time; in brackets: per wall-clock second)")
     print(f"{'model (input)':<26} {'JPEG decode':>16} {'network':>16} {'index build':>16}")
-    for label, side, args in models:
+    for label, args in models:
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli(args) == 0
         run = Run.load(tmp / "runs" / args[args.index("--name") + 1])
@@ -111,14 +117,21 @@ def coding(a: argparse.Namespace) -> None:
         coder = Coder(run, torch.device("cpu"))
         coder(x[:8])  # warm-up
         net = _best(lambda: coder(x))  # noqa: B023
-        out = io.StringIO()
-        c0 = time.process_time()
-        with contextlib.redirect_stdout(out):
-            assert cli(["index", "build", str(run.path), "--images", str(tmp / "photos"), "--no-progress",
-                        "--device", "cpu", "--shard-size", "256", "-o", str(tmp / f"{side}.vsbidx")]) == 0
-        build_cpu = time.process_time() - c0  # the whole command: loading the run, listing, coding, merging
-        m = re.search(r"\(([\d.]+) items/s", out.getvalue())
-        build_wall = float(m.group(1)) if m else float("nan")
+        def build(folder: Path) -> tuple[float, float]:
+            """(CPU seconds of the whole command, the wall-clock items/s of its summary line)."""
+            out = io.StringIO()
+            c0 = time.process_time()
+            with contextlib.redirect_stdout(out):
+                assert cli(["index", "build", str(run.path), "--images", str(folder), "--no-progress",  # noqa: B023
+                            "--device", "cpu", "--shard-size", "256", "-o", str(folder) + ".vsbidx"]) == 0
+            m = re.search(r"\(([\d.]+) items/s", out.getvalue())
+            return time.process_time() - c0, float(m.group(1)) if m else float("nan")
+
+        # the cost per image, without what the command does once (loading the run and its weights,
+        # sampling pictures for the fit warning, merging): a build of all photos less one of a few
+        small_cpu, _ = build(small)
+        all_cpu, build_wall = build(tmp / "photos")
+        build_cpu = (all_cpu - small_cpu) * len(files) / (len(files) - n_small)
 
         def cell(n: int, cpu: float, wall_rate: float) -> str:
             return f"{n / cpu:.0f} [{wall_rate:.0f}]"
@@ -170,10 +183,40 @@ def search(a: argparse.Namespace) -> None:
             print(f"{n:>11,} {backend:<10} {build_s:>8.1f} {size:>7.1f} {ms:>16} "
                   f"{per_q / n * 1e9:>14.3f} {recall:>9.3f}", flush=True)
             del index
+    index_file(min(a.sizes))
     print(f"load at end {_load()}")
 
 
+def index_file(n: int) -> None:
+    """Bytes per item of an index file whose items are image files, and of it loaded in memory
+    (ids, metadata: one small dict per item, the flat backend's codes)."""
+    import gc
+
+    from vsb2net.index import HammingIndex
+
+    index = HammingIndex(64, "flat")
+    index.add(_codes(n, 8, 1), metadata=[{"file": f"{CLASSES[i % 6]}/{i:08d}.jpg"} for i in range(n)])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = index.save(Path(tmp) / "f.vsbidx")
+        del index
+        gc.collect()
+        before = _rss_mib(os.getpid())
+        t0 = time.perf_counter()
+        loaded = HammingIndex.load(path)
+        load_s = time.perf_counter() - t0
+        grown = _rss_mib(os.getpid()) - before
+        print(f"index file of {n:,} images (64-bit codes, metadata {{'file': 'zebra/00000001.jpg'}}): "
+              f"{path.stat().st_size / n:.0f} B/item on disk, {grown * 2**20 / n:.0f} B/item in memory once loaded "
+              f"(resident set growth), loaded in {load_s:.1f} s", flush=True)
+        del loaded
+
+
 def milvus(a: argparse.Namespace) -> None:
+    import signal
+
+    os.environ["VSB2NET_SCAN_THREADS"] = "1"
+    # a timeout's SIGTERM must still stop the server (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from vsb2net.index import HammingIndex
     from vsb2net.index.milvus_local import LocalMilvus
 
@@ -203,6 +246,7 @@ def milvus(a: argparse.Namespace) -> None:
                                      index_type=index_type, **params)
                 index.add(db)
                 add_s = time.perf_counter() - t0
+                print(f"{index_type}: {n:,} rows upserted, flushed and indexed in {add_s:.0f} s", flush=True)
                 index.search(q[:2], k)  # warm-up (loads the segments)
                 t0 = time.perf_counter()
                 hits = index.search(q, k)
