@@ -20,7 +20,7 @@ sqrt(N), nprobe = nlist / 8) and faiss-mih (its defaults: nhash = bits/16, nflip
 of the approximate ones (as distances); per-item costs let docs/SCALING.md extrapolate to 100M and 1B.
 
 ``milvus``: starts the Milvus 2.3 standalone server of the ``milvus`` package on 127.0.0.1 in a
-temporary folder, upserts --milvus-n random 64-bit codes (rows/s), and times k-NN (k=10) and
+temporary folder (or uses --milvus-uri), upserts --milvus-n random 64-bit codes (rows/s), and times k-NN (k=10) and
 radius search for BIN_FLAT and BIN_IVF_FLAT beside HammingIndex flat on the same codes, checking
 that the exact ones give the same distances; prints the server's resident memory and disk; stops it.
 
@@ -228,10 +228,12 @@ def milvus(a: argparse.Namespace) -> None:
     flat = HammingIndex(bits, "flat")
     flat.add(db)
     with tempfile.TemporaryDirectory(prefix="vsb2net-milvus-") as base:
-        server = LocalMilvus(base).start()
+        server = LocalMilvus(base) if a.milvus_uri is None else None
+        uri = server.start().uri if server is not None else a.milvus_uri
         try:
-            print(f"Milvus standalone (milvus package) started in {server.started_s:.0f} s; {n:,} random {bits}-bit "
-                  f"codes, {a.queries} queries; load {_load()}")
+            where = (f"Milvus standalone (milvus package) started in {server.started_s:.0f} s" if server is not None
+                     else f"Milvus at {uri}")
+            print(f"{where}; {n:,} random {bits}-bit codes, {a.queries} queries; load {_load()}")
             t0 = time.perf_counter()
             flat.search(q, k)
             flat_q = (time.perf_counter() - t0) / len(q)
@@ -242,7 +244,8 @@ def milvus(a: argparse.Namespace) -> None:
                   "ms/query")
             for index_type, params in (("BIN_FLAT", {}), ("BIN_IVF_FLAT", {"nlist": 1024, "nprobe": 16})):
                 t0 = time.perf_counter()
-                index = HammingIndex(bits, "milvus", uri=server.uri, collection=index_type.lower(), overwrite=True,
+                index = HammingIndex(bits, "milvus", uri=uri, collection=f"vsb2net_bench_{index_type.lower()}",
+                                     overwrite=True,
                                      index_type=index_type, **params)
                 index.add(db)
                 add_s = time.perf_counter() - t0
@@ -260,11 +263,13 @@ def milvus(a: argparse.Namespace) -> None:
                       f"{per_q * 1e3:.2f} ms/query (same distances as flat: {same}); radius 6 {per_rq * 1e3:.2f} "
                       f"ms/query (same: {same_r})", flush=True)
                 index.close()
-            rss = _rss_mib(server.pid)
-            disk = sum(f.stat().st_size for f in (Path(base) / "data").rglob("*") if f.is_file()) / 2**20
-            print(f"server resident memory {rss:.0f} MiB; data on disk {disk:.0f} MiB; load at end {_load()}")
+            if server is not None:
+                rss = _rss_mib(server.pid)
+                disk = sum(f.stat().st_size for f in (Path(base) / "data").rglob("*") if f.is_file()) / 2**20
+                print(f"server resident memory {rss:.0f} MiB; data on disk {disk:.0f} MiB; load at end {_load()}")
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
 
 
 def _rss_mib(pid: int | None) -> float:
@@ -286,6 +291,9 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="search: collection sizes")
     p.add_argument("--queries", type=int, default=100, help="search, milvus: queries")
     p.add_argument("--milvus-n", type=int, default=1_000_000, help="milvus: codes in the collection")
+    p.add_argument("--milvus-uri", help="milvus: a server of yours (http://host:19530; token from "
+                                        "$VSB2NET_MILVUS_TOKEN) instead of a local one; it gets two collections "
+                                        "vsb2net_bench_*, replaced if they exist")
     a = p.parse_args()
     {"coding": coding, "search": search, "milvus": milvus}[a.what](a)
     return 0
