@@ -311,7 +311,9 @@ def _interrupted_message(exc: KeyboardInterrupt, command: str) -> str:
     signum = getattr(exc, "signum", signal.SIGINT)
     what = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
     if not isinstance(exc, TrainingInterrupted):
-        return f"vsb2net: {what}; files already written are complete, nothing half-written was kept."
+        again = (" The finished shards of the index build are kept (INDEX.shards/): run the same command again to "
+                 "code only the rest." if command == "index" else "")
+        return f"vsb2net: {what}; files already written are complete, nothing half-written was kept.{again}"
     if not exc.resumable:
         return (f"vsb2net: {what} before the first epoch finished; nothing was kept. Run the same command "
                 "again to start over.")

@@ -213,7 +213,7 @@ def code_shards(plan: ShardPlan, coder: Coder, dist: Any, progress: bool) -> Sum
         for s in mine:
             plan.write(s, coder(plan.items.inputs(plan.rows(s))))  # type: ignore[misc]
             now = time.perf_counter()
-            if bar.disable is False and now - last >= REFRESH_S:
+            if not bar.disable and now - last >= REFRESH_S:
                 present = plan.items_in(plan.done())
                 bar.update(present - shown)
                 shown, last = present, now
