@@ -13,6 +13,7 @@ setting for the listen address), etcd on 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -32,9 +33,11 @@ class LocalMilvus:
         self.base_dir = Path(base_dir)
         self._server = None
         self.started_s: float | None = None
-        #: the client port of the last start: a restart keeps it, so that index files naming the
-        #: server's uri stay valid
-        self.port: int | None = None
+        #: every component's port at the first start; a restart keeps them all: index files name the
+        #: client port, and the restarted components find each other where etcd says they were
+        #: (a component that moved to another port made the proxy of a restart call the wrong
+        #: service and stop: "unknown service milvus.proto.query.QueryCoord")
+        self.ports: dict[str, int] = {}
 
     @property
     def uri(self) -> str:
@@ -52,33 +55,67 @@ class LocalMilvus:
             from milvus import MilvusServer, MilvusServerConfig
         except ImportError:
             raise VsbError("a local Milvus server needs the milvus package: pip install milvus==2.3.5") from None
-        server = MilvusServer(MilvusServerConfig(), wait_for_started=False)
+        class Config(MilvusServerConfig):
+            def try_bind_port(self, port):
+                """The package's check that a port is free, with SO_REUSEADDR as the server's own
+                listeners (Go) have: a port kept for a restart may still hold connections of the
+                last run in TIME_WAIT for a minute, which the server can listen beside."""
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                    sock.listen()
+                    return sock
+                except OSError:
+                    sock.close()
+                    return None
+
+        server = MilvusServer(Config(), wait_for_started=False)
         server.set_base_dir(str(self.base_dir))
-        if self.port is not None:
-            server.config.update(proxy_port=self.port)
+        server.config.update(**self.ports)
         for component in COMPONENTS:
             server.config.set(f"{component}.ip", "127.0.0.1")
         t0 = time.perf_counter()
-        for _ in range(60):
+        for _ in range(30):
             try:
                 server.start()
                 break
-            except RuntimeError as exc:  # the kept port is still held by the connections of the last run
+            except RuntimeError as exc:  # a kept port is still in use (the last run still stopping)
                 if "bind failed" not in str(exc):
                     raise VsbError(f"the local Milvus server did not start ({exc}).") from None
                 time.sleep(1.0)
         else:
-            raise VsbError(f"the local Milvus server cannot listen on port {self.port} again (still in use).")
+            raise VsbError(f"the local Milvus server cannot listen on its ports {self.ports} again (in use).")
         self._server = server
-        try:
-            server.wait_started(timeout=int(timeout_s * 1000))
-        except (TimeoutError, RuntimeError) as exc:
-            log = self.base_dir / "logs" / "milvus-stderr.log"
-            self.stop()
-            raise VsbError(f"the local Milvus server did not start ({exc}); see {log}.") from None
+        self._wait(server, timeout_s)
         self.started_s = time.perf_counter() - t0
-        self.port = int(server.listen_port)
+        self.ports = {key: int(server.config.get(key)) for key in server.config_keys if key.endswith("_port")}
         return self
+
+    def _wait(self, server, timeout_s: float) -> None:
+        """Until the server's health check answers OK; a server process that ends first is an error
+        (the package's own wait goes on polling a dead server until its timeout)."""
+        import urllib.error
+        import urllib.request
+
+        url = f"http://127.0.0.1:{server.webservice_port}/healthz"
+        deadline = time.monotonic() + timeout_s
+        log = self.base_dir / "logs" / "milvus-stderr.log"
+        while time.monotonic() < deadline:
+            code = server.server_proc.poll()
+            if code is not None:
+                self.stop()
+                raise VsbError(f"the local Milvus server stopped while starting (exit code {code}); see {log}.")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if b"OK" in resp.read():
+                        time.sleep(1.0)  # as the package's own wait does: the proxy may still be settling
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise VsbError(f"the local Milvus server did not answer its health check within {timeout_s:.0f} s; see {log}.")
 
     def stop(self) -> None:
         """Stop the server, letting it shut down cleanly (SIGTERM, then SIGKILL after STOP_S)."""
