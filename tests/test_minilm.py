@@ -11,7 +11,6 @@ from vsb2net.data import knowledge, sentence
 from vsb2net.data.semantics import class_vectors, resolve_source
 from vsb2net.errors import VsbError
 
-
 #: how far one text's unit vector may move when it is encoded in a batch of another size
 BATCH_TOL = 1e-5
 
