@@ -76,3 +76,21 @@ def test_combination_split_numbers_every_pair_once():
     assert len(set(pairs)) == 45 and pairs[0] == (0, 1) and pairs[-1] == (8, 9)
     with pytest.raises(VsbError, match="0 to 44"):
         choose_unseen(names, [], 2, 45, combination=True)
+
+
+@pytest.mark.parametrize("n_classes, n_unseen", [(10, 2), (10, 3), (50, 10), (3, 1)])
+def test_balanced_splits_are_distinct_and_hold_out_every_class_equally_often(n_classes, n_unseen):
+    names = [f"c{i}" for i in range(n_classes)]
+    splits = [tuple(choose_unseen(names, [], n_unseen, k, balanced=True)) for k in range(n_classes)]
+    assert len(set(splits)) == n_classes and all(len(s) == n_unseen for s in splits)
+    counts = np.bincount([c for s in splits for c in s], minlength=n_classes)
+    assert counts.tolist() == [n_unseen] * n_classes
+    with pytest.raises(VsbError, match=f"0 to {n_classes - 1}"):
+        choose_unseen(names, [], n_unseen, n_classes, balanced=True)
+
+
+def test_random_draws_repeat_splits_where_the_balanced_design_does_not():
+    """Why the benchmark uses the design: 10 seeded draws of 2 of 10 classes repeat two pairs."""
+    drawn = [tuple(choose_unseen(NAMES, [], 2, k)) for k in range(10)]
+    assert len(set(drawn)) == 8
+    assert len({tuple(choose_unseen(NAMES, [], 2, k, balanced=True)) for k in range(10)}) == 10

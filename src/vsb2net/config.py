@@ -40,6 +40,8 @@ class DataConfig:
     #: when ``unseen`` is empty: "proposed" (the dataset's own split, e.g. xlsa17's), "random"
     #: (``n_unseen`` classes drawn with ``split_seed``), "auto" (proposed when there is one) or
     #: "combination" (``split_seed`` numbers one of all choices of ``n_unseen`` classes: 0..44 for pairs of 10)
+    #: or "balanced" (``split_seed`` 0..C-1 numbers a split of a design in which the C splits are
+    #: distinct and every class is unseen equally often: the benchmark's main tables)
     unseen_split: str = "auto"
     n_unseen: int = 2
     split_seed: int = 0
@@ -233,8 +235,9 @@ class RunConfig:
                 raise VsbError(f"train.augment = {t.augment} with model.backbone = {m.backbone}: the frozen trunk's "
                                "output is computed once and cached, so images cannot be augmented per epoch; use "
                                "train.augment=none.")
-        if d.unseen_split not in ("auto", "proposed", "random", "combination"):
-            raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed, random or combination.")
+        if d.unseen_split not in ("auto", "proposed", "random", "combination", "balanced"):
+            raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed, random, combination or "
+                           "balanced.")
         if d.image_size is not None and not 8 <= d.image_size <= 4096:
             raise VsbError(f"data.image_size = {d.image_size}: give a side length in pixels between 8 and 4096, "
                            "or none to keep the stored size.")

@@ -79,7 +79,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     d = cfg.data
     ds = prepared_dataset(cfg)
     unseen = choose_unseen(ds.class_names, unseen_names(cfg, ds), d.n_unseen, d.split_seed,
-                           combination=d.unseen_split == "combination")
+                           combination=d.unseen_split == "combination", balanced=d.unseen_split == "balanced")
     split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.query_seed)
     source = resolve_source(d.class_vectors, ds.attributes) or str(d.class_vectors)
     vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes, dataset=ds.name)

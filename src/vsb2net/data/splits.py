@@ -40,13 +40,32 @@ class ZeroShotSplit:
                 "sizes": self.sizes()}
 
 
+#: the fixed shuffle of the classes that the balanced design walks round (a seed of its own, so
+#: that the design is one and the same for every benchmark of a dataset)
+BALANCED_SEED = 2020
+
+
+def balanced_unseen(n_classes: int, n_unseen: int, index: int) -> list[int]:
+    """The ``index``-th split of the balanced design: the classes in a fixed shuffled order round a
+    circle, and split i holds out the ``n_unseen`` consecutive classes from position i.  Splits
+    0..n_classes-1 are distinct (n_unseen < n_classes) and hold out every class exactly n_unseen
+    times: 10 splits of 2 among 10 classes hold out each class twice, where 10 random draws
+    repeated two pairs."""
+    if index >= n_classes:
+        raise VsbError(f"data.split_seed = {index}: with data.unseen_split=balanced it numbers one of the "
+                       f"{n_classes} splits of the balanced design; give 0 to {n_classes - 1}.")
+    order = np.random.default_rng(BALANCED_SEED).permutation(n_classes)
+    return sorted(int(order[(index + j) % n_classes]) for j in range(n_unseen))
+
+
 def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int,
-                  seed: int, combination: bool = False) -> list[int]:
+                  seed: int, combination: bool = False, balanced: bool = False) -> list[int]:
     """Unseen classes by name (case-insensitive) or, when none are named, ``n_unseen`` by seed.
 
     With ``combination`` the seed is an index instead: the ``seed``-th of every choice of
     ``n_unseen`` classes in lexicographic order of class ids (seeds 0..44 are all 45 pairs of 10
-    classes), so a benchmark can cover every split without split-sampling noise.
+    classes), so a benchmark can cover every split without split-sampling noise.  With
+    ``balanced`` it numbers a split of :func:`balanced_unseen`'s design.
     """
     lookup = {name.lower(): i for i, name in enumerate(class_names)}
     if unseen_names:
@@ -59,7 +78,9 @@ def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int
         if not 1 <= n_unseen < len(class_names):
             raise VsbError(f"n_unseen = {n_unseen}: choose between 1 and {len(class_names) - 1} "
                            f"unseen classes (the dataset has {len(class_names)}).")
-        if combination:
+        if balanced:
+            chosen = balanced_unseen(len(class_names), n_unseen, seed)
+        elif combination:
             combos = math.comb(len(class_names), n_unseen)
             if seed >= combos:
                 raise VsbError(f"data.split_seed = {seed}: with data.unseen_split=combination it numbers one of the "
