@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import LR_SPACE, METHODS, encode
+from .base import LR_SPACE, METHODS, LossTerms, encode
 from .losses import pair_similarity
+from .relations import ClassContext
 
 #: rows of the training set per block of the (N, N) similarity products
 BLOCK = 2048
@@ -77,13 +78,13 @@ class ADSH(BackboneHashHead):
     train_codes: torch.Tensor
     train_labels: torch.Tensor
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         # V, sized by the training set at the first epoch (or by a loaded checkpoint)
         self.register_buffer("train_codes", torch.zeros(0, cfg.bits))
         self.register_buffer("train_labels", torch.zeros(0, dtype=torch.long))
 
-    def epoch_start(self, x, y, ctx, device) -> None:
+    def epoch_start(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device: torch.device) -> None:
         was = self.training
         self.eval()  # BatchNorm statistics must not move while the codes are read
         u = torch.from_numpy(encode(self.hash_images, x, device)).to(device)
@@ -95,7 +96,10 @@ class ADSH(BackboneHashHead):
             self.train_labels = y.clone()
         self.train_codes = dcc_update(self.train_codes, u, y, self.params.w_q)
 
-    def training_loss(self, x, y, ctx, idx=None):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext,
+                      idx: torch.Tensor | None = None) -> LossTerms:
+        if idx is None:
+            raise TypeError("ADSH trains with index_batches: training_loss needs idx, the batch's positions")
         u = self.hash_images(x)
         v = self.train_codes.to(u.device)
         s = 2 * pair_similarity(y, self.train_labels.to(y.device)) - 1

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import VsbError
 from ..registry import Registry
 from .base import HashingMethod
@@ -185,7 +186,7 @@ def set_input_reference(model: nn.Module, x: torch.Tensor) -> None:
 class BackboneHashHead(HashingMethod):
     """The visual branch deep hashing methods share: backbone, linear layer, tanh."""
 
-    def __init__(self, cfg, in_shape: tuple[int, ...]):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...]) -> None:
         super().__init__(cfg)
         self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
                                        cfg.finetune_blocks)
@@ -209,7 +210,7 @@ class CodebookHead(BackboneHashHead):
     sized_by_training = ("centres",)
     centres: torch.Tensor
 
-    def __init__(self, cfg, in_shape: tuple[int, ...]):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...]) -> None:
         super().__init__(cfg, in_shape)
         self.register_buffer("centres", torch.zeros(0, cfg.bits))
 

@@ -49,6 +49,10 @@ from torch import nn
 from ..config import SHARED_MODEL_KEYS, MethodParams, ModelConfig, TrainConfig, register_params, unregister_params
 from ..registry import Registry
 from ..space import LogFloat, Space
+from .relations import ClassContext
+
+#: what ``training_loss`` returns: the loss to minimise and its terms by name (floats, for the log)
+LossTerms = tuple[torch.Tensor, dict[str, float]]
 
 #: the learning rate's range, the one training setting every trainable method searches (its own
 #: file may narrow it); 2e-3 is the shared default every method was tuned with before
@@ -115,19 +119,21 @@ class HashingMethod(nn.Module):
         raise TypeError(f"{type(self).__name__} has no semantic branch (codes_classes is False): "
                         "it cannot code a class")
 
-    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
+        """The loss of one batch (inputs ``x``, training-class ids or 0/1 label rows ``y``, what the
+        loss knows about the classes ``ctx``) and its terms by name, as floats for the log."""
         raise NotImplementedError(f"{type(self).__name__} must implement training_loss")
 
     def set_class_reference(self, train_vectors: torch.Tensor) -> None:
         """Called once before training with the training classes' semantic vectors."""
 
-    def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx, device) -> None:
+    def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device: torch.device) -> None:
         """A second training stage after the gradient steps (two-stage methods)."""
 
-    def epoch_start(self, x: torch.Tensor, y: torch.Tensor, ctx, device) -> None:
+    def epoch_start(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device: torch.device) -> None:
         """Before each training epoch, with the whole training set (ADSH's discrete code step)."""
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         for name in self.sized_by_training:
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))

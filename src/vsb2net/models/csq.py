@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..space import LogFloat
 from .backbones import CodebookHead
-from .base import LR_SPACE, METHODS
+from .base import LR_SPACE, METHODS, LossTerms
+from .relations import ClassContext
 
 
 @METHODS.register("csq", help="CSQ-style hash centres per seen class (supervised, no semantics)")
@@ -32,10 +34,10 @@ class CSQ(CodebookHead):
     search = {"w_q": LogFloat(1e-5, 1.0), "train.lr": LR_SPACE}
     reference = {"w_q": 1e-4, "train.lr": 2e-3}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         u = self.hash_images(x)
         # multi-label: the centroid of the labels' centres (CSQ), kept soft: a bit on which the
         # labels disagree gets target 0.5 instead of a coin flip

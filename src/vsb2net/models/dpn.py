@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..space import Float
 from .backbones import CodebookHead
-from .base import LR_SPACE, METHODS
+from .base import LR_SPACE, METHODS, LossTerms
+from .relations import ClassContext
 
 
 def dpn_loss(v: torch.Tensor, target: torch.Tensor, margin: float) -> tuple[torch.Tensor, dict]:
@@ -44,12 +45,12 @@ class DPN(CodebookHead):
     search = {"polar_margin": Float(0.1, 2.0), "train.lr": LR_SPACE}
     reference = {"polar_margin": 1.0, "train.lr": 2e-3}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.hash_outputs(x)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         loss, terms = dpn_loss(self.hash_outputs(x), self.target_codes(y), self.params.polar_margin)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import LR_SPACE, METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import off_diagonal, pair_similarity
+from .relations import ClassContext
 
 
 def dpsh_loss(u: torch.Tensor, y: torch.Tensor, eta: float) -> tuple[torch.Tensor, dict]:
@@ -46,12 +47,12 @@ class DPSH(BackboneHashHead):
     search = {"w_q": LogFloat(1e-3, 10.0), "train.lr": LR_SPACE}
     reference = {"w_q": 0.1, "train.lr": 2e-3}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.hash_outputs(x)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         loss, terms = dpsh_loss(self.hash_outputs(x), y, self.params.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

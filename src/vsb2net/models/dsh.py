@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..space import Float, LogFloat
 from .backbones import BackboneHashHead
-from .base import LR_SPACE, METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import off_diagonal, pair_similarity
+from .relations import ClassContext
 
 
 def dsh_loss(b: torch.Tensor, y: torch.Tensor, margin: float, alpha: float) -> tuple[torch.Tensor, dict]:
@@ -52,12 +53,12 @@ class DSH(BackboneHashHead):
     search = {"margin_k": Float(0.25, 4.0), "w_q": LogFloat(1e-3, 1.0), "train.lr": LR_SPACE}
     reference = {"margin_k": 2.0, "w_q": 0.01, "train.lr": 2e-3}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.hash_outputs(x)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         loss, terms = dsh_loss(self.hash_outputs(x), y, self.params.margin_k, self.params.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

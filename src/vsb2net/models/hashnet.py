@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..errors import VsbError
 from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import LR_SPACE, METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import off_diagonal, pair_similarity
+from .relations import ClassContext
 
 #: continuation schedule beta_t = (1 + GAMMA t)^POWER
 GAMMA, POWER = 0.005, 0.5
@@ -46,7 +47,7 @@ class HashNet(BackboneHashHead):
         #: the adaptive sigmoid's scale (the paper: 10 / K, 0.3 at K = 32 bits)
         alpha: float = 0.3
 
-        def validate(self, model) -> None:
+        def validate(self, model: ModelConfig) -> None:
             if not self.alpha > 0:
                 raise VsbError(f"model.alpha = {self.alpha}: the sigmoid's scale must be positive, e.g. 0.3.")
 
@@ -55,7 +56,7 @@ class HashNet(BackboneHashHead):
     reference = {"alpha": 0.3, "train.lr": 2e-3}
     step: torch.Tensor
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         # training steps taken, for the continuation; saved with the weights so a resumed run goes on
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -66,7 +67,7 @@ class HashNet(BackboneHashHead):
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.beta() * self.hash_outputs(x))
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         loss, terms = hashnet_loss(self.hash_images(x), y, self.params.alpha)
         self.step += 1
         return loss, {**{k: float(v.detach()) for k, v in terms.items()}, "beta": self.beta()}

@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..space import Float
 from .backbones import CodebookHead
-from .base import LR_SPACE, METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import class_distribution
+from .relations import ClassContext
 
 
 def orthohash_loss(u: torch.Tensor, centres: torch.Tensor, y: torch.Tensor, scale: float,
@@ -55,7 +56,7 @@ class OrthoHash(CodebookHead):
     search = {"alpha": Float(2.0, 16.0), "cos_margin": Float(0.0, 0.5), "train.lr": LR_SPACE}
     reference = {"alpha": 8.0, "cos_margin": 0.2, "train.lr": 2e-3}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         # the paper's batch normalisation of the code layer: balanced bits without a balance term
         self.code_norm = nn.BatchNorm1d(cfg.bits)
@@ -63,7 +64,7 @@ class OrthoHash(CodebookHead):
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.code_norm(self.hash_outputs(x))
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         loss, terms = orthohash_loss(self.hash_images(x), self.centres.to(x.device), y, self.params.alpha,
                                      self.params.cos_margin)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

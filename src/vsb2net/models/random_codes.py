@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config import ModelConfig
 from .base import METHODS, HashingMethod
 
 
@@ -23,7 +24,7 @@ class RandomCodes(HashingMethod):
     reference = {}
     projection: torch.Tensor
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg)
         n_in = 1
         for s in in_shape:

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MethodParams
+from ..config import MethodParams, ModelConfig
 from ..space import Float, LogFloat
 from .backbones import BackboneHashHead
-from .base import LR_SPACE, METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import classification_loss
+from .relations import ClassContext
 
 
 @METHODS.register("sitnet", help="SitNet-style: hash codes mapped into the word-vector space")
@@ -36,11 +37,11 @@ class SitNet(BackboneHashHead):
     search = {"alpha": Float(2.0, 50.0), "w_q": LogFloat(1e-3, 1.0), "train.lr": LR_SPACE}
     reference = {"alpha": 30.0, "w_q": 0.1, "train.lr": 2e-3}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         self.to_semantic = nn.Linear(cfg.bits, semantic_dim)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         u = self.hash_images(x)
         s = F.normalize(self.to_semantic(u), dim=1)
         a = F.normalize(ctx.vectors[: ctx.n_train], dim=1)

@@ -39,7 +39,7 @@ from ..config import MethodParams, ModelConfig
 from ..errors import VsbError
 from ..space import Choice, Float, LogFloat
 from .backbones import BackboneHashHead
-from .base import LR_SPACE, METHODS, encode
+from .base import LR_SPACE, METHODS, LossTerms, encode
 from .losses import class_distribution, classification_loss, is_multilabel
 from .relations import ClassContext, reconstruction_weights
 
@@ -196,7 +196,7 @@ class VSB2Net(BackboneHashHead):
             return torch.from_numpy(w).to(self.seen_mean_codes) @ self.seen_mean_codes
         return torch.tanh(self.semantic(vectors - self.semantic_center))
 
-    def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device) -> None:
+    def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device: torch.device) -> None:
         if self.params.class_codes != "relation":
             return
         was = self.training
@@ -241,7 +241,7 @@ class VSB2Net(BackboneHashHead):
         return (t - t.mean(0)) / (t.std(0, unbiased=False) + 1e-5)
 
     # -- training objective ----------------------------------------------------------------------
-    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         cfg, k = self.params, self.cfg.bits
         f = self.backbone(x)
         u = torch.tanh(self._code_layer(f))
