@@ -34,6 +34,11 @@ def test_benchmark_writes_cells_tables_and_plot(bench):
     by_split = {r["split"]: r["unseen_classes"] for r in rows}
     assert by_split[0] != by_split[1], "splits must draw different unseen classes"
     assert all(r["config"]["model"]["w_rec"] == 0 for r in rows if r["variant"] == "vsb2net-no-rec")
+    # every cell records the model's health; the random floor has no backbone to read
+    for r in rows:
+        h = r["health"]
+        assert 1 <= h["distinct_codes"] <= r["sizes"]["database"] and 0 <= h["bit_balance"] <= 1
+        assert (h["dead_units"] is None) == (r["method"] == "random")
     table = (out / "table.md").read_text()
     assert "vsb2net-no-rec" in table and "random" in table and "±" in table
     assert len((out / "results.csv").read_text().strip().splitlines()) == 1 + 10

@@ -132,6 +132,11 @@ class ModelConfig:
     bits: int = 32
     #: width of the backbone's visual feature f
     feature_dim: int = 256
+    #: the hash layer of every method on the shared visual branch: "linear" (W f + b) or "center"
+    #: (then standardised over the batch, a batch norm without scale: the backbone's features end
+    #: in a ReLU, so every code starts with one large shared component that a pairwise loss's
+    #: gradient follows, which killed DPSH's last layer in its first steps)
+    code_layer: Literal["linear", "center"] = "linear"
     #: the method's own parameters (an instance of its Params); None = its defaults
     params: Any = None
 
@@ -396,7 +401,7 @@ def config_from_dict(values: dict[str, Any]) -> RunConfig:
 #: reproduces the behaviour from before it existed: a saved configuration without the key takes
 #: that value, and a benchmark cell's hash leaves the key out while it holds it, so adding an option
 #: neither changes old runs nor invalidates cells.  A method's own such parameters: ``Params.added``
-ADDED_OPTIONS: dict[str, Any] = {"model.finetune_blocks": 0, "train.mixup": 0.0}
+ADDED_OPTIONS: dict[str, Any] = {"model.finetune_blocks": 0, "train.mixup": 0.0, "model.code_layer": "linear"}
 
 
 def saved_config_from_dict(values: dict[str, Any]) -> RunConfig:

@@ -140,6 +140,8 @@ class CellMetrics(TypedDict):
     #: cells computed before the protocols were recorded lack them: :func:`protocols` reads them off the rows
     protocols: NotRequired[Protocols]
     semantics: Semantics
+    #: the model's health (:func:`vsb2net.health.model_health`); cells computed before it lack it
+    health: NotRequired[dict[str, Any]]
 
 
 class Cell(CellMetrics):

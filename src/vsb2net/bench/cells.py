@@ -18,6 +18,7 @@ from .. import __version__
 from ..config import RunConfig, hashed_settings, saved_config_from_dict
 from ..errors import VsbError
 from ..evaluation import evaluate_model
+from ..health import model_health
 from ..io import write_json
 from ..metrics_record import Cell, CellMetrics, summary
 from ..models import METHODS
@@ -115,11 +116,13 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Stage
 
 
 def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> CellMetrics:
-    """The run's evaluation (vsb2net.evaluation), without curves and per-class detail."""
-    metrics, _ = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
-                                prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
+    """The run's evaluation (vsb2net.evaluation), without curves and per-class detail, and the
+    model's health (:mod:`vsb2net.health`)."""
+    metrics, enc = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
+                                  prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
     out = summary(metrics)
     out["semantics"]["source"] = prep.vectors_source
+    out["health"] = model_health(model, prep.x[prep.split.train], enc.packed["database"], cfg.model.bits, device)
     return out
 
 

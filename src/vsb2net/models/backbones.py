@@ -191,6 +191,15 @@ class BackboneHashHead(HashingMethod):
         self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
                                        cfg.finetune_blocks)
         self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
+        # model.code_layer = center: the outputs standardised over the batch (running statistics
+        # at test time), so no code shares one large component (ModelConfig says why)
+        self.code_center = nn.BatchNorm1d(cfg.bits, affine=False) if cfg.code_layer == "center" else None
+
+    def code_layer(self, f: torch.Tensor) -> torch.Tensor:
+        """The hash layer on features ``f``: W f + b, standardised over the batch with
+        ``model.code_layer = center``."""
+        z = self.hash_head(f)
+        return self.code_center(z) if self.code_center is not None else z
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous codes u in (-1, 1)^K of images; the binary code is sign(u)."""
@@ -199,7 +208,7 @@ class BackboneHashHead(HashingMethod):
     def hash_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The hash layer's outputs before any squashing (methods whose loss works on them, e.g.
         DSH or DPSH, code with them directly)."""
-        return self.hash_head(self.backbone(x))
+        return self.code_layer(self.backbone(x))
 
 
 class CodebookHead(BackboneHashHead):

@@ -178,7 +178,7 @@ class VSB2Net(BackboneHashHead):
         return self._code_layer(self.backbone(x))
 
     def _code_layer(self, f: torch.Tensor) -> torch.Tensor:
-        z = self.hash_head(f)
+        z = self.code_layer(f)
         return self.code_norm(z) if self.code_norm is not None else z
 
     # -- the semantic branch (the visual one, hash_images, is BackboneHashHead's) ----------------
