@@ -319,3 +319,25 @@ def test_git_commit_is_dirty_for_source_changes_not_for_benchmark_outputs(tmp_pa
     assert git_commit(repo) == clean  # a benchmark's own outputs do not count
     (repo / "src" / "m.py").write_text("a = 2\n")
     assert git_commit(repo) == clean + "+dirty"
+
+
+def test_verify_recomputes_cells_from_their_stored_configuration(bench, tmp_path):
+    import shutil
+
+    from vsb2net.bench.cells import verify_cells
+
+    spec, out = bench
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    spec = BenchmarkSpec(**{**spec.__dict__, "out": str(copy)})
+    messages = []
+    assert verify_cells(spec, 3, log=messages.append) == (3, 3)
+    assert messages[-1] == "3 of 3 cells reproduced exactly"
+    # a figure that is not what the stored configuration computes is caught
+    path = next((copy / "cells").glob("lsh_*split0.json"))
+    cell = json.loads(path.read_text())
+    cell["unseen"]["map"] += 1e-9
+    path.write_text(json.dumps(cell))
+    spec = BenchmarkSpec(**{**spec.__dict__, "methods": ["lsh"], "splits": 1})
+    assert verify_cells(spec, 1, log=messages.append) == (0, 1)
+    assert "figures differ, e.g. unseen.map" in messages[-2]

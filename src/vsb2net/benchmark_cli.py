@@ -47,6 +47,10 @@ def register(sub, add_config_flags) -> None:
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="compute cells in N worker processes, sharing the CPU threads (default 1)")
+    p.add_argument("--verify", type=int, metavar="N",
+                   help="compute nothing new: recompute N of the current cells (a seeded choice) from their stored "
+                        "configuration with the thread count each records, and say whether every figure is "
+                        "reproduced exactly (exit status 1 if not)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_lazy("_cmd_benchmark"))
 

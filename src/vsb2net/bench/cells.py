@@ -7,10 +7,13 @@ import itertools
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -249,6 +252,57 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: i
         write_json(out / "runs.json", history)
     write_tables(out, spec, collect_cells(out, spec))
     return out
+
+
+def _threads_of(cell: dict) -> int | None:
+    """The CPU threads a cell was computed with, from its device line ("cpu (x86_64, 1 threads)")."""
+    match = re.search(r"(\d+) threads?\)", str(cell.get("device", "")))
+    return int(match.group(1)) if match else None
+
+
+def _figures(cell: dict) -> dict[str, float]:
+    """Every number of a cell's evaluation, flattened (``unseen.map``, ``protocols.seen@seen``, ...)."""
+    out = {}
+    for part in ("unseen", "seen", "protocols"):
+        for key, value in (cell.get(part) or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"{part}.{key}"] = float(value)
+    return out
+
+
+def verify_cells(spec: BenchmarkSpec, count: int, seed: int = 0, log=print) -> tuple[int, int]:
+    """Recompute ``count`` of the benchmark's current cells (a seeded choice) from their stored
+    configuration, with the thread count each records, and compare every figure exactly.  Returns
+    (cells that reproduce, cells checked)."""
+    spec.check()
+    tuned = load_tuned(spec.tuned)
+    out = Path(spec.out)
+    current = [c for c in itertools.product(range(spec.splits), spec.methods, spec.bits)
+               if cell_is_current(out, spec, tuned, c[1], c[2], c[0])]
+    if not current:
+        raise VsbError(f"{out}: no current cell to verify; compute the benchmark first.")
+    rng = np.random.default_rng(seed)
+    chosen = [current[i] for i in sorted(rng.choice(len(current), min(count, len(current)), replace=False))]
+    device, same = resolve_device("auto"), 0
+    before = torch.get_num_threads()
+    try:
+        for split, variant, bits in chosen:
+            stored = json.loads(cell_path(out, variant, bits, split).read_text())
+            cfg = saved_config_from_dict(stored["config"])
+            threads = _threads_of(stored)
+            torch.set_num_threads(threads or before)
+            prep = prepare(cfg)
+            again = evaluate_cell(fit_cell(cfg, prep, device, _StageCache()), prep, cfg, device)
+            a, b = _figures(stored), _figures(cast(dict, again))
+            differ = sorted(k for k in a if k in b and a[k] != b[k])
+            same += not differ
+            log(f"{variant} {bits} bits split {split} ({threads or before} thread(s), {stored.get('git_commit')}): "
+                + ("every figure reproduced" if not differ else
+                   f"{len(differ)} of {len(a)} figures differ, e.g. {differ[0]} {a[differ[0]]!r} vs {b[differ[0]]!r}"))
+    finally:
+        torch.set_num_threads(before)
+    log(f"{same} of {len(chosen)} cells reproduced exactly")
+    return same, len(chosen)
 
 
 def collect_cells(out: Path, spec: BenchmarkSpec) -> list[Cell]:

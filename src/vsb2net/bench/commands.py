@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..config import parse_overrides
 from ..errors import VsbError
-from .cells import run_benchmark
+from .cells import run_benchmark, verify_cells
 from .spec import BenchmarkSpec, cell_config, load_tuned, tuned_for, variants
 from .tuned import TUNED_DIR, committed_tuned_file
 from .tuning import run_tune
@@ -44,6 +44,9 @@ def _cmd_benchmark(args) -> int:
     spec = BenchmarkSpec(dataset=args.dataset, root=args.data_root, methods=methods,
                          bits=_split_list(args.bits, int), splits=args.splits, max_per_class=args.max_per_class,
                          tuned=tuned_file, out=args.out or "", overrides=args.set).check()
+    if args.verify is not None:
+        same, checked = verify_cells(spec, args.verify)
+        return 0 if same == checked else 1
     tuned = load_tuned(tuned_file)
     print(f"settings: {tuned_file or 'no tuned file (package defaults)'}" +
           (f", --set {' '.join(args.set)}" if args.set else ""))
