@@ -74,7 +74,7 @@ BACKEND = '''
     import numpy as np
 
     from vsb2net.codes import hamming_distances
-    from vsb2net.index.base import BACKENDS, Backend
+    from vsb2net.index.backend import BACKENDS, Backend
 
 
     @BACKENDS.register("numpy-flat", help="exact scan in numpy (a test's backend)")

@@ -8,7 +8,7 @@ import pytest
 from vsb2net.codes import hamming_distances
 from vsb2net.errors import VsbError
 from vsb2net.index import HammingIndex, backend_names
-from vsb2net.index.base import MAGIC
+from vsb2net.index.file_format import MAGIC
 
 BITS = 32
 

@@ -542,3 +542,26 @@ def test_asymmetric_ap_within_hamming_is_the_ap_of_the_served_ranking():
         assert ap[i] == pytest.approx((np.cumsum(rel) / np.arange(1, 81) * rel).sum() / rel.sum())
     # a ranking other than the score alone gives
     assert not np.allclose(ap, asymmetric_average_precision(u, db, ql, dl))
+
+
+def test_the_evaluations_ranking_and_search_agree_item_for_item_on_ties():
+    """The served order is defined once (vsb2net.served_order): the metric's ranking with
+    within_hamming=True and HammingIndex.search(..., real=u) list the same positions, ties included
+    (identical codes: equal distance and score, ordered by the fixed shuffle of positions)."""
+    from vsb2net.index import HammingIndex
+    from vsb2net.metrics import asymmetric_ranking
+
+    rng = np.random.default_rng(3)
+    db = pack_codes(rng.normal(size=(12, 16)))[rng.integers(0, 12, 90)]  # 90 items, 12 distinct codes
+    u = rng.normal(size=(6, 16)).astype(np.float32)
+    ranking = asymmetric_ranking(u, db)
+    index = HammingIndex(16)
+    index.add(db)
+    hits = index.search(pack_codes(u), len(db), real=u)
+    for i in range(len(u)):
+        assert hits[i].positions.tolist() == ranking[i].tolist()
+        # true ties are there, and not in position order
+        assert (np.diff(hits[i].distances) == 0).sum() > 40 and not np.all(np.diff(hits[i].positions[:20]) > 0)
+    # the cut list of a smaller search is the head of the same order
+    for i, short in enumerate(index.search(pack_codes(u), 10, real=u)):
+        assert short.positions.tolist() == ranking[i, :10].tolist()

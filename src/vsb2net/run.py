@@ -336,6 +336,6 @@ class Run:
 
     def open_index(self, path: str | Path, **search_params: Any):
         """The index at ``path``, checked to hold codes of this run's model and code length."""
-        from .index.base import HammingIndex
+        from .index.hamming_index import HammingIndex
 
         return HammingIndex.load(Path(path), bits=self.bits, model=self.fingerprint, **search_params)

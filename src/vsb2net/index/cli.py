@@ -12,7 +12,8 @@ import numpy as np
 
 from vsb2net.errors import VsbError
 
-from .base import BACKENDS, DEFAULT_BACKEND, SUFFIX, backend_names, get_backend
+from .backend import BACKENDS, DEFAULT_BACKEND, backend_names, get_backend
+from .file_format import SUFFIX
 from .milvus_backend import INDEX_TYPES
 
 GRID_MAX_HITS = 12
@@ -125,7 +126,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from vsb2net.run import Run
 
     from . import items as sources
-    from .base import HammingIndex
+    from .hamming_index import HammingIndex
 
     run = Run.load(args.run_dir)
     if args.dataset:
@@ -180,7 +181,7 @@ def _backend_params(args: argparse.Namespace, out: Path, stem: str) -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .base import read_index_file
+    from .file_format import read_index_file
 
     header, _ = read_index_file(Path(args.index))
     model = header.get("model") or {}

@@ -29,7 +29,7 @@ import numpy as np
 from vsb2net.codes import pad_codes, padded_bytes
 from vsb2net.errors import VsbError
 
-from .base import BACKENDS, Backend
+from .backend import BACKENDS, Backend
 
 
 def _faiss():

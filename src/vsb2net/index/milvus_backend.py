@@ -30,7 +30,7 @@ import numpy as np
 
 from vsb2net.errors import VsbError
 
-from .base import BACKENDS, Backend
+from .backend import BACKENDS, Backend
 
 TOKEN_ENV = "VSB2NET_MILVUS_TOKEN"
 MAX_TOPK = 16384

@@ -23,7 +23,7 @@ from vsb2net.codes import hexes_to_codes
 from vsb2net.data.images import MAX_PIXELS, decode_image
 from vsb2net.data.semantics import TEXT_SOURCES
 from vsb2net.errors import VsbError
-from vsb2net.index.base import Hits
+from vsb2net.index.hits import Hits
 from vsb2net.index.items import ItemPictures
 from vsb2net.run import Run
 
