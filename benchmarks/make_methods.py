@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/make_methods.py
 
+Also rewrites the method lists in README.md and docs/DATASETS.md (their methods blocks).
 Every method's section comes from what its class declares (family, paper, options, grid,
 ablations) and its file's docstring (the loss as written from the paper); the tuned settings are
 read from src/vsb2net/bench/tuned/*.yaml, where `vsb2net tune` wrote them.  Nothing here is typed in by hand:
@@ -14,6 +15,7 @@ import inspect
 import sys
 from pathlib import Path
 
+from vsb2net.bench import method_lists
 from vsb2net.bench.tuned import TUNED_DIR, load_tuned_file
 from vsb2net.io import write_text
 from vsb2net.models import FAMILIES, METHODS, variants
@@ -93,6 +95,13 @@ def main() -> int:
     args = ap.parse_args()
     write_text(Path(args.output), render())
     print(f"wrote {args.output}")
+    for path, text, indent in ((ROOT / "README.md", method_lists.readme_text(), "  "),
+                               (ROOT / "docs" / "DATASETS.md", method_lists.datasets_text(), "")):
+        block = method_lists.with_block(path.read_text(), text, indent=indent)
+        if block is None:
+            raise SystemExit(f"{path} has no {method_lists.START} ... {method_lists.END} block")
+        write_text(path, block)
+        print(f"wrote the method list of {path}")
     return 0
 
 
