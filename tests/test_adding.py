@@ -189,8 +189,8 @@ def test_an_index_backend_with_a_parameter_is_built_searched_and_served(numpy_ba
 
 
 METRIC = '''
-    from vsb2net.metrics import precision_recall_radius
-    from vsb2net.row_metrics import row_metric
+    from vsb2net.evaluation.retrieval import precision_recall_radius
+    from vsb2net.evaluation.row_metrics import row_metric
 
 
     @row_metric("precision_radius0", "P@r=0")
@@ -202,11 +202,11 @@ METRIC = '''
 
 def test_a_row_metric_in_a_new_file_reaches_the_run_the_cell_and_the_report(tmp_path):
     from test_evaluation import _toy
-    from vsb2net.evaluation import evaluate_model
-    from vsb2net.metrics import distance_histograms, precision_recall_radius
-    from vsb2net.metrics_record import summary
+    from vsb2net.evaluation.model_eval import evaluate_model
+    from vsb2net.evaluation.record import summary
+    from vsb2net.evaluation.retrieval import distance_histograms, precision_recall_radius
+    from vsb2net.evaluation.row_metrics import ROW_METRICS
     from vsb2net.report import _columns
-    from vsb2net.row_metrics import ROW_METRICS
 
     _import_as(tmp_path, "vsb2net.precision_radius0", METRIC)
     try:

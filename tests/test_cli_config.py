@@ -210,7 +210,7 @@ def test_index_backends_come_from_the_registry(capsys):
 # --- fast start -------------------------------------------------------------------------------
 
 HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.bench.cells",
-         "vsb2net.data", "vsb2net.evaluation", "fastapi", "starlette", "uvicorn", "vsb2net.serve.app",
+         "vsb2net.data", "vsb2net.evaluation.model_eval", "fastapi", "starlette", "uvicorn", "vsb2net.serve.app",
          "vsb2net.serve.service")
 
 

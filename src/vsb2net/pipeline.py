@@ -33,9 +33,9 @@ from .data.splits import (
 )
 from .distributed import SINGLE, Dist
 from .errors import TrainingInterrupted, VsbError
-from .evaluation import evaluate_model, run_meta, validation_score
+from .evaluation.model_eval import evaluate_model, run_meta, validation_score
+from .evaluation.record import Metrics
 from .io import atomic_path, write_json, write_npy
-from .metrics_record import Metrics
 from .models import METHODS, ClassContext, HashingMethod, create_method, images_to_tensor, relations
 from .models.backbones import FrozenTrunkBackbone, build_backbone, frozen_trunk, set_input_reference
 from .models.feature_cache import trunk_output

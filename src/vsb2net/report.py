@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .codes import hamming_distances  # noqa: E402
+from .evaluation.record import ROWS, Metrics, RowName, map_at_k_keys, protocols  # noqa: E402
+from .evaluation.row_metrics import ROW_METRICS  # noqa: E402
 from .io import atomic_path, write_text  # noqa: E402
-from .metrics_record import ROWS, Metrics, RowName, map_at_k_keys, protocols  # noqa: E402
-from .row_metrics import ROW_METRICS  # noqa: E402
 from .run import REPORT, TRAINING  # noqa: E402
 
 #: the rows of the tables, in their order

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..config import ADDED_OPTIONS, RunConfig
 from ..errors import VsbError
-from ..evaluation import evaluate_model
+from ..evaluation.model_eval import evaluate_model
+from ..evaluation.record import Cell, CellMetrics, summary
 from ..io import write_json
-from ..metrics_record import Cell, CellMetrics, summary
 from ..models import METHODS
 from ..models import variants as all_variants
 from ..models.base import SHARED_OPTIONS
@@ -121,7 +121,7 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Stage
 
 
 def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> CellMetrics:
-    """The run's evaluation (vsb2net.evaluation), without curves and per-class detail."""
+    """The run's evaluation (vsb2net.evaluation.model_eval), without curves and per-class detail."""
     metrics, _ = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
                                 prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
     out = summary(metrics)

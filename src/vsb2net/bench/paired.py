@@ -6,7 +6,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from ..metrics_record import Cell, row_of
+from ..evaluation.record import Cell, row_of
 from ..models import REFERENCE, variants
 from .spec import BenchmarkSpec
 from .tables import Aggregate

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics_record import PROTOCOLS, Cell, RowName, row_of
+from ..evaluation.record import PROTOCOLS, Cell, RowName, row_of
 from ..models import METHODS, REFERENCE, variants
 from .cells import collect_cells
 from .levers_doc import levers_section

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..evaluation.record import Cell, RowName, row_of
+from ..evaluation.row_metrics import ROW_METRICS
 from ..io import atomic_path, write_text
-from ..metrics_record import Cell, RowName, row_of
-from ..row_metrics import ROW_METRICS
 from .spec import BenchmarkSpec
 
 #: (method, bits) -> (mean, sample std, splits) of one metric over a benchmark's cells

@@ -1,5 +1,5 @@
 """Registered row metrics: figures of a Hamming ranking that every evaluation computes from the
-distance histograms of a query row, beside the built-in ones of :mod:`vsb2net.metrics`.
+distance histograms of a query row, beside the built-in ones of :mod:`vsb2net.evaluation.retrieval`.
 
 A row metric is a function ``(n, r) -> per-query values``: ``n[q, d]`` database items and
 ``r[q, d]`` relevant ones at Hamming distance ``d`` from query ``q`` (the histograms that make
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import precision_recall_radius
-from .registry import Registry
+from ..registry import Registry
+from .retrieval import precision_recall_radius
 
 Hists = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -3,7 +3,7 @@ run's ``metrics.json`` holds and what a benchmark cell keeps of it (:func:`summa
 
 They are JSON objects, so the declarations are ``TypedDict``\\ s: a reader indexes them as before
 and a type checker catches a misspelt key.  What each metric means is in the docstring of
-:mod:`vsb2net.evaluation`; the tie rule is in :mod:`vsb2net.metrics`.
+:mod:`vsb2net.evaluation.model_eval`; the tie rule is in :mod:`vsb2net.evaluation.retrieval`.
 
 One thing a ``TypedDict`` cannot declare: a row also holds ``map@K`` for each K of its ``topk``
 (``eval.topk``), one key per K; :func:`map_at_k_keys` lists them.
@@ -191,7 +191,7 @@ def protocols(metrics: Metrics | CellMetrics) -> Protocols:
 
 def registered_keys(row: Mapping[str, Any]) -> list[str]:
     """The row's keys that no declaration here names: the registered row metrics
-    (:mod:`vsb2net.row_metrics`), in the row's order."""
+    (:mod:`vsb2net.evaluation.row_metrics`), in the row's order."""
     declared = RowMetrics.__required_keys__ | RowMetrics.__optional_keys__
     return [k for k in row if k not in declared and not k.startswith("map@")]
 
