@@ -131,9 +131,19 @@ def _leave_helper_rank() -> NoReturn:
     os._exit(0)
 
 
+def _evaluate_and_report(path, prep=None):
+    """Evaluate a trained run (its codes and metrics.json) and write its report.md; the metrics."""
+    from .pipeline import evaluate_run
+    from .report import write_report
+
+    ev = evaluate_run(path, prep)
+    write_report(ev.path, ev.cfg, ev.metrics, ev.prep, ev.packed)
+    return ev.metrics
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .distributed import from_env
-    from .pipeline import evaluate_run, prepare, train_run
+    from .pipeline import prepare, train_run
     from .report import print_tables
     from .run import REPORT
 
@@ -143,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = train_run(cfg, prep, resume=state, out=args.resume)
     if not from_env().is_main:
         _leave_helper_rank()  # rank 0 evaluates; the other ranks only helped train
-    metrics = evaluate_run(out, prep, log=lambda *_: None)
+    metrics = _evaluate_and_report(out, prep)
     print_tables(metrics)
     print(f"\nunseen-class mAP@all (tie-aware): {metrics['unseen']['map']:.4f}   "
           f"[{cfg.model.method}, {cfg.model.bits} bits, {cfg.data.dataset}]")
@@ -152,11 +162,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .pipeline import evaluate_run
     from .report import print_tables
     from .run import REPORT
 
-    metrics = evaluate_run(args.run_dir)
+    metrics = _evaluate_and_report(args.run_dir)
     print_tables(metrics)
     print(f"report: {Path(args.run_dir) / REPORT}")
     return 0

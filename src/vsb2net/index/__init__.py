@@ -9,7 +9,8 @@ of indexed items; cli.py adds ``vsb2net index build`` and ``vsb2net search``.
 from . import faiss_backend, milvus_backend, scan_backend  # noqa: F401,I001  (each registers its backends)
 from .backend import BACKENDS, DEFAULT_BACKEND, Backend, backend_names
 from .file_format import read_index_file
-from .hamming_index import HammingIndex
+from .hamming_index import HammingIndex, open_index
 from .hits import Hits
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "HammingIndex", "Hits", "backend_names", "read_index_file"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "HammingIndex", "Hits", "backend_names", "open_index",
+           "read_index_file"]

@@ -244,9 +244,11 @@ def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.
 def cmd_search(args: argparse.Namespace) -> int:
     from vsb2net.run import Run
 
+    from .hamming_index import open_index
+
     run = Run.load(args.run_dir)
     index_path = Path(args.index)
-    index = run.open_index(index_path, **search_params(args))
+    index = open_index(run, index_path, **search_params(args))
     try:
         desc, codes, real, images = _queries(args, run)
         # ties ordered by the queries' real-valued codes where the backend can return stored codes

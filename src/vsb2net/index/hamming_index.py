@@ -266,3 +266,9 @@ class HammingIndex:
                            f"header says {count}; rebuild the index.")
         self.set_search_params(**search_params)
         return self
+
+
+def open_index(run: Any, path: str | Path, **search_params: Any) -> HammingIndex:
+    """The index at ``path``, checked to hold codes of ``run``'s model and code length (``run``: a
+    :class:`vsb2net.run.Run`, or anything with its ``bits`` and ``fingerprint``)."""
+    return HammingIndex.load(Path(path), bits=run.bits, model=run.fingerprint, **search_params)

@@ -23,6 +23,7 @@ from vsb2net.codes import hexes_to_codes
 from vsb2net.data.images import MAX_PIXELS, decode_image
 from vsb2net.data.semantics import TEXT_SOURCES
 from vsb2net.errors import VsbError
+from vsb2net.index.hamming_index import open_index
 from vsb2net.index.hits import Hits
 from vsb2net.index.items import ItemPictures
 from vsb2net.run import Run
@@ -76,7 +77,7 @@ class SearchService:
                  **search_params: Any):
         self.run = Run.load(run_dir)
         self.index_path = Path(index_path)
-        self.index = self.run.open_index(self.index_path, **search_params)
+        self.index = open_index(self.run, self.index_path, **search_params)
         self.identity = self.run.identity()
         self.source = self.run.vector_source()
         backend_max = self.index.backend.max_k  # e.g. Milvus returns at most 16,384 hits per query
