@@ -4,6 +4,7 @@ here imports torch or trains."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "vsb2net"
 #: the longest a function in src/vsb2net may be (lines from ``def`` to its last line)
 MAX_FUNCTION_LINES = 80
+#: the README is a first read; what contributors need is in CONTRIBUTING.md
+MAX_README_LINES = 200
 #: the floors of the package, from the ground up: a top-level module or folder (``vsb2net``: the
 #: package's own __init__) imports only from its floor or below, never from above (deferred imports
 #: inside functions count too).  A new top-level module or folder takes its place here.
@@ -186,6 +189,18 @@ def test_the_folder_checks_find_a_loop_and_an_arrow_up(tmp_path, monkeypatch):
     assert import_cycles() == []
     assert folder_cycles() == [["data", "models"]]
     assert arrows_up() == ["vsb2net.models.a -> vsb2net.data.b (floor 1 imports floor 2)"]
+
+
+def test_the_readme_is_a_first_read_and_the_guide_names_its_tests():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= MAX_README_LINES and "(CONTRIBUTING.md)" in readme
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    sections = re.split(r"^## ", guide, flags=re.M)[1:]
+    adding = {s.splitlines()[0]: s for s in sections if s.startswith("Adding a")}
+    assert set(adding) == {"Adding a method", "Adding a dataset", "Adding an index backend", "Adding a metric"}
+    for title, text in adding.items():
+        tests = re.findall(r"`(tests/test_\w+\.py)`", text)
+        assert tests and all((ROOT / t).is_file() for t in tests), title
 
 
 def test_no_function_is_longer_than_80_lines():
