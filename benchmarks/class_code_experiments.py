@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                                   *[kv for kv in args.set.split(",") if kv]])
         prep = prepare(cfg)
         sources = vector_sources(prep)
-        builds = constructions(cfg.model.lle_neighbors)
+        builds = constructions(cfg.model.params.lle_neighbors)
         vals = validation_splits(prep.dataset.labels, prep.split, cfg.data.n_val_unseen, cfg.data.query_fraction,
                                  cfg.data.split_seed, args.folds)
         for k, val in enumerate(vals):

@@ -70,28 +70,36 @@ def test_bad_specs():
 def test_tune_writes_choices_with_the_command(tmp_path):
     out = tmp_path / "tuned.yaml"
     run_tune("animal-mnist", ["lsh", "random"], 16, 30, 2, str(out), "vsb2net tune --test", progress=False,
-             log=lambda *_: None)
+             log=lambda *_: None, trials=2)
     text = out.read_text()
     assert text.startswith("# Chosen on the validation protocol by:\n#   vsb2net tune --test")
     doc = yaml.safe_load(text)
     assert set(doc["methods"]) == {"lsh"}  # random has nothing to tune
     assert doc["methods"]["lsh"]["train.epochs"] in (1, 2)
-    assert len(doc["grid"]) == 1 and "No unseen class" in doc["selection"]
+    assert [(t["method"], t["trial"]) for t in doc["trials"]] == [("lsh", 0), ("lsh", 1)]
+    assert "No unseen class" in doc["selection"]
+    # the first trial is the method's reference values; the file records the space and the budget
+    assert doc["trials"][0]["params"] == {"train.lr": 2e-3}
+    assert doc["search"]["trials"] == {"lsh": 2}
+    assert doc["search"]["spaces"]["lsh"] == {"train.lr": "[0.0002, 0.01] (log)"}
+    best = max((t for t in doc["trials"] if t["state"] == "complete"), key=lambda t: t["val_map"])
+    assert doc["methods"]["lsh"] == {**best["params"], "train.epochs": best["best_epoch"]}
 
 
 def test_retuning_one_method_keeps_the_others(tmp_path):
     out = tmp_path / "tuned.yaml"
-    run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "first", progress=False, log=lambda *_: None)
-    run_tune("animal-mnist", ["itq"], 16, 30, 1, str(out), "second", progress=False, log=lambda *_: None)
+    run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "first", progress=False, log=lambda *_: None, trials=1)
+    run_tune("animal-mnist", ["itq"], 16, 30, 1, str(out), "second", progress=False, log=lambda *_: None, trials=1)
     doc = yaml.safe_load(out.read_text())
     assert set(doc["methods"]) == {"lsh", "itq"} and doc["commands"] == ["first", "second"]
 
 
 def test_tune_averages_over_validation_folds(tmp_path):
     out = tmp_path / "tuned.yaml"
-    run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(out), "folds", progress=False, log=lambda *_: None, folds=3)
+    run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(out), "folds", progress=False, log=lambda *_: None, folds=3,
+             trials=1)
     doc = yaml.safe_load(out.read_text())
-    row = doc["grid"][0]
+    row = doc["trials"][0]
     assert doc["val_folds"] == 3 and len(row["folds"]) == 3 and all(len(c) == 2 for c in row["folds"])
     mean = [sum(c[e] for c in row["folds"]) / 3 for e in range(2)]
     assert row["history"] == pytest.approx(mean)
@@ -142,9 +150,16 @@ def test_a_cell_hash_covers_only_the_options_its_method_reads():
     def h(method, *more):
         return config_hash(build_config(None, [f"model.method={method}", *more]))
 
-    # a VSB2-Net-only option leaves the baselines' cells current, not VSB2-Net's
-    assert h("lsh", "model.w_rel=0.5") == h("lsh") and h("csq", "model.class_codes=semantic") == h("csq")
-    assert h("vsb2net", "model.w_rel=0.5") != h("vsb2net")
+    # a VSB2-Net-only option leaves the baselines' cells current, not VSB2-Net's: a benchmark's
+    # --set of it holds for the methods that have it
+    from vsb2net.bench.spec import cell_config
+
+    def cell(method, *more):
+        spec = BenchmarkSpec(methods=[method], bits=[32], splits=1, overrides=list(more)).check()
+        return config_hash(cell_config(spec, {}, method, 32, 0))
+
+    assert cell("lsh", "model.w_rel=0.5") == cell("lsh") and cell("csq", "model.class_codes=semantic") == cell("csq")
+    assert cell("vsb2net", "model.w_rel=0.5") != cell("vsb2net")
     # what a baseline reads still counts: its own options, the shared ones, every other section
     assert h("csq", "model.w_q=0.5") != h("csq") and h("lsh", "model.bits=16") != h("lsh")
     assert h("lsh", "train.epochs=3") != h("lsh") and h("lsh", "data.split_seed=4") != h("lsh")
@@ -171,7 +186,7 @@ def test_parallel_jobs_compute_the_same_cells(tmp_path):
 def test_tune_settings_from_set_are_saved_with_each_choice(tmp_path):
     out = tmp_path / "tuned.yaml"
     run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "set", progress=False, log=lambda *_: None,
-             overrides=["model.backbone=cnn28s"])
+             overrides=["model.backbone=cnn28s"], trials=1)
     doc = yaml.safe_load(out.read_text())
     assert doc["methods"]["lsh"]["model.backbone"] == "cnn28s"
     with pytest.raises(VsbError, match="section.key=value"):

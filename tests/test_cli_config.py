@@ -47,7 +47,7 @@ def test_flags_win_over_set_and_set_over_config_file(tmp_path):
     path.write_text("model:\n  bits: 48\n  w_rel: 0.5\ntrain:\n  epochs: 4\n")
     cfg = config("--config", str(path), "--set", "model.bits=16", "--set", "model.w_rel=0", "--bits", "64",
                  "--no-progress", "--unseen", "Cat,Dog")
-    assert (cfg.model.bits, cfg.model.w_rel, cfg.train.epochs) == (64, 0.0, 4)
+    assert (cfg.model.bits, cfg.model.params.w_rel, cfg.train.epochs) == (64, 0.0, 4)
     assert cfg.train.progress is False and cfg.data.unseen == ["Cat", "Dog"]
 
 
@@ -67,14 +67,14 @@ def test_tuned_settings_of_the_run_method_are_the_starting_configuration():
     cfg = config("--tuned", str(TUNED))
     settings = doc["methods"]["vsb2net"]
     assert cfg.model.method == "vsb2net" and cfg.data.dataset == doc["dataset"]
-    assert cfg.model.w_rec == settings["model.w_rec"] and cfg.train.epochs == settings["train.epochs"]
+    assert cfg.model.params.w_rec == settings["model.w_rec"] and cfg.train.epochs == settings["train.epochs"]
     # the tuned epoch count is the maximum; run still selects on the validation protocol
     assert cfg.train.select_epochs is True
     assert config("--tuned", str(TUNED), "--set", "train.select_epochs=false").train.select_epochs is False
     # another method: its own settings, none of vsb2net's
     csq = config("--tuned", str(TUNED), "--method", "csq")
-    assert csq.model.w_q == doc["methods"]["csq"]["model.w_q"]
-    assert csq.train.epochs == doc["methods"]["csq"]["train.epochs"] and csq.model.w_rec == 1.0
+    assert csq.model.params.w_q == doc["methods"]["csq"]["model.w_q"]
+    assert csq.train.epochs == doc["methods"]["csq"]["train.epochs"] and not hasattr(csq.model.params, 'w_rec')
     assert config("--tuned", str(TUNED), "--set", "model.method=csq").train.epochs == csq.train.epochs
 
 
@@ -82,7 +82,7 @@ def test_config_set_and_flags_win_over_tuned(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  w_rec: 7\n")
     cfg = config("--tuned", str(TUNED), "--config", str(path), "--set", "train.epochs=2", "--dataset", "mnist")
-    assert (cfg.model.w_rec, cfg.train.epochs, cfg.data.dataset) == (7.0, 2, "mnist")
+    assert (cfg.model.params.w_rec, cfg.train.epochs, cfg.data.dataset) == (7.0, 2, "mnist")
     assert config("--tuned", str(TUNED), "--epochs", "5", command="train").train.epochs == 5
 
 
@@ -255,7 +255,8 @@ def test_tuned_auto_takes_the_committed_file_of_the_dataset(tmp_path, monkeypatc
         {"dataset": "animal-mnist", "methods": {"vsb2net": {"model.w_rec": 7.0, "train.epochs": 4}}}))
     monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path)
     cfg = tuned.tuned_config(None, [], tuned="auto")
-    assert cfg.model.w_rec == 7.0 and cfg.train.epochs == 4
+    assert cfg.model.params.w_rec == 7.0 and cfg.train.epochs == 4
     # a dataset without a committed file keeps the defaults; flags still win over the file
-    assert tuned.tuned_config(None, ["data.dataset=mnist"], tuned="auto").model.w_rec == config.ModelConfig.w_rec
-    assert tuned.tuned_config(None, ["model.w_rec=2"], tuned="auto").model.w_rec == 2.0
+    default = config.ModelConfig().params.w_rec
+    assert tuned.tuned_config(None, ["data.dataset=mnist"], tuned="auto").model.params.w_rec == default
+    assert tuned.tuned_config(None, ["model.w_rec=2"], tuned="auto").model.params.w_rec == 2.0

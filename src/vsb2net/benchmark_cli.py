@@ -51,12 +51,17 @@ def register(sub, add_config_flags) -> None:
     p.set_defaults(func=_lazy("_cmd_benchmark"))
 
     p = sub.add_parser("tune", help="choose each method's settings and epochs on the validation protocol",
-                       description="Grid-search each method's few hyper-parameters on the validation protocol "
-                                   "(pseudo-unseen seen classes of split 0) and write the chosen defaults, with the "
-                                   "command and the whole grid, to a YAML file for `vsb2net benchmark --tuned` "
-                                   "and `vsb2net run --tuned`.")
+                       description="Search each method's space (declared in its own file: its loss weights, "
+                                   "margins and the learning rate) with the same number of Optuna trials for every "
+                                   "method (TPE, the paper's values first, a median pruner) on the validation "
+                                   "protocol (pseudo-unseen seen classes of split 0), and write the chosen defaults, "
+                                   "with the command, the search spaces and every trial, to a YAML file for "
+                                   "`vsb2net benchmark --tuned` and `vsb2net run --tuned`.")
     _common_args(p)
-    p.add_argument("--bits", type=int, default=32, help="code length the grid is scored at")
+    p.add_argument("--bits", type=int, default=32, help="code length the trials are scored at")
+    p.add_argument("--trials", type=int, default=20, metavar="N",
+                   help="Optuna trials per method, the same for every method (default 20; a method with nothing "
+                        "to search but its epoch count trains once)")
     p.add_argument("--max-epochs", type=int, default=10)
     p.add_argument("--val-folds", type=int, default=1, metavar="K",
                    help="average the validation score over K folds, each holding out other seen classes "
@@ -66,6 +71,6 @@ def register(sub, add_config_flags) -> None:
                         "the file `vsb2net benchmark` and `vsb2net run --tuned auto` read); other methods' choices "
                         "in it are kept")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                   help="setting for every grid point, saved with each method's choice (e.g. model.backbone=cnn28s)")
+                   help="setting for every trial, saved with each method's choice (e.g. model.backbone=cnn28s)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_lazy("_cmd_tune"))

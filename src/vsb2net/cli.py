@@ -8,6 +8,7 @@ backbones) are checked then, with the known names in the error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -210,6 +211,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         cls = METHODS.get(name)
         print(f"{name:{width}s}  {cls.family:12s}  {'yes' if cls.codes_classes else 'no':8s}  {METHODS.help(name)}")
         print(f"{'':{width}s}  {'':12s}  {'':8s}  paper: {cls.paper}")
+        own = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Params))
+        print(f"{'':{width}s}  {'':12s}  {'':8s}  parameters (model.*): {own or '(none of its own)'}")
         for suffix, overrides in cls.ablations.items():
             shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
             print(f"{'':{width}s}  {'':12s}  {'':8s}  ablation {name}-{suffix}: {shown}")

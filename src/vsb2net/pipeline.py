@@ -109,8 +109,8 @@ def unseen_names(cfg: RunConfig, ds: Dataset) -> list[str]:
 
 def class_context(vectors: np.ndarray, split: ZeroShotSplit, cfg: RunConfig, device: torch.device) -> ClassContext:
     """What the loss knows about the classes of ``split`` (:func:`vsb2net.models.relations.class_context`)."""
-    m = cfg.model
-    return relations.class_context(vectors, split.seen, split.unseen, m.class_span, m.lle_neighbors, m.lle_reg, device)
+    span, neighbors, reg = METHODS.get(cfg.model.method).relation_settings(cfg.model.params)
+    return relations.class_context(vectors, split.seen, split.unseen, span, neighbors, reg, device)
 
 
 def fit_method(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, device: torch.device,

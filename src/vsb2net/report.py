@@ -15,6 +15,7 @@ from . import run as runfiles  # noqa: E402
 from .codes import hamming_distances  # noqa: E402
 from .evaluation.record import ROWS, Metrics, RowName, map_at_k_keys, protocols  # noqa: E402
 from .evaluation.row_metrics import ROW_METRICS  # noqa: E402
+from .models import METHODS  # noqa: E402
 
 #: the rows of the tables, in their order
 ROW_LABELS: dict[RowName, str] = {"unseen": "unseen classes", "seen": "seen classes"}
@@ -180,6 +181,7 @@ def _protocol_lines(cfg, meta: dict, prep, training: dict) -> list[str]:
     ds, sp = prep.dataset, prep.split
     sizes = meta["split"]["sizes"]
     val = training.get("validation")
+    span = METHODS.get(cfg.model.method).relation_settings(cfg.model.params)[0]
     lines = [
         f"- dataset: `{meta['dataset']}` ({ds.source})",
         f"- seen classes ({len(sp.seen)}): {', '.join(meta['split']['seen'])}",
@@ -189,7 +191,7 @@ def _protocol_lines(cfg, meta: dict, prep, training: dict) -> list[str]:
         "(held out: never trained on, not in the database)",
         f"- class vectors: {cfg.data.class_vectors}"
         f"{'' if prep.vectors_source == cfg.data.class_vectors else f' ({prep.vectors_source})'}; "
-        f"relation/discrepancy terms span: {cfg.model.class_span} classes",
+        f"relation/discrepancy terms span: {span} classes",
         f"- split seed {cfg.data.split_seed}, query seed {cfg.data.query_seed}, training seed {cfg.train.seed}",
     ]
     if val and val.get("best_map") is not None:

@@ -208,13 +208,14 @@ def model_fingerprint(ckpt: dict) -> str:
 def _load_model(path: Path) -> tuple[RunConfig, HashingMethod, dict]:
     where = path / CHECKPOINT
     ckpt = load_checkpoint(where)
+    # the method first: its parameters are read by the method, so an unknown one says so plainly
+    if ckpt["method"] not in METHODS:
+        raise VsbError(f"checkpoint {where} was trained with method {ckpt['method']!r}, which this vsb2net does not "
+                       f"have (known: {', '.join(METHODS.names())}); use the vsb2net that trained it.")
     try:
         cfg = saved_config_from_dict(ckpt["config"]).validate()
     except VsbError as exc:
         raise VsbError(f"checkpoint {where} holds an unusable configuration ({exc}); retrain the run.") from None
-    if ckpt["method"] not in METHODS:
-        raise VsbError(f"checkpoint {where} was trained with method {ckpt['method']!r}, which this vsb2net does not "
-                       f"have (known: {', '.join(METHODS.names())}); use the vsb2net that trained it.")
     _check_same_run(path, cfg, ckpt)
     try:
         # the checkpoint holds every weight: do not fetch pretrained ones again just to overwrite them
@@ -247,8 +248,8 @@ def _check_same_run(path: Path, cfg: RunConfig, ckpt: dict) -> None:
         on_disk = saved_config_from_dict(load_config_file(path / CONFIG))
     except VsbError:
         return  # no readable config.yaml: the checkpoint alone describes the run
-    theirs = {f"model.{k}": v for k, v in cfg.model.__dict__.items()} | {"data.dataset": cfg.data.dataset}
-    ours = {f"model.{k}": v for k, v in on_disk.model.__dict__.items()} | {"data.dataset": on_disk.data.dataset}
+    theirs = {f"model.{k}": v for k, v in cfg.model.to_dict().items()} | {"data.dataset": cfg.data.dataset}
+    ours = {f"model.{k}": v for k, v in on_disk.model.to_dict().items()} | {"data.dataset": on_disk.data.dataset}
     differ = [k for k in ours if ours[k] != theirs[k]]
     if differ:
         shown = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in differ[:4])

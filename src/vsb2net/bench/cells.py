@@ -15,14 +15,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import ADDED_OPTIONS, RunConfig
+from ..config import RunConfig, hashed_settings, saved_config_from_dict
 from ..errors import VsbError
 from ..evaluation.model_eval import evaluate_model
 from ..evaluation.record import Cell, CellMetrics, summary
 from ..io import write_json
 from ..models import METHODS
 from ..models import variants as all_variants
-from ..models.base import SHARED_OPTIONS
 from ..pipeline import Prepared, fit_method, prepare
 from ..training import resolve_device
 from .spec import BenchmarkSpec, cell_config, cell_path, load_tuned
@@ -36,22 +35,17 @@ _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """sha256 of the full resolved configuration (and the cell format) of a cell, less the
-    ``model.*`` options its method declares it does not read (``HashingMethod.options``)."""
-    return settings_hash(cfg.to_dict())
+    """sha256 of the full resolved configuration (and the cell format) of a cell: the shared
+    settings and its method's own parameters (:func:`vsb2net.config.hashed_settings`), less how
+    it is computed (threads, device, progress)."""
+    flat = {k: v for k, v in hashed_settings(cfg).items() if k not in _NOT_HASHED}
+    text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def settings_hash(config: dict) -> str:
     """:func:`config_hash` of a configuration as a cell file stores it (``RunConfig.to_dict``)."""
-    declared = METHODS.get(config["model"]["method"]).options
-    reads = None if declared is None else {f"model.{k}" for k in SHARED_OPTIONS | declared}
-    flat = {f"{section}.{k}": v for section, values in config.items() if isinstance(values, dict)
-            for k, v in values.items()}
-    flat = {k: v for k, v in flat.items()
-            if k not in _NOT_HASHED and not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])
-            and (reads is None or not k.startswith("model.") or k in reads)}
-    text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return config_hash(saved_config_from_dict(config))
 
 
 #: what a benchmark run writes itself (cells, tables, spec.json, RESULTS.md, README's block): changes

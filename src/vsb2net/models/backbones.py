@@ -186,8 +186,7 @@ class BackboneHashHead(HashingMethod):
     """The visual branch deep hashing methods share: backbone, linear layer, tanh."""
 
     def __init__(self, cfg, in_shape: tuple[int, ...]):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
                                        cfg.finetune_blocks)
         self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)

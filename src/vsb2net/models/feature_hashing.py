@@ -42,7 +42,6 @@ class FeatureHashing(HashingMethod):
     """Backbone + linear classifier; codes = sign((f - mean) @ projection) after ``post_fit``."""
 
     codes_classes = False
-    options = frozenset()
     family = "unsupervised"
     # LSH, ITQ and TSK train the same seeded classifier first: a benchmark trains it once per split
     shared_stage = "classifier"
@@ -50,8 +49,7 @@ class FeatureHashing(HashingMethod):
     projection: torch.Tensor
 
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
                                        cfg.finetune_blocks)
         # The number of training classes is known only when training starts (set_class_reference).

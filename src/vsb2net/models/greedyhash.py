@@ -11,11 +11,15 @@ alpha is ``model.w_q`` (0.1 in public re-implementations of the supervised varia
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from ..config import MethodParams
+from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS
 from .losses import classification_loss
 
 
@@ -31,10 +35,16 @@ def greedyhash_loss(h: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, alph
 
 @METHODS.register("greedyhash", help="GreedyHash: classifier on sign(h), straight-through gradient (pointwise)")
 class GreedyHash(BackboneHashHead):
-    options = frozenset({"w_q"})
     family = "pointwise"
     paper = "Su et al.: Greedy Hash: Towards Fast Optimization for Accurate Hash Coding in CNN, NeurIPS 2018"
-    grid = {"model.w_q": [0.01, 0.1]}
+
+    @dataclass
+    class Params(MethodParams):
+        #: alpha, the weight of the penalty keeping h near sign(h)
+        w_q: float = 0.1
+
+    search = {"w_q": LogFloat(1e-3, 1.0), "train.lr": LR_SPACE}
+    reference = {"w_q": 0.1, "train.lr": 2e-3}
 
     def __init__(self, cfg, in_shape, semantic_dim):
         super().__init__(cfg, in_shape)
@@ -53,7 +63,7 @@ class GreedyHash(BackboneHashHead):
 
     def training_loss(self, x, y, ctx):
         h = self.hash_outputs(x)
-        loss, terms = greedyhash_loss(h, self.classifier(greedy_sign(h)), y, self.cfg.w_q)
+        loss, terms = greedyhash_loss(h, self.classifier(greedy_sign(h)), y, self.params.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -16,14 +16,15 @@ class RandomCodes(HashingMethod):
     codes_classes = False
     trainable = False
     uses_backbone = False
-    options = frozenset()
     family = "floor"
     paper = "(none: content-independent codes)"
     tunable = False
+    search = {}
+    reference = {}
     projection: torch.Tensor
 
     def __init__(self, cfg, in_shape, semantic_dim):
-        super().__init__()
+        super().__init__(cfg)
         n_in = 1
         for s in in_shape:
             n_in *= s
