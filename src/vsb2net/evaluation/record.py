@@ -1,4 +1,4 @@
-"""The metrics record, declared once: what :func:`vsb2net.evaluation.evaluate_model` returns, what a
+"""The metrics record, declared once: what :func:`vsb2net.evaluation.model_eval.evaluate_model` returns, what a
 run's ``metrics.json`` holds and what a benchmark cell keeps of it (:func:`summary`).
 
 They are JSON objects, so the declarations are ``TypedDict``\\ s: a reader indexes them as before
@@ -90,7 +90,7 @@ class RowSummary(TypedDict):
 
 
 class RowMetrics(RowSummary):
-    """One query row of :func:`vsb2net.evaluation.evaluate_model` (and of ``metrics.json``)."""
+    """One query row of :func:`vsb2net.evaluation.model_eval.evaluate_model` (and of ``metrics.json``)."""
 
     n_database: int
     n_queries_without_relevant: int
@@ -120,7 +120,7 @@ Protocols = dict[str, float | None]
 
 
 class Metrics(TypedDict):
-    """What :func:`vsb2net.evaluation.evaluate_model` returns; a run adds ``meta`` (moving ``timing``
+    """What :func:`vsb2net.evaluation.model_eval.evaluate_model` returns; a run adds ``meta`` (moving ``timing``
     into it) and writes it as ``metrics.json``."""
 
     #: the rows asked for (the validation protocol evaluates ``unseen`` only)

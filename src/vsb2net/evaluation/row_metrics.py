@@ -4,7 +4,7 @@ distance histograms of a query row, beside the built-in ones of :mod:`vsb2net.ev
 A row metric is a function ``(n, r) -> per-query values``: ``n[q, d]`` database items and
 ``r[q, d]`` relevant ones at Hamming distance ``d`` from query ``q`` (the histograms that make
 every figure here tie-aware by construction: items at one distance are one tied group).  The row's
-value is the mean over its queries.  :func:`vsb2net.evaluation.evaluate_model` puts each
+value is the mean over its queries.  :func:`vsb2net.evaluation.model_eval.evaluate_model` puts each
 registered metric into every row (``metrics.json``), a benchmark cell keeps it, and ``report.md``
 and a benchmark's ``results.csv`` show it.
 
