@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vsb2net.bench.tuned import TUNED_DIR
 from vsb2net.cli import _config_from_args, _resume_from_args, build_parser, main
+from vsb2net.comparison.tuned import TUNED_DIR
 from vsb2net.config import apply_overrides, build_config, parse_overrides
 from vsb2net.errors import VsbError
 
@@ -88,7 +88,7 @@ def test_config_set_and_flags_win_over_tuned(tmp_path):
 
 def test_a_tuned_file_given_as_config_is_read_as_tuned():
     assert config("--config", str(TUNED)) == config("--tuned", str(TUNED))
-    from vsb2net.bench.tuned import tuned_config
+    from vsb2net.comparison.tuned import tuned_config
 
     assert tuned_config(TUNED, ["model.method=sitnet"]) == config("--tuned", str(TUNED), "--method", "sitnet")
     with pytest.raises(VsbError, match="give only one of them"):
@@ -209,7 +209,7 @@ def test_index_backends_come_from_the_registry(capsys):
 
 # --- fast start -------------------------------------------------------------------------------
 
-HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.bench.cells",
+HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.comparison.cells",
          "vsb2net.data", "vsb2net.evaluation.model_eval", "fastapi", "starlette", "uvicorn", "vsb2net.serve.app",
          "vsb2net.serve.service")
 
@@ -249,7 +249,7 @@ def test_tuned_auto_takes_the_committed_file_of_the_dataset(tmp_path, monkeypatc
     import yaml
 
     from vsb2net import config
-    from vsb2net.bench import tuned
+    from vsb2net.comparison import tuned
 
     (tmp_path / "animal-mnist.yaml").write_text(yaml.safe_dump(
         {"dataset": "animal-mnist", "methods": {"vsb2net": {"model.w_rec": 7.0, "train.epochs": 4}}}))

@@ -29,9 +29,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("evaluation",),
     ("training", "run"),
     ("pipeline",),
-    ("index", "bench"),
+    ("index", "comparison"),
     ("serve", "report"),
-    ("cli", "benchmark_cli", "__main__"),
+    ("cli", "__main__"),
 )
 
 
@@ -215,7 +215,7 @@ def test_no_function_is_longer_than_80_lines():
 
 
 def test_a_wheel_carries_the_tuned_defaults_and_other_package_data(tmp_path):
-    from vsb2net.bench.tuned import TUNED_DIR
+    from vsb2net.comparison.tuned import TUNED_DIR
 
     assert TUNED_DIR.is_relative_to(PACKAGE) and sorted(TUNED_DIR.glob("*.yaml"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
@@ -225,6 +225,6 @@ def test_a_wheel_carries_the_tuned_defaults_and_other_package_data(tmp_path):
     (wheel,) = tmp_path.glob("vsb2net-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in TUNED_DIR.glob("*.yaml"):
-        assert f"vsb2net/bench/tuned/{path.name}" in names
-    assert "vsb2net/serve/page.html" in names and "vsb2net/bench/reference.json" in names
+        assert f"vsb2net/comparison/tuned/{path.name}" in names
+    assert "vsb2net/serve/page.html" in names and "vsb2net/comparison/reference.json" in names
     assert any(n.startswith("vsb2net/data/class_knowledge/") for n in names)

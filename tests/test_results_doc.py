@@ -3,7 +3,7 @@ test_benchmark.py's regeneration test does not pin down on its own."""
 import importlib.util
 from pathlib import Path
 
-from vsb2net.bench.results_doc import NOT_LEADING, README_END, README_START, readme_with_block, standing_section
+from vsb2net.comparison.results_doc import NOT_LEADING, README_END, README_START, readme_with_block, standing_section
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_a_missed_aim_brings_its_conclusion():
 def test_the_method_lists_of_the_docs_are_the_registrys():
     """README.md and docs/DATASETS.md list the methods in a block benchmarks/make_methods.py writes
     from the registry: the committed blocks are what it gives now (regenerate them when not)."""
-    from vsb2net.bench import method_lists
+    from vsb2net.comparison import method_lists
     from vsb2net.models import METHODS, REFERENCE
 
     for path, text, indent in ((ROOT / "README.md", method_lists.readme_text(), "  "),

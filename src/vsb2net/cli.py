@@ -34,8 +34,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval; "
                         "a file written by `vsb2net tune` is read as --tuned")
     g.add_argument("--tuned", metavar="FILE",
-                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/bench/tuned/animal-mnist.yaml), or "
-                        "'auto' for the committed src/vsb2net/bench/tuned/DATASET.yaml of the run's dataset when "
+                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/comparison/tuned/animal-mnist.yaml), or "
+                        "'auto' for the committed src/vsb2net/comparison/tuned/DATASET.yaml of the run's dataset when "
                         "there is one (what `make run` uses): its dataset and "
                         "its settings for the run's method (--method, default vsb2net) are the starting "
                         "configuration, which --config, --set and the flags override. Its train.epochs (the "
@@ -87,7 +87,7 @@ def _overrides_from_args(args: argparse.Namespace, flags=SHORTCUTS) -> dict[str,
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .bench.tuned import tuned_config
+    from .comparison.tuned import tuned_config
 
     return tuned_config(args.config, _overrides_from_args(args), tuned=getattr(args, "tuned", None))
 
@@ -234,7 +234,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 # Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``
 # and, like this one, imports nothing heavy (torch, models, data) before a command runs.
-COMMAND_MODULES: list[str] = ["vsb2net.benchmark_cli", "vsb2net.index.cli", "vsb2net.serve.cli"]
+COMMAND_MODULES: list[str] = ["vsb2net.comparison.cli", "vsb2net.index.cli", "vsb2net.serve.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -211,7 +211,7 @@ CONTEXT_ROWS = [("image mAP@all", "map", "map_chance"), ("class-name mAP", "clas
 def context_lines(cfg, metrics: Metrics) -> list[str]:
     """This split's unseen-class figures beside their chance levels and, where the benchmark has
     this dataset, method and code length (on the default backbone), beside its mean over splits."""
-    from .bench.reference import lookup
+    from .comparison.reference import lookup
 
     meta, m = metrics["meta"], metrics["unseen"]
     found = lookup(meta["dataset"], meta["method"], int(meta["bits"]))

@@ -50,7 +50,7 @@ def settings_hash(config: dict) -> str:
 
 #: what a benchmark run writes itself (cells, tables, spec.json, RESULTS.md, README's block): changes
 #: there do not make the source tree dirty
-OUTPUTS = ("benchmarks/results", "docs", "README.md", "src/vsb2net/bench/reference.json")
+OUTPUTS = ("benchmarks/results", "docs", "README.md", "src/vsb2net/comparison/reference.json")
 #: the checkout this package lives in (when it is one)
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,5 @@
 """docs/RESULTS.md and the README's results block, rendered from the benchmark cells that a
-:class:`~vsb2net.bench.results_plan.ResultsPlan` names.
+:class:`~vsb2net.comparison.results_plan.ResultsPlan` names.
 
 The document: a head (the protocol, the methods, where the cells were computed), "Where VSB2-Net
 stands" (one paragraph per dataset against the plan's aims, and what it means when an aim is
@@ -484,7 +484,7 @@ def seed_section(plan: ResultsPlan, spec: BenchmarkSpec, checks: list[tuple[int,
 
 
 def best_lines(rows: list[Cell], unseen: Aggregate, spec: BenchmarkSpec) -> list[str]:
-    """The table of :func:`vsb2net.bench.paired.best_per_length`."""
+    """The table of :func:`vsb2net.comparison.paired.best_per_length`."""
     best = best_per_length(rows, unseen, spec)
     if not best:
         return []
@@ -590,7 +590,7 @@ def readme_with_block(text: str, lines: list[str]) -> str | None:
 def reference_figures(plan: ResultsPlan) -> dict:
     """dataset -> {settings, methods: method -> bits -> key -> {mean, std, splits}}: the main tables'
     unseen-class means over splits that a run's report sets its own split's figures beside
-    (:mod:`vsb2net.bench.reference`)."""
+    (:mod:`vsb2net.comparison.reference`)."""
     out: dict = {}
     for name in plan.datasets:
         spec = plan.dataset_specs(name).main
