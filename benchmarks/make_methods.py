@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/make_methods.py
 
+Also rewrites the method lists in README.md and docs/DATASETS.md (their methods blocks).
 Every method's section comes from what its class declares (family, paper, parameters and their
 defaults, search space and reference values, ablations) and its file's docstring (the loss as
 written from the paper); the tuned settings are
-read from src/vsb2net/bench/tuned/*.yaml, where `vsb2net tune` wrote them.  Nothing here is typed in by hand:
+read from src/vsb2net/comparison/tuned/*.yaml, where `vsb2net tune` wrote them.  Nothing here is typed in by hand:
 a new method file appears with no edit to this script.
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ import inspect
 import sys
 from pathlib import Path
 
-from vsb2net.bench.tuned import TUNED_DIR, load_tuned_file
+from vsb2net.comparison import method_lists
+from vsb2net.comparison.tuned import TUNED_DIR, load_tuned_file
 from vsb2net.config import SHARED_MODEL_KEYS
 from vsb2net.io import write_text
 from vsb2net.models import FAMILIES, METHODS, variants
@@ -75,7 +77,7 @@ def render() -> str:
     lines = ["# Methods", "",
              f"Generated from the method registry by `{COMMAND}`: each method's family, paper, its parameters, "
              "its search space and ablations are what its class declares, its loss is its file's docstring, and its "
-             "tuned settings are read from `src/vsb2net/bench/tuned/` (chosen by `vsb2net tune` on the validation "
+             "tuned settings are read from `src/vsb2net/comparison/tuned/` (chosen by `vsb2net tune` on the validation "
              "protocol: "
              "seen classes held out as pseudo-unseen, never a test query). Every method uses the same backbone, "
              "training loop and protocol. Settings every method shares: "
@@ -97,6 +99,13 @@ def main() -> int:
     args = ap.parse_args()
     write_text(Path(args.output), render())
     print(f"wrote {args.output}")
+    for path, text, indent in ((ROOT / "README.md", method_lists.readme_text(), "  "),
+                               (ROOT / "docs" / "DATASETS.md", method_lists.datasets_text(), "")):
+        block = method_lists.with_block(path.read_text(), text, indent=indent)
+        if block is None:
+            raise SystemExit(f"{path} has no {method_lists.START} ... {method_lists.END} block")
+        write_text(path, block)
+        print(f"wrote the method list of {path}")
     return 0
 
 

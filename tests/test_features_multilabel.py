@@ -243,8 +243,8 @@ def test_nus_wide_damaged_files(tmp_path, damage, match):
 
 
 def test_benchmark_on_multilabel_features_and_the_one_proposed_split(tmp_path):
-    from vsb2net.bench.cells import run_benchmark
-    from vsb2net.bench.spec import BenchmarkSpec
+    from vsb2net.comparison.cells import run_benchmark
+    from vsb2net.comparison.spec import BenchmarkSpec
 
     x, labels, att = _multilabel()
     d = _write_dir(tmp_path / "data", x, labels, ["sky", "water", "animal", "person", "building"],

@@ -1,4 +1,4 @@
-"""A model's health (vsb2net.health): collapsed codes and a dead visual branch are seen before any
+"""A model's health (vsb2net.evaluation.health): collapsed codes and a dead visual branch are seen before any
 average, and every benchmark cell records them."""
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from vsb2net.codes import pack_codes
-from vsb2net.health import code_health, collapsed, effective_rank, feature_health
+from vsb2net.evaluation.health import code_health, collapsed, effective_rank, feature_health
 from vsb2net.models.base import HashingMethod
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vsb2net.bench.cells import settings_hash
+from vsb2net.comparison.cells import settings_hash
 from vsb2net.config import SHARED_MODEL_KEYS, ModelConfig, build_config, saved_config_from_dict
 from vsb2net.errors import VsbError
 from vsb2net.models import METHODS

@@ -1,10 +1,10 @@
-"""Ranking many methods over blocks (vsb2net.bench.ranking): the omnibus and pairwise tests from
+"""Ranking many methods over blocks (vsb2net.comparison.ranking): the omnibus and pairwise tests from
 scipy and scikit-posthocs, the Nemenyi critical difference the issue quotes, the smallest gap a
 comparison could detect."""
 import numpy as np
 import pytest
 
-from vsb2net.bench.ranking import nemenyi_cd, rank_methods, smallest_detectable_gap
+from vsb2net.comparison.ranking import nemenyi_cd, rank_methods, smallest_detectable_gap
 from vsb2net.errors import VsbError
 
 

@@ -77,7 +77,7 @@ def test_class_query_map_is_in_metrics_and_report(run, split):
     import torch
 
     from vsb2net.codes import hamming_distances, pack_codes
-    from vsb2net.metrics import average_precision_tie_aware, harmonic_numbers
+    from vsb2net.evaluation.retrieval import average_precision_tie_aware, harmonic_numbers
     from vsb2net.run import Run
 
     metrics = json.loads((run / "metrics.json").read_text())

@@ -550,6 +550,7 @@ def test_cli_serves_until_stopped(run, files):
 
 def test_tie_groups_count_the_index_and_ties_follow_the_score(server, run, files, split):
     from vsb2net.codes import hamming_distances, pack_codes
+    from vsb2net.index import open_index
     from vsb2net.run import Run
 
     unseen = split["unseen"][0]
@@ -559,7 +560,7 @@ def test_tie_groups_count_the_index_and_ties_follow_the_score(server, run, files
     # the counts are over the whole index: the dataset index holds every image of the split's database
     alone = Run.load(run)
     real = alone.class_name_outputs([unseen])
-    stored = alone.open_index(files["dataset"])
+    stored = open_index(alone, files["dataset"])
     codes = stored.backend.codes(np.arange(len(stored)))
     d = hamming_distances(pack_codes(real), codes)[0]
     for g in res["groups"]:

@@ -1,9 +1,15 @@
-"""What RESULTS.md states beside its averages (vsb2net.bench.soundness): collapsed cells flagged,
+"""What RESULTS.md states beside its averages (vsb2net.comparison.soundness): collapsed cells flagged,
 epochs at the tuning cap named, repeated splits counted once in the ranking."""
 from pathlib import Path
 
-from vsb2net.bench.soundness import at_cap_lines, collapse_lines, collapsed_cells, independent_blocks, ranking_lines
-from vsb2net.bench.spec import BenchmarkSpec
+from vsb2net.comparison.soundness import (
+    at_cap_lines,
+    collapse_lines,
+    collapsed_cells,
+    independent_blocks,
+    ranking_lines,
+)
+from vsb2net.comparison.spec import BenchmarkSpec
 
 
 def _cell(method, split, unseen, seen_seen, distinct, value=0.3):

@@ -34,8 +34,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval; "
                         "a file written by `vsb2net tune` is read as --tuned")
     g.add_argument("--tuned", metavar="FILE",
-                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/bench/tuned/animal-mnist.yaml), or "
-                        "'auto' for the committed src/vsb2net/bench/tuned/DATASET.yaml of the run's dataset when "
+                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/comparison/tuned/animal-mnist.yaml), or "
+                        "'auto' for the committed src/vsb2net/comparison/tuned/DATASET.yaml of the run's dataset when "
                         "there is one (what `make run` uses): its dataset and "
                         "its settings for the run's method (--method, default vsb2net) are the starting "
                         "configuration, which --config, --set and the flags override. Its train.epochs (the "
@@ -87,7 +87,7 @@ def _overrides_from_args(args: argparse.Namespace, flags=SHORTCUTS) -> dict[str,
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .bench.tuned import tuned_config
+    from .comparison.tuned import tuned_config
 
     return tuned_config(args.config, _overrides_from_args(args), tuned=getattr(args, "tuned", None))
 
@@ -132,9 +132,19 @@ def _leave_helper_rank() -> NoReturn:
     os._exit(0)
 
 
+def _evaluate_and_report(path, prep=None):
+    """Evaluate a trained run (its codes and metrics.json) and write its report.md; the metrics."""
+    from .pipeline import evaluate_run
+    from .report import write_report
+
+    ev = evaluate_run(path, prep)
+    write_report(ev.path, ev.cfg, ev.metrics, ev.prep, ev.packed)
+    return ev.metrics
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .distributed import from_env
-    from .pipeline import evaluate_run, prepare, train_run
+    from .pipeline import prepare, train_run
     from .report import print_tables
     from .run import REPORT
 
@@ -144,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = train_run(cfg, prep, resume=state, out=args.resume)
     if not from_env().is_main:
         _leave_helper_rank()  # rank 0 evaluates; the other ranks only helped train
-    metrics = evaluate_run(out, prep, log=lambda *_: None)
+    metrics = _evaluate_and_report(out, prep)
     print_tables(metrics)
     print(f"\nunseen-class mAP@all (tie-aware): {metrics['unseen']['map']:.4f}   "
           f"[{cfg.model.method}, {cfg.model.bits} bits, {cfg.data.dataset}]")
@@ -153,11 +163,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .pipeline import evaluate_run
     from .report import print_tables
     from .run import REPORT
 
-    metrics = evaluate_run(args.run_dir)
+    metrics = _evaluate_and_report(args.run_dir)
     print_tables(metrics)
     print(f"report: {Path(args.run_dir) / REPORT}")
     return 0
@@ -225,7 +234,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 # Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``
 # and, like this one, imports nothing heavy (torch, models, data) before a command runs.
-COMMAND_MODULES: list[str] = ["vsb2net.benchmark_cli", "vsb2net.index.cli", "vsb2net.serve.cli"]
+COMMAND_MODULES: list[str] = ["vsb2net.comparison.cli", "vsb2net.index.cli", "vsb2net.serve.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

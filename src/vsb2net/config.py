@@ -526,7 +526,7 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 def build_config(path: str | Path | None = None,
                  overrides: Iterable[str] | Mapping[str, Any] | None = None) -> RunConfig:
     """Defaults < the config file at ``path`` < ``overrides`` (``section.key=value``).  A tuned file
-    of ``vsb2net tune`` starts it with a method's settings: :func:`vsb2net.bench.tuned.tuned_config`."""
+    of ``vsb2net tune`` starts it with a method's settings: :func:`vsb2net.comparison.tuned.tuned_config`."""
     values = load_config_file(path) if path else {}
     return config_from_dict(apply_overrides(values, overrides or [])).validate()
 

@@ -1,8 +1,10 @@
 """A run directory: the one owner of what ``vsb2net train`` and ``evaluate`` write there, of loading
 it back, of its identity and of its resume checks; and :class:`Run`, a loaded run that codes
-images, class names, class vectors and free text and opens indexes of its codes.
+images, class names, class vectors and free text.
 
-``pipeline.py`` writes the files (the stages); everything else reads them through this module.
+Every file of a run is written by a function of this module (the stages of ``pipeline.py`` and
+``report.py`` call them) and read back through it; ``vsb2net.index.open_index`` opens indexes of a
+run's codes.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, load_training_state
+from .checkpoint import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from .codes import pack_codes
-from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, saved_config_from_dict
+from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, save_config, saved_config_from_dict
 from .errors import VsbError
+from .io import atomic_path, write_json, write_npy, write_text
 from .models import METHODS, HashingMethod, create_method, images_to_tensor
 from .models.base import encode
 
@@ -37,6 +40,10 @@ TRAINING = "training.json"
 METRICS = "metrics.json"
 CODES = "codes.npz"
 REPORT = "report.md"
+#: the report's pictures
+PR_CURVE = "pr_curve.png"
+PRECISION_AT_K = "precision_at_k.png"
+RETRIEVALS = "retrievals.png"
 #: what ``train`` writes; a file of these left half-written by a killed process is removed
 TRAIN_OUTPUTS = (CONFIG, RESUME, CHECKPOINT, CLASS_VECTORS, SPLIT, TRAINING)
 #: config keys that may change on resume: where the run computes and how it reports, not what
@@ -74,6 +81,54 @@ def read_json(path: Path, default: Any = None) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return default
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_config(out: Path, cfg: RunConfig) -> None:
+    save_config(cfg, out / CONFIG)
+
+
+def write_resume_state(out: Path, phase: str, epochs: int, cfg: RunConfig, state: dict, extra: dict) -> None:
+    """The training state at an epoch boundary, to resume from (:func:`resume_config`)."""
+    save_training_state(out / RESUME, phase, epochs, cfg.to_dict(), state, extra)
+
+
+def drop_resume_state(out: Path) -> None:
+    (out / RESUME).unlink(missing_ok=True)
+
+
+def has_resume_state(out: Path) -> bool:
+    return (out / RESUME).is_file()
+
+
+def write_trained(out: Path, state_dict: dict, meta: dict, vectors: np.ndarray, split: dict, training: dict) -> None:
+    """What a finished training leaves: the weights with what built them (``meta``: method, bits,
+    config, class names, input shape, ...), the class vectors, the split and the training record."""
+    save_checkpoint(out / CHECKPOINT, state_dict, meta)
+    write_npy(out / CLASS_VECTORS, vectors.astype(np.float32))
+    write_json(out / SPLIT, split)
+    write_json(out / TRAINING, training)
+
+
+def write_evaluation(out: Path, codes: dict[str, np.ndarray], metrics: dict) -> None:
+    """What an evaluation leaves: the codes (``codes.npz``) and the metrics record."""
+    with atomic_path(out / CODES) as tmp:
+        with open(tmp, "wb") as fh:
+            # (mypy matches **codes against savez's allow_pickle flag; the keys are the arrays' names)
+            np.savez(fh, **codes)  # type: ignore[arg-type]
+    write_json(out / METRICS, metrics)
+
+
+def write_report_text(out: Path, text: str) -> Path:
+    return write_text(out / REPORT, text)
+
+
+def write_figure(out: Path, name: str, fig: Any) -> Path:
+    """A matplotlib figure as the run's picture ``name`` (PNG), written atomically."""
+    with atomic_path(out / name) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return out / name
 
 
 # ----------------------------------------------------------------------------- resuming
@@ -334,9 +389,3 @@ class Run:
 
     def code_text(self, texts: list[str]) -> np.ndarray:
         return pack_codes(self.text_outputs(texts))
-
-    def open_index(self, path: str | Path, **search_params: Any):
-        """The index at ``path``, checked to hold codes of this run's model and code length."""
-        from .index.base import HammingIndex
-
-        return HammingIndex.load(Path(path), bits=self.bits, model=self.fingerprint, **search_params)

@@ -8,7 +8,7 @@ itself; importing this package registers them all.  :func:`create_method` builds
 
 Adding a method: one file here that registers a ``HashingMethod`` subclass, plus its name in the
 import line below; ``vsb2net tune``, ``vsb2net benchmark``, RESULTS.md and docs/METHODS.md pick it
-up from the registry (README, "Adding a method").
+up from the registry (CONTRIBUTING.md, "Adding a method").
 """
 from ..config import ModelConfig
 from . import (  # noqa: F401

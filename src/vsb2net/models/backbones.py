@@ -90,7 +90,7 @@ class StridedSmallCNN(SmallCNN):
     """cnn28's layers with each convolution computed at stride 2 instead of pooled afterwards:
     every convolution, BatchNorm and ReLU runs on a quarter of the positions (docs/PERFORMANCE.md,
     "Training"); on Animal-MNIST's validation protocol it cost VSB2-Net and CSQ accuracy
-    (src/vsb2net/bench/tuned/animal-mnist.cnn28s.yaml)."""
+    (src/vsb2net/comparison/tuned/animal-mnist.cnn28s.yaml)."""
 
     name = "cnn28s"
     strided = True

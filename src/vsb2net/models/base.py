@@ -23,7 +23,7 @@ is stated by class attributes and by which methods it overrides:
   every epoch (ADSH updates those codes there); no-op by default.
 
 What the rest of the system needs to know about a method is declared here too, so that the
-registry is the one place that knows it (``bench``, ``make_results.py`` and docs/METHODS.md read
+registry is the one place that knows it (``comparison``, ``make_results.py`` and docs/METHODS.md read
 these attributes; none of them lists method names):
 
 * ``family``: one of :data:`FAMILIES` (the kind of supervision, as the field groups methods).

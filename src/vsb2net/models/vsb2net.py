@@ -66,7 +66,7 @@ class VSB2Net(BackboneHashHead):
         alpha: float = 30.0
         w_rec: float = 1.0
         # 0.1, not 1: chosen by `vsb2net tune` on the validation protocol of both Animal-MNIST and
-        # Fashion-MNIST (src/vsb2net/bench/tuned/); at weight 1 the relation term costs pseudo-unseen mAP
+        # Fashion-MNIST (src/vsb2net/comparison/tuned/); at weight 1 the relation term costs pseudo-unseen mAP
         w_rel: float = 0.1
         w_dis: float = 0.1
         w_q: float = 0.1

@@ -23,7 +23,8 @@ from vsb2net.codes import hexes_to_codes
 from vsb2net.data.images import MAX_PIXELS, decode_image
 from vsb2net.data.semantics import TEXT_SOURCES
 from vsb2net.errors import VsbError
-from vsb2net.index.base import Hits
+from vsb2net.index.hamming_index import open_index
+from vsb2net.index.hits import Hits
 from vsb2net.index.items import ItemPictures
 from vsb2net.run import Run
 
@@ -76,14 +77,11 @@ class SearchService:
                  **search_params: Any):
         self.run = Run.load(run_dir)
         self.index_path = Path(index_path)
-        self.index = self.run.open_index(self.index_path, **search_params)
+        self.index = open_index(self.run, self.index_path, **search_params)
         self.identity = self.run.identity()
         self.source = self.run.vector_source()
-        max_k = limits.max_k
-        if self.index.backend_name == "milvus":  # Milvus returns at most 16,384 hits per query
-            from vsb2net.index.milvus_backend import MAX_TOPK
-
-            max_k = min(max_k, MAX_TOPK - 1)
+        backend_max = self.index.backend.max_k  # e.g. Milvus returns at most 16,384 hits per query
+        max_k = limits.max_k if backend_max is None else min(limits.max_k, backend_max)
         self.limits = Limits(**{**limits.__dict__, "max_k": max_k})
         self.batcher = MicroBatcher(self.index, window_s=batch_window_s, max_batch=max_batch)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=model_threads,
@@ -282,7 +280,7 @@ class SearchService:
             real = np.asarray(code, np.float32)
             code = pack_codes(real[None, :])[0]
             if not self.index.backend.returns_codes:
-                real = None  # Milvus returns no stored codes: ties in a fixed shuffled order
+                real = None  # a backend without stored codes (Milvus): ties in a fixed shuffled order
         hits = await self.batcher.search(code, k, radius, real)
         return {"query": {"kind": kind, "query": query, "code": codes_to_hex(code)}, "k": k, "radius": radius,
                 **self.hits_json(hits, radius)}

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..health import collapsed
-from ..metrics_record import Cell, protocols
+from ..evaluation.health import collapsed
+from ..evaluation.record import Cell, protocols
 from ..models import METHODS, REFERENCE, variants
 from .ranking import rank_methods, smallest_detectable_gap
 from .spec import BenchmarkSpec
@@ -36,7 +36,7 @@ def _distinct(cell: Cell) -> int | None:
 
 def collapsed_cells(rows: list[Cell]) -> dict[tuple[str, int, int], str]:
     """(variant, bits, split) -> why, for every cell of a learned method whose codes collapsed
-    (:func:`vsb2net.health.collapsed`: distinct codes no more than the classes, or seen@seen within
+    (:func:`vsb2net.evaluation.health.collapsed`: distinct codes no more than the classes, or seen@seen within
     0.05 of its chance 1 / seen classes); the random floor is not learned and never counts."""
     out = {}
     for r in rows:

@@ -1,6 +1,6 @@
-"""The ``vsb2net benchmark`` and ``vsb2net tune`` commands (parsers: :mod:`vsb2net.benchmark_cli`).
+"""The ``vsb2net benchmark`` and ``vsb2net tune`` commands (parsers: :mod:`vsb2net.comparison.cli`).
 
-Both start from the committed tuned defaults of the dataset (``src/vsb2net/bench/tuned/DATASET.yaml``) when
+Both start from the committed tuned defaults of the dataset (``src/vsb2net/comparison/tuned/DATASET.yaml``) when
 there is one: the benchmark trains its cells with them, and tune updates that file.
 """
 from __future__ import annotations

@@ -32,7 +32,8 @@ def tuned_for(tuned: dict, variant: str) -> dict:
 
 
 def load_tuned(path: str | Path | None) -> dict:
-    """The tuned-defaults file at ``path`` (checked by :func:`vsb2net.bench.tuned.load_tuned_file`); {} for none."""
+    """The tuned-defaults file at ``path`` (checked by :func:`vsb2net.comparison.tuned.load_tuned_file`);
+    {} for none."""
     return load_tuned_file(path) if path else {}
 
 

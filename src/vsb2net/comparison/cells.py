@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..config import RunConfig, hashed_settings, saved_config_from_dict
 from ..errors import VsbError
-from ..evaluation import evaluate_model
-from ..health import model_health
+from ..evaluation.health import model_health
+from ..evaluation.model_eval import evaluate_model
+from ..evaluation.record import Cell, CellMetrics, summary
 from ..io import write_json
-from ..metrics_record import Cell, CellMetrics, summary
 from ..models import METHODS
 from ..models import variants as all_variants
 from ..pipeline import Prepared, fit_method, prepare
@@ -54,7 +54,7 @@ def settings_hash(config: dict) -> str:
 
 #: what a benchmark run writes itself (cells, tables, spec.json, RESULTS.md, README's block): changes
 #: there do not make the source tree dirty
-OUTPUTS = ("benchmarks/results", "docs", "README.md", "src/vsb2net/bench/reference.json")
+OUTPUTS = ("benchmarks/results", "docs", "README.md", "src/vsb2net/comparison/reference.json")
 #: the checkout this package lives in (when it is one)
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,8 +119,8 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Stage
 
 
 def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> CellMetrics:
-    """The run's evaluation (vsb2net.evaluation), without curves and per-class detail, and the
-    model's health (:mod:`vsb2net.health`)."""
+    """The run's evaluation (vsb2net.evaluation.model_eval), without curves and per-class detail, and the
+    model's health (:mod:`vsb2net.evaluation.health`)."""
     metrics, enc = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
                                   prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
     out = summary(metrics)

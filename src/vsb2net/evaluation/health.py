@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .codes import unpack_codes
-from .models.base import HashingMethod, encode
+from ..codes import unpack_codes
+from ..models.base import HashingMethod, encode
 
 #: training images whose backbone features are read (enough for a stable rank of a 256-wide layer)
 SAMPLE = 1024

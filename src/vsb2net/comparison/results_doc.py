@@ -1,5 +1,5 @@
 """docs/RESULTS.md and the README's results block, rendered from the benchmark cells that a
-:class:`~vsb2net.bench.results_plan.ResultsPlan` names.
+:class:`~vsb2net.comparison.results_plan.ResultsPlan` names.
 
 The document: a head (the protocol, the methods, where the cells were computed), "Where VSB2-Net
 stands" (one paragraph per dataset against the plan's aims, and what it means when an aim is
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics_record import PROTOCOLS, Cell, RowName, row_of
-from ..models import METHODS, variants
+from ..evaluation.record import PROTOCOLS, Cell, RowName, row_of
+from ..models import METHODS, REFERENCE, variants
 from .cells import collect_cells
 from .levers_doc import levers_section
 from .paired import best_per_length, best_rival, gap_stats, paired_gaps, paired_row
@@ -142,7 +142,7 @@ def standing_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec,
     words, wins = [], 0
     for b in spec.bits:
         rival = best_rival(unseen, spec.methods, b)
-        if ("vsb2net", b) not in unseen or rival is None:
+        if (REFERENCE, b) not in unseen or rival is None:
             continue
         _, word = paired_row(rows, b, rival)
         wins += word == "**wins**"
@@ -154,7 +154,7 @@ def standing_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec,
     pu = aggregate(pair_rows, "unseen")
     pair_rival = best_rival(pu, pairs.methods, plan.pairs_bits)
     pair_win = False
-    if ("vsb2net", plan.pairs_bits) in pu and pair_rival:
+    if (REFERENCE, plan.pairs_bits) in pu and pair_rival:
         line, word = paired_row(pair_rows, plan.pairs_bits, pair_rival)
         pair_win = word == "**wins**"
         gap, se = line.split("|")[3].strip(), line.split("|")[4].strip()
@@ -164,7 +164,7 @@ def standing_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec,
     else:
         pair_text = "not computed yet"
     cq, ch = aggregate(rows, "unseen", "class_query_map"), aggregate(rows, "unseen", "class_query_chance")
-    ratios = [cq[("vsb2net", b)][0] / ch[("vsb2net", b)][0] for b in spec.bits if ("vsb2net", b) in cq]
+    ratios = [cq[(REFERENCE, b)][0] / ch[(REFERENCE, b)][0] for b in spec.bits if (REFERENCE, b) in cq]
     lead = wins >= plan.aim_wins and pair_win
     transfer = bool(ratios) and min(ratios) >= plan.aim_class_ratio
     return [f"- **{name}**: VSB2-Net unseen-class mAP@all wins at {wins} of {len(words)} code lengths, paired over "
@@ -262,7 +262,7 @@ def tuned_choice_lines(tuned: dict) -> list[str]:
 def verdict_lines(rows: list[Cell], unseen: Aggregate, spec: BenchmarkSpec) -> list[str]:
     """VSB2-Net against the best baseline at each length, judged split by split (paired)."""
     paired, verdict = [], []
-    for b in (b for b in spec.bits if ("vsb2net", b) in unseen):
+    for b in (b for b in spec.bits if (REFERENCE, b) in unseen):
         rival = best_rival(unseen, spec.methods, b)
         if rival is None:
             continue
@@ -353,9 +353,9 @@ def pairs_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
     for key, title, chance in (("class_query_map", "class-name mAP", "class_query_chance"),
                                ("zero_shot_accuracy", "zero-shot accuracy", "zero_shot_chance")):
         agg, ch = aggregate(rows, "unseen", key), aggregate(rows, "unseen", chance)
-        if ("vsb2net", plan.pairs_bits) in agg:
-            lines.append(f"- VSB2-Net {title}: {agg[('vsb2net', plan.pairs_bits)][0]:.3f} (chance "
-                         f"{ch[('vsb2net', plan.pairs_bits)][0]:.3f}).")
+        if (REFERENCE, plan.pairs_bits) in agg:
+            lines.append(f"- VSB2-Net {title}: {agg[(REFERENCE, plan.pairs_bits)][0]:.3f} (chance "
+                         f"{ch[(REFERENCE, plan.pairs_bits)][0]:.3f}).")
     return lines + [""]
 
 
@@ -472,19 +472,19 @@ def seed_section(plan: ResultsPlan, spec: BenchmarkSpec, checks: list[tuple[int,
              f"Every cell above trains with `train.seed=0`. VSB2-Net and the best baseline at {b} bits ({rival}) "
              f"were trained again with other seeds on the same {spec.splits} splits (same tuned settings); the spread "
              "between rows is what the training seed alone moves. Unseen-class mAP@all, mean ± std over splits:", "",
-             f"| train.seed | vsb2net | {rival} | gap |", "|---:|---:|---:|---:|"]
+             f"| train.seed | {REFERENCE} | {rival} | gap |", "|---:|---:|---:|---:|"]
     for seed, sp in [(0, spec)] + checks:
         unseen = aggregate(collect_cells(Path(sp.out), sp), "unseen")
-        if ("vsb2net", b) not in unseen or (rival, b) not in unseen:
+        if (REFERENCE, b) not in unseen or (rival, b) not in unseen:
             lines.append(f"| {seed} | (not run yet) | | |")
             continue
-        (mv, sv, _), (mr, sr, _) = unseen[("vsb2net", b)], unseen[(rival, b)]
+        (mv, sv, _), (mr, sr, _) = unseen[(REFERENCE, b)], unseen[(rival, b)]
         lines.append(f"| {seed} | {mv:.3f} ± {sv:.3f} | {mr:.3f} ± {sr:.3f} | {mv - mr:+.3f} |")
     return lines + [""]
 
 
 def best_lines(rows: list[Cell], unseen: Aggregate, spec: BenchmarkSpec) -> list[str]:
-    """The table of :func:`vsb2net.bench.paired.best_per_length`."""
+    """The table of :func:`vsb2net.comparison.paired.best_per_length`."""
     best = best_per_length(rows, unseen, spec)
     if not best:
         return []
@@ -563,16 +563,16 @@ def readme_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec) -> list[str]
     unseen = aggregate(rows, "unseen")
     b = plan.seed_check_bits  # the length the training-seed check retrains
     rival = best_rival(unseen, spec.methods, b)
-    if ("vsb2net", b) not in unseen or rival is None:
+    if (REFERENCE, b) not in unseen or rival is None:
         return [f"- {name}: not computed yet."]
     _, word = paired_row(rows, b, rival)
     cq, ch = aggregate(rows, "unseen", "class_query_map"), aggregate(rows, "unseen", "class_query_chance")
-    n = unseen[("vsb2net", b)][2]
-    text = (f"- {name}, {b} bits, {n} unseen splits: VSB2-Net unseen-class mAP@all {unseen[('vsb2net', b)][0]:.3f}, "
+    n = unseen[(REFERENCE, b)][2]
+    text = (f"- {name}, {b} bits, {n} unseen splits: VSB2-Net unseen-class mAP@all {unseen[(REFERENCE, b)][0]:.3f}, "
             f"best baseline {rival} {unseen[(rival, b)][0]:.3f} ({word.replace('**', '')}, paired over splits)")
-    if ("vsb2net", b) in cq:
-        text += (f"; class-name mAP {cq[('vsb2net', b)][0]:.3f} (chance {ch[('vsb2net', b)][0]:.3f}, "
-                 f"{cq[('vsb2net', b)][0] / ch[('vsb2net', b)][0]:.1f}x)")
+    if (REFERENCE, b) in cq:
+        text += (f"; class-name mAP {cq[(REFERENCE, b)][0]:.3f} (chance {ch[(REFERENCE, b)][0]:.3f}, "
+                 f"{cq[(REFERENCE, b)][0] / ch[(REFERENCE, b)][0]:.1f}x)")
     return [text + "."]
 
 
@@ -590,7 +590,7 @@ def readme_with_block(text: str, lines: list[str]) -> str | None:
 def reference_figures(plan: ResultsPlan) -> dict:
     """dataset -> {settings, methods: method -> bits -> key -> {mean, std, splits}}: the main tables'
     unseen-class means over splits that a run's report sets its own split's figures beside
-    (:mod:`vsb2net.bench.reference`)."""
+    (:mod:`vsb2net.comparison.reference`)."""
     out: dict = {}
     for name in plan.datasets:
         spec = plan.dataset_specs(name).main

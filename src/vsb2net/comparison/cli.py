@@ -1,8 +1,8 @@
 """``vsb2net benchmark`` and ``vsb2net tune`` on the command line: the parsers only.
 
-Kept apart from :mod:`vsb2net.bench`, whose stages import torch and the models, so that building
-the command-line parser (``vsb2net --help``) imports neither; the commands themselves
-(:mod:`vsb2net.bench.commands`) are imported when they run.
+Kept apart from the package's stages, which import torch and the models, so that building the
+command-line parser (``vsb2net --help``) imports neither; the commands themselves
+(:mod:`vsb2net.comparison.commands`) are imported when they run.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import argparse
 
 
 def _lazy(name: str):
-    """The command function ``vsb2net.bench.commands.<name>``, imported when the command runs."""
+    """The command function ``vsb2net.comparison.commands.<name>``, imported when the command runs."""
     def run(args: argparse.Namespace) -> int:
-        from .bench import commands
+        from . import commands
 
         return getattr(commands, name)(args)
 
@@ -40,7 +40,7 @@ def register(sub, add_config_flags) -> None:
     p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
     p.add_argument("--tuned", metavar="FILE",
                    help="YAML of per-method defaults written by `vsb2net tune` (default: the dataset's committed "
-                        "src/vsb2net/bench/tuned/DATASET.yaml when there is one; 'none' trains with the package "
+                        "src/vsb2net/comparison/tuned/DATASET.yaml when there is one; 'none' trains with the package "
                         "defaults). "
                         "The settings each method's cells train with are printed first")
     p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
@@ -71,7 +71,7 @@ def register(sub, add_config_flags) -> None:
                    help="average the validation score over K folds, each holding out other seen classes "
                         "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
     p.add_argument("--out", metavar="FILE",
-                   help="tuned-defaults file to write or update (default src/vsb2net/bench/tuned/DATASET.yaml, "
+                   help="tuned-defaults file to write or update (default src/vsb2net/comparison/tuned/DATASET.yaml, "
                         "the file `vsb2net benchmark` and `vsb2net run --tuned auto` read); other methods' choices "
                         "in it are kept")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
