@@ -123,10 +123,12 @@ def _slug(text: str) -> str:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from vsb2net.run import Run
+    from vsb2net.threads import use_cpu_threads
 
     from . import items as sources
     from .base import HammingIndex
 
+    use_cpu_threads()
     run = Run.load(args.run_dir)
     if args.dataset:
         items = sources.dataset_items(run, args.dataset, args.data_root)
@@ -226,7 +228,9 @@ def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.
 
 def cmd_search(args: argparse.Namespace) -> int:
     from vsb2net.run import Run
+    from vsb2net.threads import use_cpu_threads
 
+    use_cpu_threads()
     run = Run.load(args.run_dir)
     index_path = Path(args.index)
     index = run.open_index(index_path, nprobe=args.nprobe, nflip=args.nflip)
