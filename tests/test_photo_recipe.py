@@ -103,6 +103,26 @@ def test_colour_photos_for_a_greyscale_model_are_warned_about(tiny_glove_run, tm
         assert status == 200 and len(info["index_warnings"]) == 1 and "in colour" in info["index_warnings"][0]
     finally:
         srv.stop()
+    # `vsb2net serve` prints the warning once as it starts
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "vsb2net", "serve", str(tiny_glove_run), str(index), "--port", "0",
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line
+        with urllib.request.urlopen(line.split(" on ", 1)[1].split()[0] + "health", timeout=30):
+            pass  # serving: SIGTERM now stops it the ordinary way
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr.read().count("sampled images are in colour") == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     # a photo as a query of that model: the same warning
     assert main(["search", str(tiny_glove_run), str(index), "--image", str(photos / "cat" / "0.jpg")]) == 0
     assert "1 of 1 sampled images are in colour" in capsys.readouterr().err
