@@ -91,6 +91,11 @@ def _wait(driver, condition, what):
     return WebDriverWait(driver, WAIT_S).until(lambda d: condition(d), message=what)
 
 
+def _thumbnails_loaded(driver, what):
+    _wait(driver, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"), what)
+
+
 def _check_grid(driver, n):
     cards = _hits(driver)
     assert len(cards) == n
@@ -142,9 +147,7 @@ def test_class_name_search_shows_a_grid_of_thumbnails(driver, site):
     # the tie mark: on the hits with the very same score as another at their distance, and no others
     assert ["tie" in c.get_attribute("class").split() for c in cards] == _expected_ties(api["hits"])
     # thumbnails were fetched with the token and decoded
-    _wait(driver, lambda d: d.execute_script(
-        "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
-        "thumbnails did not load")
+    _thumbnails_loaded(driver, "thumbnails did not load")
     assert f"6 nearest results for the class name '{name}'" in driver.find_element("id", "summary").text
 
 
@@ -279,9 +282,7 @@ def test_a_photo_index_shows_its_warning_and_its_pictures(driver, tiny_glove_run
         driver.find_element("id", "file").send_keys(str(photos / "zebra" / "0.jpg"))
         _wait(driver, lambda d: "the picture" in d.find_element("id", "summary").text and len(_hits(d)) == 10,
               "no photo results appeared")
-        _wait(driver, lambda d: d.execute_script(
-            "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
-            "the photos' thumbnails did not load")
+        _thumbnails_loaded(driver, "the photos' thumbnails did not load")
         assert any(re.search(r"\b(zebra|horse|cat|dog|bird|fish)/\d\.jpg", h.text) for h in _hits(driver))
         _shot(driver, "photo-index")
     finally:
@@ -343,9 +344,7 @@ def test_a_near_chance_run_says_so_and_marks_hits_by_class(driver, tiny_glove_ru
             mark = card.find_element("css selector", ".mark").text
             assert ("match" in classes) == hit["of_query_class"] and ("nomatch" in classes) != hit["of_query_class"]
             assert mark == ("\u2713 " if hit["of_query_class"] else "\u2717 ") + hit["metadata"]["class"]
-        _wait(driver, lambda d: d.execute_script(
-            "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
-            "thumbnails did not load")
+        _thumbnails_loaded(driver, "thumbnails did not load")
         _shot(driver, "near-chance-unseen-class-search")
         # a radius that reaches nothing: where the nearest item lies, and the radius is cleared
         codes = np.unpackbits(np.load(tiny_glove_run / "codes.npz")["database_codes"], axis=1)
@@ -395,9 +394,7 @@ def test_a_photo_run_marks_hits_by_their_folder(driver, tmp_path):
         assert all(m[2:] in CLASSES[:3] for m in marks), marks
         zebras = sum(m == "\u2713 zebra" for m in marks)
         assert driver.find_element("css selector", "#summary .count").text == f"{zebras} of 10 are zebra"
-        _wait(driver, lambda d: d.execute_script(
-            "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
-            "the photos' thumbnails did not load")
+        _thumbnails_loaded(driver, "the photos' thumbnails did not load")
         _shot(driver, "photo-run")
     finally:
         srv.stop()

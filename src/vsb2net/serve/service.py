@@ -251,8 +251,8 @@ class SearchService:
                            "names have none).")
         try:
             return await self._cached(self._class_codes, key, self._class_code)
-        except VsbError:
-            if key in self._known_classes:
+        except VsbError as exc:
+            if key in self._known_classes or not any(w in str(exc) for w in ("no GloVe vector", "no words to look up")):
                 raise
             # GloVe's own message speaks of renaming training classes: say what a searcher can do
             raise VsbError(f"{one_line(name, 80)!r} is neither one of the run's classes{self._nearest(key)} nor made "
