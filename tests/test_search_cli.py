@@ -137,6 +137,24 @@ def test_search_unseen_class_name_returns_k_sorted_hits(run, dataset_index, spli
     assert all(h["metadata"]["class"] in split["class_names"] for h in hits)
 
 
+@pytest.mark.parametrize("level", ["near_chance", "above_chance"])
+def test_search_says_when_class_name_search_is_near_chance(run, dataset_index, split, capsys, monkeypatch, level):
+    from vsb2net.run import Run, class_name_quality
+
+    measured = {"near_chance": 0.117, "above_chance": 0.25}[level]
+    monkeypatch.setattr(Run, "class_name_quality",
+                        lambda self: class_name_quality({"class_query_map": measured, "class_query_chance": 0.101}))
+    capsys.readouterr()
+    assert main(["search", str(run), str(dataset_index), "--class-name", split["unseen"][0]]) == 0
+    err = capsys.readouterr().err
+    assert ("barely better than random" in err) == (level == "near_chance")
+    # a seen class's name is not zero-shot: the unseen classes' figure does not speak for it
+    assert main(["search", str(run), str(dataset_index), "--class-name", split["seen"][0]]) == 0
+    assert "random" not in capsys.readouterr().err
+    assert main(["search", str(run), str(dataset_index), "--class-name", split["unseen"][0], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["class_name_quality"]["level"] == level
+
+
 def test_search_class_name_by_glove_word_and_radius(run, dataset_index, capsys):
     res = _search_json(capsys, str(run), str(dataset_index), "--class-name", "wolf", "tiger", "--radius", "16")
     assert len(res["queries"]) == 2

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import VsbError
+from .threads import set_wait_policy
 
 # flag -> config key; each is a shortcut for --set KEY=VALUE (and wins over --set)
 SHORTCUTS = {
@@ -165,7 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import print_tables
     from .run import REPORT
+    from .threads import use_cpu_threads
 
+    use_cpu_threads()
     metrics = _evaluate_and_report(args.run_dir)
     print_tables(metrics)
     print(f"report: {Path(args.run_dir) / REPORT}")
@@ -350,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # before any command loads torch's OpenMP runtime, which reads it once (vsb2net.threads)
+    set_wait_policy()
     debug = getattr(args, "debug", False)
     previous = None
     try:

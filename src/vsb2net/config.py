@@ -180,7 +180,7 @@ class TrainConfig:
     augment: str = "none"
     #: mixup of training items and their targets, Beta(mixup, mixup) weights; 0 = off
     mixup: float = 0.0
-    #: torch intra-op threads; 0 = torch's default
+    #: torch intra-op threads; 0 = every usable core but one, or OMP_NUM_THREADS when set (vsb2net/threads.py)
     threads: int = 0
     progress: bool = True
 
@@ -219,7 +219,7 @@ class RunConfig:
                 raise VsbError(f"{name} = {value}: seeds must be >= 0.")
         if t.patience < 1 or t.threads < 0:
             raise VsbError(f"train.patience = {t.patience}, train.threads = {t.threads}: patience must be at "
-                           "least 1 and threads at least 0 (0 = torch's default).")
+                           "least 1 and threads at least 0 (0 = every usable core but one).")
         if m.bits <= 0 or m.bits % 8:
             raise VsbError(f"model.bits = {m.bits}: the code length must be a positive multiple of 8 "
                            "(codes are stored packed in bytes); try 16, 32, 48 or 64.")

@@ -28,6 +28,7 @@ from .data.splits import (
     choose_unseen,
     class_targets,
     subsample_per_class,
+    validation_size,
     validation_split,
     zero_shot_split,
 )
@@ -271,8 +272,10 @@ def _validation_phase(cfg: RunConfig, prep: Prepared, val: ZeroShotSplit, device
     if resume and resume["phase"] == "final":
         info["validation"] = resume["validation"]
     else:
+        _, adapted = validation_size(len(prep.split.seen), cfg.data.n_val_unseen)
         log(f"validation protocol: pseudo-unseen = {', '.join(names[c] for c in val.unseen)} "
-            f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
+            f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})"
+            + (f"; {adapted}" if adapted else ""))
         _, vres = fit_method(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val,
                              resume=resume["train"] if resume else None,
                              on_epoch_end=saver("validation", cfg.train.epochs, {}), dist=dist)

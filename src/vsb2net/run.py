@@ -75,6 +75,38 @@ def discard(out: Path, created: bool) -> None:
             pass  # not empty: something else lives there
 
 
+#: class-name mAP under this many times its chance level reads as "barely better than random"
+NEAR_CHANCE_RATIO = 1.5
+
+
+def class_name_quality(unseen_row: dict | None) -> dict | None:
+    """How well searching by an unseen class's name works, from the run's measured class-name mAP
+    on its unseen classes (``metrics.json``'s unseen row) and the mAP of a random order (chance):
+    ``map``, ``chance``, ``ratio``, ``level`` ("below_chance", "near_chance" under
+    NEAR_CHANCE_RATIO x chance, "above_chance", or "measured" without a chance) and ``plain``, the
+    same in words for a person.  None before the run was evaluated (or for a method that codes no
+    class names)."""
+    row = unseen_row or {}
+    value, chance = row.get("class_query_map"), row.get("class_query_chance")
+    if value is None:
+        return None
+    figures = f"measured mAP {value:.3f}" + (f" against {chance:.3f} for a random order" if chance else "")
+    ratio = value / chance if chance else None
+    if ratio is None:
+        level, words = "measured", f"class-name search on unseen classes: {figures}"
+    elif ratio < 1:
+        level, words = "below_chance", (f"class-name search on unseen classes does worse than random here ({figures}): "
+                                        "expect few hits of the class searched for")
+    elif ratio < NEAR_CHANCE_RATIO:
+        level, words = "near_chance", (f"class-name search on unseen classes is barely better than random here "
+                                       f"({figures}): expect most hits to be of other classes")
+    else:
+        level, words = "above_chance", (f"class-name search on unseen classes does {ratio:.1f}x better than random "
+                                        f"here ({figures})")
+    return {"map": float(value), "chance": None if chance is None else float(chance),
+            "ratio": None if ratio is None else round(ratio, 3), "level": level, "plain": words + "."}
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """A JSON file of the run, or ``default`` when it is missing or unreadable."""
     try:
@@ -311,6 +343,10 @@ class Run:
     def metrics(self) -> dict:
         """metrics.json of ``vsb2net evaluate`` ({} before the run was evaluated)."""
         return read_json(self.path / METRICS, {}) or {}
+
+    def class_name_quality(self) -> dict | None:
+        """:func:`class_name_quality` of this run's evaluation."""
+        return class_name_quality(self.metrics().get("unseen"))
 
     def vector_source(self) -> str:
         """Where the run's class vectors came from: "glove", "minilm", "attributes" or a file name

@@ -217,16 +217,36 @@ def _multilabel_split(labels: np.ndarray, unseen: list[int], query_fraction: flo
                          query_unseen=q[is_unseen_q], query_seen=q[~is_unseen_q])
 
 
+def validation_size(n_seen: int, requested: int) -> tuple[int, str]:
+    """How many seen classes the validation protocol holds out as pseudo-unseen, and a note when
+    that is fewer than ``requested`` ("" when it is as asked).
+
+    The protocol needs one seen class to train on and one to hold out; a small split (a folder of
+    3 classes, one of them unseen) holds out as many as leave one to train on.  With fewer than
+    two seen classes there is nothing to validate on: the error says what to do instead.
+    """
+    if requested < 1:
+        raise VsbError(f"data.n_val_unseen = {requested}: the validation protocol holds out at least 1 seen class.")
+    if n_seen < 2:
+        raise VsbError(f"the validation protocol (which picks the number of epochs) needs at least 2 seen classes, one "
+                       f"to train on and one to hold out, but this split has {n_seen}. Use a dataset with at least 3 "
+                       "classes (one unseen, two seen), or choose the epochs yourself: --epochs N --set "
+                       "train.select_epochs=false.")
+    if requested < n_seen:
+        return requested, ""
+    return n_seen - 1, (f"{n_seen} seen classes leave room for {n_seen - 1} pseudo-unseen "
+                        f"class{'es' if n_seen > 2 else ''} (data.n_val_unseen = {requested} asks for {requested}; "
+                        "one seen class must stay to train on)")
+
+
 def validation_split(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: int,
                      query_fraction: float, seed: int) -> ZeroShotSplit:
     """The validation protocol: pseudo-unseen seen classes inside the training pool.
 
     Only ``split.train`` (seen-class database images) is used, so neither unseen-class images nor
-    any test query influence model selection.
+    any test query influence model selection.  ``n_val_unseen`` is capped by :func:`validation_size`.
     """
-    if not 1 <= n_val_unseen < len(split.seen):
-        raise VsbError(f"n_val_unseen = {n_val_unseen}: the validation protocol needs between 1 and "
-                       f"{len(split.seen) - 1} pseudo-unseen classes among the {len(split.seen)} seen ones.")
+    n_val_unseen, _ = validation_size(len(split.seen), n_val_unseen)
     rng = np.random.default_rng(seed + 7919)  # a draw of its own, not a copy of the test split's
     pseudo = sorted(int(c) for c in rng.choice(split.seen, n_val_unseen, replace=False))
     return zero_shot_split(labels, pseudo, query_fraction, seed + 7919, pool=split.train)
@@ -240,6 +260,7 @@ def validation_splits(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: in
     classes steadies the score.  Later folds take classes not held out yet first.
     """
     first = validation_split(labels, split, n_val_unseen, query_fraction, seed)
+    n_val_unseen = len(first.unseen)
     out, used = [first], list(first.unseen)
     rng = np.random.default_rng(seed + 104729)
     for k in range(1, folds):

@@ -146,10 +146,12 @@ def _slug(text: str) -> str:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from vsb2net.run import Run
+    from vsb2net.threads import use_cpu_threads
 
     from . import items as sources
     from .hamming_index import HammingIndex
 
+    use_cpu_threads()
     run = Run.load(args.run_dir)
     if args.dataset:
         items = sources.dataset_items(run, args.dataset, args.data_root)
@@ -243,9 +245,11 @@ def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.
 
 def cmd_search(args: argparse.Namespace) -> int:
     from vsb2net.run import Run
+    from vsb2net.threads import use_cpu_threads
 
     from .hamming_index import open_index
 
+    use_cpu_threads()
     run = Run.load(args.run_dir)
     index_path = Path(args.index)
     index = open_index(run, index_path, **search_params(args))
@@ -264,12 +268,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     for d, hits in zip(desc, results):
         d["hits"] = hits.rows()
         d["groups"] = hits.tie_groups()
+    quality = run.class_name_quality()
     if args.json:
         print(json.dumps({"run": str(run.path), "index": str(index_path), "model": run.fingerprint,
                           "bits": run.bits, "backend": index.backend_name, "k": k, "radius": args.radius,
-                          "ties_by": "score" if real is not None else "shuffle", "queries": desc}, indent=2))
+                          "ties_by": "score" if real is not None else "shuffle", "class_name_quality": quality,
+                          "queries": desc}, indent=2))
     else:
         _print_table(desc, args.radius, k)
+    seen = {n.lower() for n in run.split_info().get("seen") or []}
+    zero_shot = any(d["kind"] == "class-name" and d["query"].strip().lower() not in seen for d in desc)
+    if zero_shot and quality and quality["level"] in ("near_chance", "below_chance"):
+        print(f"note: {quality['plain']}", file=sys.stderr)
     if args.grid:
         path = save_grid(Path(args.grid), run, index, desc, images)
         if not args.json:

@@ -13,6 +13,7 @@ import sys
 
 from vsb2net.errors import VsbError
 from vsb2net.index.cli import _int_at_least, _number_at_least, add_param_flags, search_params
+from vsb2net.threads import set_wait_policy
 
 TOKEN_ENV = "VSB2NET_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -129,8 +130,9 @@ def _url(sock: socket.socket) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     # OpenMP threads (faiss, torch) that wait at a barrier sleep instead of spinning: a server shares
     # its cores with its own other threads (and often other programs), and a spinning waiter can
-    # hold up the very thread it waits for by tens of ms. Read when faiss and torch load, below.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # hold up the very thread it waits for by tens of ms. Read when faiss and torch load, below
+    # (`vsb2net` sets it for every command; here again for callers of cmd_serve).
+    set_wait_policy()
     try:
         import fastapi  # noqa: F401
         import fastapi_offline  # noqa: F401  (Swagger UI's files, for /docs)
