@@ -22,7 +22,7 @@ MAX_README_LINES = 200
 #: package's own __init__) imports only from its floor or below, never from above (deferred imports
 #: inside functions count too).  A new top-level module or folder takes its place here.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("vsb2net", "errors", "io", "registry", "codes", "config", "space", "hamming_kernel", "served_order",
+    ("vsb2net", "errors", "io", "registry", "codes", "config", "space", "hamming_kernel", "served_order", "threads",
      "checkpoint", "distributed"),
     ("models",),
     ("data",),

@@ -25,9 +25,12 @@ from .paired import best_per_length, best_rival, gap_stats, paired_gaps, paired_
 from .reference import KEYS as REFERENCE_KEYS
 from .reference import PATH as REFERENCE_PATH
 from .results_plan import DatasetSpecs, ResultsPlan, Stage
+from .soundness import STUDY_PATTERN, at_cap_lines, collapse_lines, health_table, ranking_lines
 from .spec import BenchmarkSpec, load_tuned
 from .tables import Aggregate, aggregate, aggregate_class_code_distances, markdown_table
 
+#: the length at which the health table and the rankings of all methods are given
+HEALTH_BITS = 32
 #: families that compare images with images (the study behind issue 19 found them transferring
 #: better on unseen classes than the pointwise, centre-based ones)
 RELATIONAL_FAMILIES = ("pairwise", "asymmetric")
@@ -205,11 +208,18 @@ def section(plan: ResultsPlan, name: str, spec: BenchmarkSpec, whole: str = "") 
     lines += ["### Unseen-class queries: mAP@all (unseen@all, tie-aware expectation), mean ± sample std over splits",
               "",
               markdown_table(unseen, spec.methods, spec.bits), ""]
+    lines += collapse_lines(rows)
+    lines += at_cap_lines(tuned)
     lines += tuning_note(spec, rows)
     lines += verdict_lines(rows, unseen, spec)
     lines += best_lines(rows, unseen, spec)
     lines += family_lines(rows, unseen, spec)
+    lines += STUDY_PATTERN
     lines += protocol_lines(rows, spec)
+    lines += health_table(rows, spec.methods, HEALTH_BITS)
+    for i, protocol in enumerate(PROTOCOLS):
+        lines += ranking_lines(rows, spec, HEALTH_BITS, protocol, out / f"cd_{protocol.replace('@', '_at_')}.png",
+                               plan.docs_dir, explain=i == 0)
     lines += transfer_lines(rows, spec)
     lines += ["### Unseen-class queries: optimistic / pessimistic tie bounds of mAP@all", "",
               markdown_table({k: (opt[k][0], pes[k][0], opt[k][2]) for k in opt}, spec.methods, spec.bits,
@@ -243,7 +253,9 @@ def about_lines(plan: ResultsPlan, spec: BenchmarkSpec, rows: list[Cell], tuned:
 
 def tuned_choice_lines(tuned: dict) -> list[str]:
     """What the tuning chose per method, from the tuned file's grid (nothing for a file without one)."""
-    grid = tuned.get("grid", [])
+    # Optuna's trials (pruned ones without a score), or an older file's grid points
+    tried = tuned.get("trials", tuned.get("grid", []))
+    grid = [r for r in tried if r.get("val_map") is not None]
     if not grid:
         return []
     lines = ["### Selection on the validation protocol (no unseen class, no test query)", "",
@@ -255,7 +267,8 @@ def tuned_choice_lines(tuned: dict) -> list[str]:
         best = max(rows_m, key=lambda r: r["val_map"]) if rows_m else None
         setting = ", ".join(f"{k}={v}" for k, v in chosen.items() if k != "train.epochs") or "(nothing to tune)"
         lines.append(f"| {method} | {setting} | {chosen.get('train.epochs', '')} | "
-                     f"{best['val_map']:.3f} | {len(rows_m)} |" if best else f"| {method} | {setting} | | | |")
+                     f"{best['val_map']:.3f} | {sum(r['method'] == method for r in tried)} |"
+                     if best else f"| {method} | {setting} | | | |")
     return lines + [""]
 
 

@@ -106,10 +106,11 @@ def independent_blocks(rows: list[Cell]) -> dict[int, str]:
 
 
 def ranking_lines(rows: list[Cell], spec: BenchmarkSpec, bits: int, protocol: str, picture: Path,
-                  docs_dir: Path) -> list[str]:
+                  docs_dir: Path, explain: bool = True) -> list[str]:
     """Every method ranked over the distinct splits at one length and protocol: Friedman, the
     mean ranks, Holm-corrected Wilcoxon p-values against the reference, the smallest gap each
-    paired comparison could detect, and the critical-difference diagram."""
+    paired comparison could detect, and the critical-difference diagram; ``explain``: say how
+    the tests work and what they can detect (once per dataset)."""
     blocks = independent_blocks(rows)
     methods = [m for m in spec.methods if not variants()[m][1]]
     scores = {m: {str(r["split"]): float(v) for r in rows
@@ -122,15 +123,17 @@ def ranking_lines(rows: list[Cell], spec: BenchmarkSpec, bits: int, protocol: st
     r = rank_methods(scores)
     dropped = len({x["split"] for x in rows}) - len(blocks)
     r.diagram(picture, f"{spec.dataset}, {protocol}, {bits} bits: mean rank over {len(r.blocks)} splits")
-    lines = [f"### Ranking of all methods: {protocol} at {bits} bits", "",
-             f"Blocks: the {len(r.blocks)} distinct unseen splits"
+    intro = (f"Blocks: the {len(r.blocks)} distinct unseen splits"
              + (f" ({dropped} split(s) that repeat an earlier split's unseen classes left out)" if dropped else "")
              + f". Friedman test over the methods: p = {r.friedman_p:.2g}"
-             + (" (the methods differ)" if r.friedman_p < r.alpha else " (no difference shown)")
-             + f"; Nemenyi's critical difference would be {r.nemenyi_cd:.1f} ranks here. Pairwise: Wilcoxon "
-             "signed-rank tests with Holm's correction (scikit-posthocs); a bar in the diagram joins methods that "
-             "do not differ at 0.05. The smallest gap is the mean paired gap a test over these splits detects with "
-             "80% power, from the spread of the observed gaps." + _power_note(len(r.methods), len(r.blocks)), "",
+             + (" (the methods differ)" if r.friedman_p < r.alpha else " (no difference shown)") + ".")
+    if explain:
+        intro += (f" Nemenyi's critical difference would be {r.nemenyi_cd:.1f} ranks here. Pairwise: Wilcoxon "
+                  "signed-rank tests with Holm's correction (scikit-posthocs); a bar in the diagram joins methods "
+                  "that do not differ at 0.05. The smallest gap is the mean paired gap a test over these splits "
+                  "detects with 80% power, from the spread of the observed gaps."
+                  + _power_note(len(r.methods), len(r.blocks)))
+    lines = [f"### Ranking of all methods: {protocol} at {bits} bits", "", intro, "",
              "| method | mean rank | mean | gap to " + REFERENCE + " | Holm p | smallest detectable gap |",
              "|---|---:|---:|---:|---:|---:|"]
     ref = np.array([scores[REFERENCE][b] for b in r.blocks]) if REFERENCE in scores else None
