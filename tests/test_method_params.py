@@ -84,7 +84,7 @@ def test_the_flat_section_round_trips_and_params_belong_to_their_method():
     cfg = build_config(None, ["model.method=orthohash", "model.alpha=4", "model.bits=16"])
     flat = cfg.model.to_dict()
     assert flat == {"method": "orthohash", "backbone": "auto", "backbone_weights": "imagenet", "finetune_blocks": 0,
-                    "bits": 16, "feature_dim": 256, "alpha": 4.0, "cos_margin": 0.2}
+                    "bits": 16, "feature_dim": 256, "code_layer": "linear", "alpha": 4.0, "cos_margin": 0.2}
     assert saved_config_from_dict(cfg.to_dict()) == cfg
     with pytest.raises(TypeError, match="do not belong to method 'dsh'"):
         dataclasses.replace(cfg.model, method="dsh")

@@ -47,3 +47,8 @@ def test_the_diagram_is_written(tmp_path):
     r = rank_methods({m: dict(zip(blocks, rng.random(8) + i * 0.2)) for i, m in enumerate("abcd")})
     path = r.diagram(tmp_path / "cd.png", "test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same ranking again leaves the file alone (a regeneration changes no committed picture)
+    before = path.stat().st_mtime_ns
+    assert r.diagram(path, "test") == path and path.stat().st_mtime_ns == before
+    r.diagram(path, "another title")
+    assert path.stat().st_mtime_ns != before

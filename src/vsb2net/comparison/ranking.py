@@ -10,6 +10,8 @@ blocks, about 3 over 45).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +65,19 @@ class Ranking:
         return bool(self.friedman_p < self.alpha and self.pairwise_p.loc[a, b] < self.alpha)
 
     def diagram(self, path: str | Path, title: str = "") -> Path:
-        """The critical-difference diagram (methods joined by a bar do not differ at alpha)."""
+        """The critical-difference diagram (methods joined by a bar do not differ at alpha).  The
+        drawing is not byte-stable across processes (the library's drawing order), so a file that
+        already shows the same ranking (its key, kept in the PNG's text) is left as it is."""
+        path = Path(path)
+        sig = self.pairwise_p < self.alpha if self.friedman_p < self.alpha else self.pairwise_p < 0
+        key = hashlib.sha256(json.dumps([title, self.alpha, {m: round(v, 6) for m, v in self.mean_ranks.items()},
+                                         sig.values.tolist()], sort_keys=True).encode()).hexdigest()
+        if path.is_file():
+            from PIL import Image
+
+            with Image.open(path) as old:
+                if getattr(old, "text", {}).get("vsb2net-key") == key:
+                    return path
         import matplotlib
 
         matplotlib.use("Agg")
@@ -73,12 +87,11 @@ class Ranking:
         from ..io import atomic_path
 
         fig, ax = plt.subplots(figsize=(8, 0.35 * len(self.methods) + 1.2))
-        sig = self.pairwise_p if self.friedman_p < self.alpha else self.pairwise_p * 0 + 1
-        sp.critical_difference_diagram(pd.Series(self.mean_ranks), sig, ax=ax, alpha=self.alpha)
+        p_values = self.pairwise_p if self.friedman_p < self.alpha else self.pairwise_p * 0 + 1
+        sp.critical_difference_diagram(pd.Series(self.mean_ranks), p_values, ax=ax, alpha=self.alpha)
         ax.set_title(title, fontsize=10)
-        path = Path(path)
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"vsb2net-key": key})
         plt.close(fig)
         return path
 
