@@ -5,7 +5,7 @@
 
 For each dataset: tune every method on the validation protocol with the EfficientNet backbone
 (`vsb2net tune ... --set model.backbone=efficientnet-lite0`, written to
-src/vsb2net/bench/tuned/DATASET.efficientnet-lite0.yaml unless it exists), compute the benchmark cells
+src/vsb2net/comparison/tuned/DATASET.efficientnet-lite0.yaml unless it exists), compute the benchmark cells
 (benchmarks/results/DATASET-efficientnet-lite0/, resumable) and set them beside the cnn28 cells of
 the main table (computed by make_results.py) split by split.  The trunk's output is computed once
 per dataset and cached (data.feature_cache), so every cell after the first trains only the head.
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from make_results import DATASETS, MAIN_METHODS, SPLITS
-from vsb2net.bench.cells import collect_cells, run_benchmark
-from vsb2net.bench.spec import BenchmarkSpec
-from vsb2net.bench.tables import aggregate
-from vsb2net.bench.tuned import TUNED_DIR
-from vsb2net.bench.tuning import run_tune
+from vsb2net.comparison.cells import collect_cells, run_benchmark
+from vsb2net.comparison.spec import BenchmarkSpec
+from vsb2net.comparison.tables import aggregate
+from vsb2net.comparison.tuned import TUNED_DIR
+from vsb2net.comparison.tuning import run_tune
 from vsb2net.io import write_text
 
 ROOT = Path(__file__).resolve().parent.parent

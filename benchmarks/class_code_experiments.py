@@ -29,7 +29,7 @@ from vsb2net.config import build_config
 from vsb2net.data.knowledge import class_descriptions
 from vsb2net.data.semantics import class_vectors
 from vsb2net.data.splits import validation_splits
-from vsb2net.evaluation import _code_queries, evaluate_model
+from vsb2net.evaluation.model_eval import _code_queries, evaluate_model
 from vsb2net.models.base import encode
 from vsb2net.models.relations import reconstruction_weights
 from vsb2net.pipeline import fit_method, prepare
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                                   *[kv for kv in args.set.split(",") if kv]])
         prep = prepare(cfg)
         sources = vector_sources(prep)
-        builds = constructions(cfg.model.lle_neighbors)
+        builds = constructions(cfg.model.params.lle_neighbors)
         vals = validation_splits(prep.dataset.labels, prep.split, cfg.data.n_val_unseen, cfg.data.query_fraction,
                                  cfg.data.split_seed, args.folds)
         for k, val in enumerate(vals):

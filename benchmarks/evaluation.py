@@ -1,17 +1,17 @@
-"""Tie-aware mAP@all: the histogram method of vsb2net.metrics against an argsort reference.
+"""Tie-aware mAP@all: the histogram method of vsb2net.evaluation.retrieval against an argsort reference.
 
     .venv/bin/python benchmarks/evaluation.py                      # 10,000 x 1,000,000 x 64 bits
     .venv/bin/python benchmarks/evaluation.py --queries 1000 --database 100000   # a quick look
 
 Random codes and labels (--classes classes, uniform).  The histogram method
-(vsb2net.metrics.distance_histograms + average_precision_tie_aware, the code behind
+(vsb2net.evaluation.retrieval.distance_histograms + average_precision_tie_aware, the code behind
 ``evaluate``) scores every query; the reference, per query: Hamming distances to the whole
 database, a stable argsort, the tie groups of the sorted list and the same closed-form
 tie-aware AP per group, with numpy's default argsort (as popular hashing evaluation code does)
 and with its stable radix sort (its fastest for small integers), runs on the first --ref-queries
 queries only and its time is scaled up
 linearly to all queries (it is linear in the number of queries).  The histogram method as
-vsb2net.metrics did it before its faiss kernels (numpy popcounts, np.bincount over a query x
+vsb2net.evaluation.retrieval did it before its faiss kernels (numpy popcounts, np.bincount over a query x
 database matrix) runs on those queries too.  The methods take turns, --rounds times, each on its
 next slice of queries, so that a busy shared machine slows all alike.  All must give the same APs
 on the reference's queries.  Prints queries per second, the speed-up, and
@@ -33,8 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from vsb2net import metrics  # noqa: E402
 from vsb2net.codes import hamming_distances  # noqa: E402
+from vsb2net.evaluation import retrieval as metrics  # noqa: E402
 
 
 def histogram_map(q, db, ql, dl, bits):
@@ -43,7 +43,7 @@ def histogram_map(q, db, ql, dl, bits):
 
 
 def numpy_histogram_ap(q, db, ql, dl, h, bits, chunk=8):
-    """The histogram method as vsb2net.metrics did it before faiss's kernels: per chunk a
+    """The histogram method as vsb2net.evaluation.retrieval did it before faiss's kernels: per chunk a
     (queries x database) bin-index matrix from numpy popcounts, counted by np.bincount, and a
     boolean relevance mask for the relevant-item histogram."""
     out = []

@@ -151,7 +151,7 @@ def _pipeline(vectors: np.ndarray, data_root: str | None, device: torch.device) 
             f"train.device={device}", f"out_dir={tmp}", "name=gpu"])
         t0 = time.perf_counter()
         out = train_run(run_cfg, log=lambda *_: None)
-        metrics = evaluate_run(out, log=lambda *_: None)
+        metrics = evaluate_run(out).metrics
         print(f"pipeline on {device}: train_run (validation + final) and evaluate_run in "
               f"{time.perf_counter() - t0:.1f} s; unseen mAP@all {metrics['unseen']['map']:.4f}, "
               f"encode {metrics['meta']['encode_seconds']:.3f} s")

@@ -2,22 +2,27 @@
 
     .venv/bin/python benchmarks/make_methods.py
 
-Every method's section comes from what its class declares (family, paper, options, grid,
-ablations) and its file's docstring (the loss as written from the paper); the tuned settings are
-read from src/vsb2net/bench/tuned/*.yaml, where `vsb2net tune` wrote them.  Nothing here is typed in by hand:
+Also rewrites the method lists in README.md and docs/DATASETS.md (their methods blocks).
+Every method's section comes from what its class declares (family, paper, parameters and their
+defaults, search space and reference values, ablations) and its file's docstring (the loss as
+written from the paper); the tuned settings are
+read from src/vsb2net/comparison/tuned/*.yaml, where `vsb2net tune` wrote them.  Nothing here is typed in by hand:
 a new method file appears with no edit to this script.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import sys
 from pathlib import Path
 
-from vsb2net.bench.tuned import TUNED_DIR, load_tuned_file
+from vsb2net.comparison import method_lists
+from vsb2net.comparison.tuned import TUNED_DIR, load_tuned_file
+from vsb2net.config import SHARED_MODEL_KEYS
 from vsb2net.io import write_text
 from vsb2net.models import FAMILIES, METHODS, variants
-from vsb2net.models.base import SHARED_OPTIONS
+from vsb2net.space import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = ".venv/bin/python benchmarks/make_methods.py"
@@ -37,24 +42,25 @@ def _setting(chosen: dict) -> str:
 def method_section(name: str, tuned: list[tuple[str, dict]]) -> list[str]:
     cls = METHODS.get(name)
     doc = inspect.getdoc(sys.modules[cls.__module__]) or ""
-    options = "any `model.*` option (it declares none)" if cls.options is None else (
-        ", ".join(f"`model.{o}`" for o in sorted(cls.options)) or "none of its own")
+    params = ", ".join(f"`model.{f.name}={f.default}`" for f in dataclasses.fields(cls.Params)) or "none"
     lines = [f"## `{name}`", "", f"- family: {cls.family} ({FAMILIES[cls.family]})", f"- paper: {cls.paper}",
              f"- `src/vsb2net/models/{Path(inspect.getfile(cls)).name}`; semantic branch (class codes): "
              f"{'yes' if cls.codes_classes else 'no'}",
-             f"- options it reads besides the shared ones: {options}"]
+             f"- its own parameters (`{cls.__name__}.Params`, with their defaults): {params}"]
     if not cls.tunable:
         lines.append("- tuning: none (nothing is trained)")
     else:
-        grid = "; ".join(f"`{k}` in {v}" for k, v in cls.grid.items()) or "only the epoch count"
-        lines.append(f"- tuning grid (`vsb2net tune`, validation protocol, with the epoch count): {grid}")
+        space = "; ".join(f"`{k}` in {describe(v)}, first trial {cls.reference.get(k, '-')}"
+                          for k, v in cls.search.items()) or "only the epoch count"
+        lines.append(f"- search space (`vsb2net tune`, validation protocol, with the epoch count): {space}")
     for suffix, overrides in cls.ablations.items():
         lines.append(f"- ablation `{name}-{suffix}`: " + ", ".join(f"`{k}={v}`" for k, v in overrides.items()))
     rows = []
     for file, doc_tuned in tuned:
         chosen = doc_tuned.get("methods", {}).get(name)
         if chosen is not None:
-            scores = [r["val_map"] for r in doc_tuned.get("grid", []) if r["method"] == name]
+            scores = [r["val_map"] for r in doc_tuned.get("trials", doc_tuned.get("grid", []))
+                      if r["method"] == name and r.get("val_map") is not None]
             best = f"{max(scores):.3f}" if scores else "-"
             rows.append(f"| `{file}` | {_setting(chosen)} | {best} | {len(scores)} |")
     if rows:
@@ -69,13 +75,13 @@ def render() -> str:
     names = list(dict.fromkeys(m for m, _ in variants().values()))
     tuned = tuned_files()
     lines = ["# Methods", "",
-             f"Generated from the method registry by `{COMMAND}`: each method's family, paper, the options it reads, "
-             "its tuning grid and ablations are what its class declares, its loss is its file's docstring, and its "
-             "tuned settings are read from `src/vsb2net/bench/tuned/` (chosen by `vsb2net tune` on the validation "
+             f"Generated from the method registry by `{COMMAND}`: each method's family, paper, its parameters, "
+             "its search space and ablations are what its class declares, its loss is its file's docstring, and its "
+             "tuned settings are read from `src/vsb2net/comparison/tuned/` (chosen by `vsb2net tune` on the validation "
              "protocol: "
              "seen classes held out as pseudo-unseen, never a test query). Every method uses the same backbone, "
-             "training loop and protocol. Options every method reads: "
-             + ", ".join(f"`model.{o}`" for o in sorted(SHARED_OPTIONS)) + ".", "",
+             "training loop and protocol. Settings every method shares: "
+             + ", ".join(f"`model.{o}`" for o in SHARED_MODEL_KEYS) + ".", "",
              "| method | family | paper | tuned on |", "|---|---|---|---|"]
     for name in names:
         cls = METHODS.get(name)
@@ -93,6 +99,13 @@ def main() -> int:
     args = ap.parse_args()
     write_text(Path(args.output), render())
     print(f"wrote {args.output}")
+    for path, text, indent in ((ROOT / "README.md", method_lists.readme_text(), "  "),
+                               (ROOT / "docs" / "DATASETS.md", method_lists.datasets_text(), "")):
+        block = method_lists.with_block(path.read_text(), text, indent=indent)
+        if block is None:
+            raise SystemExit(f"{path} has no {method_lists.START} ... {method_lists.END} block")
+        write_text(path, block)
+        print(f"wrote the method list of {path}")
     return 0
 
 

@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/make_results.py
 
 Runs (or resumes: finished cells are kept) `vsb2net benchmark` on each dataset with the tuned
-defaults committed under src/vsb2net/bench/tuned/, then writes docs/RESULTS.md from the cell files.  The
+defaults committed under src/vsb2net/comparison/tuned/, then writes docs/RESULTS.md from the cell files.  The
 tuned defaults were chosen by `vsb2net tune` on the validation protocol; the exact command is at
 the top of each YAML file.  `--datasets` limits the run; `--tables-only` rewrites the document from
 the cells already computed.
 
-What is computed and reported is the plan below (:class:`vsb2net.bench.results_plan.ResultsPlan`);
-the document is rendered by :mod:`vsb2net.bench.results_doc`.
+What is computed and reported is the plan below (:class:`vsb2net.comparison.results_plan.ResultsPlan`);
+the document is rendered by :mod:`vsb2net.comparison.results_doc`.
 """
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from vsb2net.bench.cells import run_benchmark
+from vsb2net.comparison.cells import run_benchmark
 
 # what tests/test_benchmark.py reads off this script (it loads the file, not a module of the package)
-from vsb2net.bench.paired import best_per_length  # noqa: F401
-from vsb2net.bench.paired import paired_row as _paired_row  # noqa: F401
-from vsb2net.bench.results_doc import class_code_lines, family_lines, readme_with_block, render, write_reference  # noqa: F401
-from vsb2net.bench.results_plan import ResultsPlan, first_splits
+from vsb2net.comparison.paired import best_per_length  # noqa: F401
+from vsb2net.comparison.paired import paired_row as _paired_row  # noqa: F401
+from vsb2net.comparison.results_doc import class_code_lines, family_lines, readme_with_block, render, write_reference  # noqa: F401
+from vsb2net.comparison.results_plan import ResultsPlan, first_splits
 from vsb2net.io import write_text
 from vsb2net.models import METHODS, REFERENCE, variants
 

@@ -171,7 +171,7 @@ def _one_setting(a, bits: int, k: int, db: np.ndarray, q: np.ndarray, faiss) -> 
 def histogram_counts(a) -> int:
     """metrics._distance_counts (what every evaluation row counts) with vsb2net's kernel and with the
     faiss path it replaced (hammings + ivec_hist), on the same queries, taking turns."""
-    from vsb2net import metrics
+    from vsb2net.evaluation import retrieval as metrics
 
     kernel = metrics.kernel
     print(f"machine: {platform.machine()} ({_cpu()}), {os.cpu_count()} cores; load average "

@@ -55,7 +55,7 @@ class _Evil:
 
 def build_sources(base: Path) -> Path:
     """A finished 16-bit run, a finished 32-bit run and an interrupted run under ``base``."""
-    from vsb2net import pipeline
+    from vsb2net import run as runfiles
     from vsb2net.cli import main
     from vsb2net.run import RESUME
 
@@ -80,17 +80,17 @@ def build_sources(base: Path) -> Path:
                              "-o", str(base / f"{index}.vsbidx")]) == 0
         if not (base / "stopped" / RESUME).is_file():
             # stop after the first saved epoch, as Ctrl-C would
-            real = pipeline.save_training_state
+            real = runfiles.write_resume_state
 
             def save_then_stop(*args, **kwargs):
                 real(*args, **kwargs)
                 raise KeyboardInterrupt
 
-            pipeline.save_training_state = save_then_stop
+            runfiles.write_resume_state = save_then_stop
             try:
                 assert main(["train", *TINY, "--epochs", "3", "--out", str(base), "--name", "stopped"]) == 130
             finally:
-                pipeline.save_training_state = real
+                runfiles.write_resume_state = real
     return base
 
 
@@ -367,9 +367,9 @@ def config_cases() -> list[Case]:
              lambda d, s: ["train", *TINY, "--unseen", ",".join(ANIMALS), *OUT], "keep at least one seen class"),
         Case("unseen-empty", "class names", "no unseen class (n_unseen = 0)",
              _set("data.n_unseen=0"), "n_unseen = 0"),
-        Case("validation-too-few", "class names", "validation needs more seen classes than there are",
-             lambda d, s: ["train", *TINY, "--set", "train.select_epochs=true", "--set", "data.n_val_unseen=8",
-                           *OUT], "n_val_unseen = 8"),
+        Case("validation-too-few", "class names", "one seen class: nothing for the validation protocol to hold out",
+             lambda d, s: ["train", *TINY, "--set", "train.select_epochs=true", "--unseen", ",".join(ANIMALS[1:]),
+                           *OUT], "train.select_epochs=false"),
     ]
 
 

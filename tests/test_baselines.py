@@ -1,4 +1,3 @@
-import dataclasses
 
 import numpy as np
 import pytest
@@ -42,7 +41,8 @@ def toy():
 @pytest.mark.parametrize("name", [n for n in METHODS.names() if n != "vsb2net"])
 def test_every_baseline_trains_and_codes_by_class(name, toy):
     x, y, ctx = toy
-    m = _fit(name, ModelConfig(bits=16, feature_dim=32), toy, TrainConfig(batch_size=16, progress=False, lr=3e-3), 3)
+    m = _fit(name, ModelConfig.of(name, bits=16, feature_dim=32), toy,
+             TrainConfig(batch_size=16, progress=False, lr=3e-3), 3)
     m.eval()
     with torch.no_grad():
         b = torch.sign(m.hash_images(x)).numpy()
@@ -55,7 +55,7 @@ def test_every_baseline_trains_and_codes_by_class(name, toy):
     else:
         assert gap > 0.2, f"{name} codes do not separate three trivially different classes"
     state = {k: v.clone() for k, v in m.state_dict().items()}
-    fresh = create_method(name, ModelConfig(bits=16, feature_dim=32), (1, 28, 28), 8)
+    fresh = create_method(name, ModelConfig.of(name, bits=16, feature_dim=32), (1, 28, 28), 8)
     fresh.load_state_dict(state)
     fresh.eval()
     with torch.no_grad():
@@ -65,25 +65,9 @@ def test_every_baseline_trains_and_codes_by_class(name, toy):
             assert m.hash_classes(ctx.vectors).shape == (3, 16)
 
 
-#: a valid value other than the default, for each string option a declaration could leave out
-_OTHER_TEXT = {"rec_target": "l2", "class_span": "seen+unseen", "class_codes": "semantic", "cls_loss": "orthocos"}
-
-
-def _other_value(name: str, value):
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int):
-        return value + 1
-    if isinstance(value, float):
-        return value + 0.5
-    assert name in _OTHER_TEXT, f"model.{name}: add a valid other value to _OTHER_TEXT"
-    return _OTHER_TEXT[name]
-
-
 def _fit(name: str, mcfg: ModelConfig, toy, tcfg: TrainConfig, epochs: int):
     """A method fitted on the toy data by the one fit lifecycle (``pipeline.fit_method``); the class
-    context is built from ``mcfg``, so options it reads for that are covered too (the fourth class
-    is unseen: its vector only)."""
+    context is built from ``mcfg`` (the fourth class is unseen: its vector only)."""
     from vsb2net.config import RunConfig
     from vsb2net.data.base import Dataset
     from vsb2net.data.splits import ZeroShotSplit
@@ -98,38 +82,6 @@ def _fit(name: str, mcfg: ModelConfig, toy, tcfg: TrainConfig, epochs: int):
     ds = Dataset(name="toy", x=np.zeros((len(labels), 1), np.float32), labels=labels,
                  class_names=["a", "b", "c"], kind="features")
     prep = Prepared(ds, split, vectors, x)
-    cfg = RunConfig(model=dataclasses.replace(mcfg, method=name), train=tcfg)
+    cfg = RunConfig(model=mcfg, train=tcfg)
     model, _ = fit_method(cfg, prep, split, epochs, torch.device("cpu"), name)
     return model
-
-
-def _codes_after_training(name: str, mcfg: ModelConfig, toy) -> np.ndarray:
-    """Codes of a method trained (one epoch) and fitted with ``mcfg``."""
-    m = _fit(name, mcfg, toy, TrainConfig(batch_size=30, progress=False, seed=0), 1)
-    m.eval()
-    with torch.no_grad():
-        return m.hash_images(toy[0]).numpy()
-
-
-@pytest.mark.parametrize("name", [n for n in METHODS.names() if METHODS.get(n).options is not None])
-def test_a_method_does_not_read_the_options_it_leaves_out(name, toy):
-    """``options`` decides which settings a benchmark cell's hash covers: an option left out must
-    not change what the method computes, or a changed setting would leave a stale cell current."""
-    import dataclasses
-
-    from vsb2net.models.base import SHARED_OPTIONS
-
-    base = ModelConfig(bits=16, feature_dim=32)
-    codes = _codes_after_training(name, base, toy)
-    left_out = [f.name for f in dataclasses.fields(ModelConfig)
-                if f.name not in SHARED_OPTIONS | METHODS.get(name).options]
-    assert left_out
-
-    def changed(options: list[str]) -> ModelConfig:
-        return dataclasses.replace(base, **{o: _other_value(o, getattr(base, o)) for o in options})
-
-    # all at once (one training), then one by one only to name the culprit
-    if not np.array_equal(_codes_after_training(name, changed(left_out), toy), codes):
-        read = [o for o in left_out if not np.array_equal(_codes_after_training(name, changed([o]), toy), codes)]
-        pytest.fail(f"{name} reads {', '.join(f'model.{o}' for o in read) or 'some options left out'}: "
-                    f"add them to {name}'s options")

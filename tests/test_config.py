@@ -8,7 +8,7 @@ def test_defaults_and_overrides(tmp_path):
     cfg = build_config(None, ["model.bits=64", "data.unseen=cat, dog", "data.max_per_class=none",
                               "train.select_epochs=false", "model.w_rel=0"])
     assert cfg.model.bits == 64 and cfg.data.unseen == ["cat", "dog"]
-    assert cfg.data.max_per_class is None and cfg.train.select_epochs is False and cfg.model.w_rel == 0.0
+    assert cfg.data.max_per_class is None and cfg.train.select_epochs is False and cfg.model.params.w_rel == 0.0
 
 
 @pytest.mark.parametrize("suffix,text", [

@@ -8,14 +8,14 @@ import torch
 
 from vsb2net.codes import pack_codes
 from vsb2net.data.splits import ZeroShotSplit
-from vsb2net.evaluation import (
+from vsb2net.evaluation.model_eval import (
     chance_ap,
     evaluate_model,
     semantic_alignment,
-    summary,
     validation_score,
     zero_shot_accuracy,
 )
+from vsb2net.evaluation.record import summary
 from vsb2net.models import METHODS, HashingMethod
 from vsb2net.registry import Registry
 

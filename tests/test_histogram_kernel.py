@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from vsb2net import metrics
 from vsb2net.codes import hamming_distances
+from vsb2net.evaluation import retrieval as metrics
 
 
 def _brute(q, db, ql, dl, bits):

@@ -1,8 +1,10 @@
-"""The shape of the code base: no import circles, no overlong functions, the package data a wheel
-install needs.  Fast: nothing here imports torch or trains."""
+"""The shape of the code base: no import circles between modules or between folders, no import
+pointing up a floor, no overlong functions, the package data a wheel install needs.  Fast: nothing
+here imports torch or trains."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import zipfile
@@ -14,6 +16,23 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "vsb2net"
 #: the longest a function in src/vsb2net may be (lines from ``def`` to its last line)
 MAX_FUNCTION_LINES = 80
+#: the README is a first read; what contributors need is in CONTRIBUTING.md
+MAX_README_LINES = 200
+#: the floors of the package, from the ground up: a top-level module or folder (``vsb2net``: the
+#: package's own __init__) imports only from its floor or below, never from above (deferred imports
+#: inside functions count too).  A new top-level module or folder takes its place here.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("vsb2net", "errors", "io", "registry", "codes", "config", "space", "hamming_kernel", "served_order", "threads",
+     "checkpoint", "distributed"),
+    ("models",),
+    ("data",),
+    ("evaluation",),
+    ("training", "run"),
+    ("pipeline",),
+    ("index", "comparison"),
+    ("serve", "report"),
+    ("cli", "__main__"),
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -46,19 +65,18 @@ def _imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
-def import_cycles() -> list[list[str]]:
-    """Groups of the package's modules that import one another, directly or through others."""
-    modules = _modules()
-    graph = {m: _imports(m, p, modules) for m, p in modules.items()}
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of ``graph``'s nodes that reach one another (Tarjan's strongly connected
+    components of more than one node)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     cycles = []
 
-    def visit(v: str) -> None:  # Tarjan's strongly connected components
+    def visit(v: str) -> None:
         index[v] = low[v] = len(index)
         stack.append(v)
-        for w in graph[v]:
+        for w in graph.get(v, ()):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -80,6 +98,54 @@ def import_cycles() -> list[list[str]]:
     return cycles
 
 
+def _module_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: _imports(m, p, modules) for m, p in modules.items()}
+
+
+def import_cycles() -> list[list[str]]:
+    """Groups of the package's modules that import one another, directly or through others."""
+    return _cycles(_module_graph())
+
+
+def _unit(module: str) -> str:
+    """The top-level module or folder of the package that ``module`` belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def folder_edges() -> dict[tuple[str, str], list[str]]:
+    """(importing unit, imported unit) -> the module imports behind it, between different units."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for m, targets in _module_graph().items():
+        for t in sorted(targets):
+            if _unit(m) != _unit(t):
+                edges.setdefault((_unit(m), _unit(t)), []).append(f"{m} -> {t}")
+    return edges
+
+
+def folder_cycles() -> list[list[str]]:
+    """Groups of top-level modules and folders that import one another (through any of their modules)."""
+    graph: dict[str, set[str]] = {}
+    for a, b in folder_edges():
+        graph.setdefault(a, set()).add(b)
+    return _cycles(graph)
+
+
+def floor_of(unit: str) -> int | None:
+    return next((i for i, units in enumerate(FLOORS) if unit in units), None)
+
+
+def arrows_up() -> list[str]:
+    """Module imports whose target sits on a higher floor than the importer."""
+    up = []
+    for (a, b), imports in sorted(folder_edges().items()):
+        fa, fb = floor_of(a), floor_of(b)
+        if fa is not None and fb is not None and fb > fa:
+            up += [f"{i} (floor {fa} imports floor {fb})" for i in imports]
+    return up
+
+
 def test_no_module_imports_one_that_imports_it_back():
     assert import_cycles() == []
 
@@ -95,6 +161,48 @@ def test_the_cycle_check_finds_a_circle(tmp_path, monkeypatch):
     assert import_cycles() == [["vsb2net.a", "vsb2net.sub.b"]]
 
 
+def test_every_top_level_module_and_folder_has_a_floor():
+    units = {_unit(m) for m in _modules()}
+    assert sorted(u for u in units if floor_of(u) is None) == []
+    assert sorted(u for floor in FLOORS for u in floor if u not in units) == []  # no stale name
+
+
+def test_no_loop_between_folders():
+    assert folder_cycles() == []
+
+
+def test_no_import_points_up_a_floor():
+    assert arrows_up() == []
+
+
+def test_the_folder_checks_find_a_loop_and_an_arrow_up(tmp_path, monkeypatch):
+    pkg = tmp_path / "vsb2net"
+    for folder in ("models", "data"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    # no module circle: models.a -> data.b -> models.c, but the folders import each other
+    (pkg / "models" / "a.py").write_text("from ..data import b\n")
+    (pkg / "data" / "b.py").write_text("def f():\n    from ..models import c\n")
+    (pkg / "models" / "c.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    assert import_cycles() == []
+    assert folder_cycles() == [["data", "models"]]
+    assert arrows_up() == ["vsb2net.models.a -> vsb2net.data.b (floor 1 imports floor 2)"]
+
+
+def test_the_readme_is_a_first_read_and_the_guide_names_its_tests():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= MAX_README_LINES and "(CONTRIBUTING.md)" in readme
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    sections = re.split(r"^## ", guide, flags=re.M)[1:]
+    adding = {s.splitlines()[0]: s for s in sections if s.startswith("Adding a")}
+    assert set(adding) == {"Adding a method", "Adding a dataset", "Adding an index backend", "Adding a metric"}
+    for title, text in adding.items():
+        tests = re.findall(r"`(tests/test_\w+\.py)`", text)
+        assert tests and all((ROOT / t).is_file() for t in tests), title
+
+
 def test_no_function_is_longer_than_80_lines():
     long = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -107,7 +215,7 @@ def test_no_function_is_longer_than_80_lines():
 
 
 def test_a_wheel_carries_the_tuned_defaults_and_other_package_data(tmp_path):
-    from vsb2net.bench.tuned import TUNED_DIR
+    from vsb2net.comparison.tuned import TUNED_DIR
 
     assert TUNED_DIR.is_relative_to(PACKAGE) and sorted(TUNED_DIR.glob("*.yaml"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
@@ -117,6 +225,6 @@ def test_a_wheel_carries_the_tuned_defaults_and_other_package_data(tmp_path):
     (wheel,) = tmp_path.glob("vsb2net-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in TUNED_DIR.glob("*.yaml"):
-        assert f"vsb2net/bench/tuned/{path.name}" in names
-    assert "vsb2net/serve/page.html" in names and "vsb2net/bench/reference.json" in names
+        assert f"vsb2net/comparison/tuned/{path.name}" in names
+    assert "vsb2net/serve/page.html" in names and "vsb2net/comparison/reference.json" in names
     assert any(n.startswith("vsb2net/data/class_knowledge/") for n in names)

@@ -8,7 +8,8 @@ import pytest
 from vsb2net.codes import hamming_distances
 from vsb2net.errors import VsbError
 from vsb2net.index import HammingIndex, backend_names
-from vsb2net.index.base import MAGIC
+from vsb2net.index.backend import get_backend
+from vsb2net.index.file_format import MAGIC
 
 BITS = 32
 
@@ -34,8 +35,9 @@ def _build(db, backend, **params):
     return index
 
 
-EXACT = [("flat", {}), ("faiss-flat", {}), ("faiss-ivf", {"nlist": 16, "nprobe": 16}),
-         ("faiss-mih", {"nflip": BITS // 2})]
+# every registered backend with the parameters it declares exact (tests/test_milvus.py: Milvus Lite)
+EXACT = [(name, get_backend(name).exact_params(BITS)) for name in backend_names()
+         if get_backend(name).exact_params(BITS) is not None]
 
 
 def test_backends_registered():

@@ -1,4 +1,4 @@
-"""Tests for vsb2net.metrics against brute-force references.
+"""Tests for vsb2net.evaluation.retrieval against brute-force references.
 
 The tie-aware metrics are defined as means over all orders of tied items, so the reference
 enumerates every such order (itertools.permutations inside each tie group, product across
@@ -12,9 +12,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vsb2net import metrics as M
 from vsb2net.codes import pack_codes
 from vsb2net.errors import VsbError
+from vsb2net.evaluation import retrieval as M
 
 MAX_ORDERS = 2000
 
@@ -504,7 +504,7 @@ def test_all_zero_histogram_rows_give_zero_without_warnings():
 
 
 def test_asymmetric_ap_is_the_ap_of_ranking_by_the_real_valued_code():
-    from vsb2net.metrics import asymmetric_average_precision, distance_histograms
+    from vsb2net.evaluation.retrieval import asymmetric_average_precision, distance_histograms
 
     rng = np.random.default_rng(0)
     u = rng.normal(size=(6, 16))
@@ -527,8 +527,8 @@ def test_asymmetric_ap_is_the_ap_of_ranking_by_the_real_valued_code():
 
 def test_asymmetric_ap_within_hamming_is_the_ap_of_the_served_ranking():
     """within_hamming=True: the AP of HammingIndex.search(..., real=u)'s order, (distance, score)."""
+    from vsb2net.evaluation.retrieval import asymmetric_average_precision
     from vsb2net.index import HammingIndex
-    from vsb2net.metrics import asymmetric_average_precision
 
     rng = np.random.default_rng(1)
     u = rng.normal(size=(5, 16)).astype(np.float32)
@@ -542,3 +542,26 @@ def test_asymmetric_ap_within_hamming_is_the_ap_of_the_served_ranking():
         assert ap[i] == pytest.approx((np.cumsum(rel) / np.arange(1, 81) * rel).sum() / rel.sum())
     # a ranking other than the score alone gives
     assert not np.allclose(ap, asymmetric_average_precision(u, db, ql, dl))
+
+
+def test_the_evaluations_ranking_and_search_agree_item_for_item_on_ties():
+    """The served order is defined once (vsb2net.served_order): the metric's ranking with
+    within_hamming=True and HammingIndex.search(..., real=u) list the same positions, ties included
+    (identical codes: equal distance and score, ordered by the fixed shuffle of positions)."""
+    from vsb2net.evaluation.retrieval import asymmetric_ranking
+    from vsb2net.index import HammingIndex
+
+    rng = np.random.default_rng(3)
+    db = pack_codes(rng.normal(size=(12, 16)))[rng.integers(0, 12, 90)]  # 90 items, 12 distinct codes
+    u = rng.normal(size=(6, 16)).astype(np.float32)
+    ranking = asymmetric_ranking(u, db)
+    index = HammingIndex(16)
+    index.add(db)
+    hits = index.search(pack_codes(u), len(db), real=u)
+    for i in range(len(u)):
+        assert hits[i].positions.tolist() == ranking[i].tolist()
+        # true ties are there, and not in position order
+        assert (np.diff(hits[i].distances) == 0).sum() > 40 and not np.all(np.diff(hits[i].positions[:20]) > 0)
+    # the cut list of a smaller search is the head of the same order
+    for i, short in enumerate(index.search(pack_codes(u), 10, real=u)):
+        assert short.positions.tolist() == ranking[i, :10].tolist()

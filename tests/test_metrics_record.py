@@ -1,4 +1,4 @@
-"""The metrics record (vsb2net.metrics_record) says what evaluate_model returns and what a cell keeps:
+"""The metrics record (vsb2net.evaluation.record) says what evaluate_model returns and what a cell keeps:
 its declarations must match the dictionaries themselves, and one histogram pass per row must give
 the same metrics as counting twice."""
 import json
@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from test_evaluation import Lookup, _toy
-from vsb2net import metrics as M
 from vsb2net.codes import pack_codes
 from vsb2net.data.splits import ZeroShotSplit
 from vsb2net.errors import VsbError
-from vsb2net.evaluation import evaluate_model
-from vsb2net.metrics_record import (
+from vsb2net.evaluation import retrieval as M
+from vsb2net.evaluation.model_eval import evaluate_model
+from vsb2net.evaluation.record import (
     SUMMARY_KEYS,
     Cell,
     CellMetrics,
@@ -27,7 +27,7 @@ from vsb2net.metrics_record import (
     registered_keys,
     summary,
 )
-from vsb2net.row_metrics import ROW_METRICS
+from vsb2net.evaluation.row_metrics import ROW_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 

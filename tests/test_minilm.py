@@ -11,6 +11,9 @@ from vsb2net.data import knowledge, sentence
 from vsb2net.data.semantics import class_vectors, resolve_source
 from vsb2net.errors import VsbError
 
+#: how far one text's unit vector may move when it is encoded in a batch of another size
+BATCH_TOL = 1e-5
+
 
 def _no_network(*args, **kwargs):
     raise AssertionError("minilm tried to open a network connection")
@@ -45,13 +48,16 @@ def test_class_vectors_minilm_names_and_descriptions(encode):
     v = class_vectors("minilm", names)
     assert v.shape == (4, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
-    # the class name with '/' and '_' as spaces
-    np.testing.assert_array_equal(v[2:], encode(["Ankle boot", "T-shirt top"]))
+    # the class name with '/' and '_' as spaces.  Not bit-equal: a batch of 4 and a batch of 2 pad
+    # and block the matrix products differently, which moves the last bits of float32 (1.2e-7 seen
+    # on one machine); 1e-5 is far below any difference between two texts' vectors
+    np.testing.assert_allclose(v[2:], encode(["Ankle boot", "T-shirt top"]), rtol=0, atol=BATCH_TOL)
 
     desc = {"zebra": "a horse-like animal with black and white stripes", "Horse": "a large animal with a mane",
             "Ankle_boot": "a closed shoe covering the ankle", "T-shirt/top": "a light top with short sleeves"}
     d = class_vectors("minilm", names, descriptions=desc)
-    np.testing.assert_array_equal(d[0], encode(["Zebra: a horse-like animal with black and white stripes"])[0])
+    np.testing.assert_allclose(d[0], encode(["Zebra: a horse-like animal with black and white stripes"])[0],
+                               rtol=0, atol=BATCH_TOL)
     assert not np.allclose(d, v)
     with pytest.raises(VsbError, match="no description for class.*Horse"):
         class_vectors("minilm", names, descriptions={"zebra": "striped"})

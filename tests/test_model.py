@@ -21,7 +21,7 @@ def test_lle_weights_reconstruct_points_in_the_span_of_their_neighbours():
 
 
 def make(bits=32, **kw):
-    cfg = ModelConfig(bits=bits, feature_dim=32, semantic_hidden=32, **kw)
+    cfg = ModelConfig.of(bits=bits, feature_dim=32, semantic_hidden=32, **kw)
     return METHODS.get("vsb2net")(cfg, (1, 28, 28), 8)
 
 
@@ -106,7 +106,7 @@ class _Fixed(torch.nn.Module):
 
 def _hand_model(**kw):
     """VSB2-Net with 4 bits whose branches return known values: u = tanh(atanh(U)) = U, z = Z."""
-    cfg = ModelConfig(bits=4, feature_dim=2, semantic_hidden=4, alpha=2.0, w_rec=1, w_rel=1, w_dis=1, w_q=1,
+    cfg = ModelConfig.of(bits=4, feature_dim=2, semantic_hidden=4, alpha=2.0, w_rec=1, w_rel=1, w_dis=1, w_q=1,
                       center_semantics=False, **kw)
     m = METHODS.get("vsb2net")(cfg, (1, 28, 28), 2)
     U = torch.tensor([[0.5, -0.5, 0.5, 0.5], [-0.5, -0.5, 0.5, -0.5]])
@@ -226,7 +226,7 @@ def test_a_run_saved_before_class_codes_existed_keeps_semantic_class_codes():
     from vsb2net.config import saved_config_from_dict
 
     old = {"model": {"method": "vsb2net", "bits": 16}}
-    assert saved_config_from_dict(old).model.class_codes == "semantic"
+    assert saved_config_from_dict(old).model.params.class_codes == "semantic"
     assert old == {"model": {"method": "vsb2net", "bits": 16}}  # the caller's dict is left alone
-    assert saved_config_from_dict({"model": {"class_codes": "relation"}}).model.class_codes == "relation"
-    assert saved_config_from_dict({}).model.class_codes == "relation"  # nothing saved: today's default
+    assert saved_config_from_dict({"model": {"class_codes": "relation"}}).model.params.class_codes == "relation"
+    assert saved_config_from_dict({}).model.params.class_codes == "relation"  # nothing saved: today's default

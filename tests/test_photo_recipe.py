@@ -17,12 +17,12 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 CLASSES = ["zebra", "horse", "cat", "dog", "bird", "fish"]
 
 
-def _photos(root: Path, size=(96, 72), per_class: int = 8) -> Path:
+def _photos(root: Path, size=(96, 72), per_class: int = 8, classes: list[str] = CLASSES) -> Path:
     """Colour pictures, one sub-folder per class: each class its own hue and stripe direction."""
     rng = np.random.default_rng(0)
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w]
-    for c, name in enumerate(CLASSES):
+    for c, name in enumerate(classes):
         hue = np.array([(c * 53) % 256, (c * 101 + 80) % 256, (c * 29 + 160) % 256], np.float32)
         for i in range(per_class):
             stripes = np.sin((xx if c % 2 else yy) / (3 + c) + i)[..., None]
@@ -44,10 +44,13 @@ def _recipe() -> list[list[str]]:
 
 @pytest.mark.slow  # trains on the EfficientNet-Lite0 trunk
 def test_the_readme_photo_recipe_runs_as_written(tmp_path, capsys):
+    """On a folder of 3 classes, the smallest the README promises: the validation protocol holds
+    out the one seen class it can spare, and says so."""
     from serve_helpers import ServerThread
     from vsb2net.serve.app import create_app
 
-    photos = _photos(tmp_path / "photos")
+    classes = CLASSES[:3]
+    photos = _photos(tmp_path / "photos", classes=classes)
     runs = tmp_path / "runs"
     train, build, serve = _recipe()
     assert train[0] == "run" and build[:2] == ["index", "build"] and serve[0] == "serve"
@@ -58,10 +61,12 @@ def test_the_readme_photo_recipe_runs_as_written(tmp_path, capsys):
                 else a.replace("$P", str(runs / "photos")) for flag, a in zip([""] + args, args)]
 
     # as written, plus a quick training: one epoch, 16 bits
+    capsys.readouterr()
     assert main(here(train) + ["--out", str(runs), "--epochs", "1", "--bits", "16", "--no-progress"]) == 0
+    assert "2 seen classes leave room for 1 pseudo-unseen class" in capsys.readouterr().out
     run = runs / "photos"
     split = json.loads((run / "split.json").read_text())
-    assert split["unseen"] == ["zebra"] and sorted(split["seen"] + split["unseen"]) == sorted(CLASSES)
+    assert split["unseen"] == ["zebra"] and sorted(split["seen"] + split["unseen"]) == sorted(classes)
     capsys.readouterr()
     assert main(here(build)) == 0
     assert "warning" not in capsys.readouterr().err  # photos fit a model trained on photos
@@ -69,7 +74,7 @@ def test_the_readme_photo_recipe_runs_as_written(tmp_path, capsys):
     srv = ServerThread(create_app(run_dir, index, warm_up=False))
     try:
         status, info = srv.json("GET", "/info")
-        assert status == 200 and info["count"] == 6 * 8 and info["index_warnings"] == []
+        assert status == 200 and info["count"] == 3 * 8 and info["index_warnings"] == []
         status, _, body = srv.upload((photos / "zebra" / "0.jpg").read_bytes(), "0.jpg")
         res = json.loads(body)
         assert status == 200 and res["ties_by"] == "score" and res["hits"][0]["distance"] == 0
@@ -98,6 +103,26 @@ def test_colour_photos_for_a_greyscale_model_are_warned_about(tiny_glove_run, tm
         assert status == 200 and len(info["index_warnings"]) == 1 and "in colour" in info["index_warnings"][0]
     finally:
         srv.stop()
+    # `vsb2net serve` prints the warning once as it starts
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "vsb2net", "serve", str(tiny_glove_run), str(index), "--port", "0",
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line
+        with urllib.request.urlopen(line.split(" on ", 1)[1].split()[0] + "health", timeout=30):
+            pass  # serving: SIGTERM now stops it the ordinary way
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr.read().count("sampled images are in colour") == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     # a photo as a query of that model: the same warning
     assert main(["search", str(tiny_glove_run), str(index), "--image", str(photos / "cat" / "0.jpg")]) == 0
     assert "1 of 1 sampled images are in colour" in capsys.readouterr().err

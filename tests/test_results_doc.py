@@ -3,7 +3,7 @@ test_benchmark.py's regeneration test does not pin down on its own."""
 import importlib.util
 from pathlib import Path
 
-from vsb2net.bench.results_doc import NOT_LEADING, README_END, README_START, readme_with_block, standing_section
+from vsb2net.comparison.results_doc import NOT_LEADING, README_END, README_START, readme_with_block, standing_section
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,3 +45,21 @@ def test_a_missed_aim_brings_its_conclusion():
     assert met == ["## Where VSB2-Net stands", "", "- x", ""]
     missed = standing_section(plan, ["- x"], leads=False, transfers=False)
     assert missed[4] == NOT_LEADING and f"below {plan.aim_class_ratio:.0f}x their chance" in missed[6]
+
+
+def test_the_method_lists_of_the_docs_are_the_registrys():
+    """README.md and docs/DATASETS.md list the methods in a block benchmarks/make_methods.py writes
+    from the registry: the committed blocks are what it gives now (regenerate them when not)."""
+    from vsb2net.comparison import method_lists
+    from vsb2net.models import METHODS, REFERENCE
+
+    for path, text, indent in ((ROOT / "README.md", method_lists.readme_text(), "  "),
+                               (ROOT / "docs" / "DATASETS.md", method_lists.datasets_text(), "")):
+        committed = path.read_text()
+        assert method_lists.with_block(committed, text, indent=indent) == committed, \
+            f"{path.name}: run .venv/bin/python benchmarks/make_methods.py"
+    others = [n for names in method_lists.others_by_family().values() for n in names]
+    assert sorted(n.strip("`") for n in others) == sorted(set(METHODS.names()) - {REFERENCE})
+    out = method_lists.with_block("a <!-- methods:start -->old<!-- methods:end -->; b", "new words")
+    assert out == "a <!-- methods:start -->new words<!-- methods:end -->; b"
+    assert method_lists.with_block("no markers", "x") is None

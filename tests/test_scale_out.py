@@ -19,7 +19,7 @@ import torch
 from vsb2net.checkpoint import load_training_state
 from vsb2net.cli import main
 from vsb2net.codes import pack_codes
-from vsb2net.metrics import evaluate
+from vsb2net.evaluation.retrieval import evaluate
 from vsb2net.models.base import encode
 from vsb2net.pipeline import prepare
 from vsb2net.run import RESUME as RESUME_FILE

@@ -109,7 +109,7 @@ def test_the_portable_path_gives_the_same_as_the_vector_one(tmp_path):
 
 @pytest.mark.parametrize("bits", [8, 16, 32, 48, 64, 128])
 def test_distance_histograms_of_the_kernel_are_faiss_and_numpy_counts(bits, monkeypatch):
-    from vsb2net import metrics
+    from vsb2net.evaluation import retrieval as metrics
 
     rng = np.random.default_rng(bits)
     db = rng.integers(0, 256, (4099, bits // 8), dtype=np.uint8)

@@ -77,7 +77,7 @@ def test_class_query_map_is_in_metrics_and_report(run, split):
     import torch
 
     from vsb2net.codes import hamming_distances, pack_codes
-    from vsb2net.metrics import average_precision_tie_aware, harmonic_numbers
+    from vsb2net.evaluation.retrieval import average_precision_tie_aware, harmonic_numbers
     from vsb2net.run import Run
 
     metrics = json.loads((run / "metrics.json").read_text())
@@ -135,6 +135,24 @@ def test_search_unseen_class_name_returns_k_sorted_hits(run, dataset_index, spli
     keys = [(h["distance"], -h["score"]) for h in hits]
     assert keys == sorted(keys)  # nearest first; at one distance, the larger score first
     assert all(h["metadata"]["class"] in split["class_names"] for h in hits)
+
+
+@pytest.mark.parametrize("level", ["near_chance", "above_chance"])
+def test_search_says_when_class_name_search_is_near_chance(run, dataset_index, split, capsys, monkeypatch, level):
+    from vsb2net.run import Run, class_name_quality
+
+    measured = {"near_chance": 0.117, "above_chance": 0.25}[level]
+    monkeypatch.setattr(Run, "class_name_quality",
+                        lambda self: class_name_quality({"class_query_map": measured, "class_query_chance": 0.101}))
+    capsys.readouterr()
+    assert main(["search", str(run), str(dataset_index), "--class-name", split["unseen"][0]]) == 0
+    err = capsys.readouterr().err
+    assert ("barely better than random" in err) == (level == "near_chance")
+    # a seen class's name is not zero-shot: the unseen classes' figure does not speak for it
+    assert main(["search", str(run), str(dataset_index), "--class-name", split["seen"][0]]) == 0
+    assert "random" not in capsys.readouterr().err
+    assert main(["search", str(run), str(dataset_index), "--class-name", split["unseen"][0], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["class_name_quality"]["level"] == level
 
 
 def test_search_class_name_by_glove_word_and_radius(run, dataset_index, capsys):

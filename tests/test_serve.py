@@ -104,8 +104,81 @@ def test_health_and_info(server, run, split):
     cq = info["class_name_map"]  # the run's measured class-name mAP on its unseen classes, with chance
     assert (cq is not None) == (Path(run) / "metrics.json").is_file()
     assert cq is None or (0 <= cq["unseen"] <= 1 and 0 < cq["chance"] < 1)
+    quality = info["class_name_quality"]  # the same, judged in words
+    assert (quality is None) == (cq is None)
+    if quality:
+        assert quality["map"] == cq["unseen"]
+        assert quality["ratio"] == pytest.approx(cq["unseen"] / cq["chance"], abs=1e-3)
+        assert quality["level"] in ("below_chance", "near_chance", "above_chance") and "random" in quality["plain"]
+    assert info["index_classes"] == sorted(split["class_names"], key=str.lower)
     assert all(info["queries"][kind]["supported"] for kind in ("image", "class", "text", "code"))
     assert info["thumbnails"] is True and info["limits"]["max_upload_bytes"] == UPLOAD_LIMIT
+
+
+def test_info_has_a_typed_schema(server):
+    status, schema = server.json("GET", "/openapi.json")
+    ok = schema["paths"]["/info"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert status == 200 and ok == {"$ref": "#/components/schemas/Info"}
+    models = schema["components"]["schemas"]
+    assert {"class_name_quality", "queries", "limits", "batching"} <= set(models["Info"]["properties"])
+    assert set(models["QueryKinds"]["properties"]) == {"image", "class", "text", "code", "item"}
+    assert "additionalProperties" not in models["Info"] and "additionalProperties" not in models["QueryKinds"]
+    # the token's placeholder is code in the description, not an HTML tag Swagger UI would swallow
+    assert "`Authorization: Bearer <token>`" in schema["info"]["description"]
+    status, headers, icon = server.get("/favicon.ico")
+    assert status == 200 and headers["content-type"] == "image/png" and icon.startswith(b"\x89PNG")
+
+
+def test_hits_are_marked_by_the_queried_class(server, split):
+    from vsb2net.run import class_name_quality
+
+    unseen = split["unseen"][0]
+    status, res = server.json("GET", f"/search/class?name={unseen.lower()}&k=20")
+    assert status == 200
+    for hit in res["hits"]:  # a dataset index knows each item's class
+        assert hit["classes"] == [hit["metadata"]["class"]]
+        assert hit["of_query_class"] == (hit["metadata"]["class"] == unseen)
+    marked = sum(h["of_query_class"] for h in res["hits"])
+    assert res["query_class"] == {"name": unseen, "hits": marked, "of": 20}
+    # a word that names none of the index's classes: nothing to mark by
+    status, res = server.json("GET", "/search/class?name=striped&k=5")
+    assert res["query_class"] is None and all(h["of_query_class"] is None for h in res["hits"])
+    # an item query marks by the class of the item it searches by
+    first = server.json("GET", f"/search/class?name={unseen}&k=1")[1]["hits"][0]
+    status, res = server.json("GET", f"/search/item?id={first['id']}&k=5")
+    assert res["query_class"]["name"] == first["metadata"]["class"] and res["hits"][0]["of_query_class"] is True
+    # the plain words by level
+    assert class_name_quality({"class_query_map": 0.262, "class_query_chance": 0.366})["level"] == "below_chance"
+    near = class_name_quality({"class_query_map": 0.117, "class_query_chance": 0.101})
+    assert near["level"] == "near_chance" and "barely better than random" in near["plain"]
+    assert class_name_quality({"class_query_map": 0.25, "class_query_chance": 0.1})["plain"].startswith(
+        "class-name search on unseen classes does 2.5x better than random")
+    assert class_name_quality({}) is None
+
+
+def test_unknown_class_names_get_the_classes_and_the_nearest(server, split):
+    status, _, body = server.get("/search/class?name=qqzebraxx")
+    detail = _assert_one_line_error(status, body)
+    assert status == 400 and "did you mean Zebra?" in detail and ", ".join(split["class_names"]) in detail
+    assert "GET /info" not in detail
+
+
+def test_score_scale_and_a_radius_without_hits(server, files):
+    from vsb2net.codes import hamming_distances
+
+    status, res = server.json("GET", "/search/class?name=zebra&k=5")
+    assert 0 < res["score_max"] and all(abs(h["score"]) <= res["score_max"] + 1e-3 for h in res["hits"])
+    assert res["nearest_distance"] is None
+    # a code nothing in the index has: a radius short of its nearest item finds nothing, and says how far it is
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        code = rng.integers(0, 256, 2, dtype=np.uint8)
+        nearest = int(hamming_distances(code[None], files["db_codes"]).min())
+        if nearest >= 2:
+            break
+    status, res = server.json("GET", f"/search/code?hex={code.tobytes().hex()}&radius={nearest - 1}")
+    assert status == 200 and res["count"] == 0 and res["nearest_distance"] == nearest
+    assert res["score_max"] is None  # a code query has no scores
 
 
 def test_class_search_matches_the_cli(server, run, files, split, capsys):
@@ -284,6 +357,7 @@ def test_token_is_required_on_every_route_but_health(run, files):
             status, headers, asset = srv.get(f"/docs/assets/{name}")
             assert status == 200 and kind in headers["content-type"] and len(asset) > 10_000
         assert srv.get("/docs/assets/other.js")[0] == 401  # only those files are public
+        assert srv.get("/favicon.ico")[0] == 200  # browsers ask for it without the token
         status, _, body = srv.get(f"/openapi.json?token={TOKEN}")
         assert status == 200 and json.loads(body)["security"] == [{"bearer": []}]
     finally:
@@ -351,11 +425,19 @@ def test_attribute_run_refuses_text_with_a_pointer_to_class_names(run, files, mo
         assert status == 400 and "attributes" in detail and "class name" in detail
         status, _, body = srv.get("/search/class?name=wolf")
         assert status == 400 and "not one of the run's classes" in json.loads(body)["detail"]
+        status, _, body = srv.get("/search/class?name=Zebar")
+        assert "(did you mean Zebra" in json.loads(body)["detail"]
+        assert info_plain(srv)["text"].startswith("This model knows its classes by their attributes")
         assert srv.get(f"/search/class?name={split['unseen'][0]}")[0] == 200
         info = srv.json("GET", "/info")[1]
         assert info["queries"]["text"]["supported"] is False and info["queries"]["class"]["supported"] is True
     finally:
         srv.stop()
+
+
+def info_plain(srv) -> dict:
+    """What /info says, in words for the page, of each unsupported query kind."""
+    return {kind: q.get("plain") for kind, q in srv.json("GET", "/info")[1]["queries"].items()}
 
 
 def test_minilm_runs_embed_text_with_minilm(run, monkeypatch):
@@ -550,6 +632,7 @@ def test_cli_serves_until_stopped(run, files):
 
 def test_tie_groups_count_the_index_and_ties_follow_the_score(server, run, files, split):
     from vsb2net.codes import hamming_distances, pack_codes
+    from vsb2net.index import open_index
     from vsb2net.run import Run
 
     unseen = split["unseen"][0]
@@ -559,7 +642,7 @@ def test_tie_groups_count_the_index_and_ties_follow_the_score(server, run, files
     # the counts are over the whole index: the dataset index holds every image of the split's database
     alone = Run.load(run)
     real = alone.class_name_outputs([unseen])
-    stored = alone.open_index(files["dataset"])
+    stored = open_index(alone, files["dataset"])
     codes = stored.backend.codes(np.arange(len(stored)))
     d = hamming_distances(pack_codes(real), codes)[0]
     for g in res["groups"]:
@@ -586,30 +669,56 @@ def test_a_hit_can_be_searched_by(server, files):
     # its own code: the item lies at distance 0, ties ordered by its picture's real-valued code
     assert res["hits"][0]["distance"] == 0 and res["ties_by"] == "score"
     assert res["query"]["code"] == files["db_codes"][7].tobytes().hex()
-    for bad in ("-5", "99999999999"):
+    for bad in ("-5", "99999999999"):  # as /thumb: an id the index does not hold is a 404
         status, body = server.json("GET", f"/search/item?id={bad}")
-        assert status == 400 and "no item with id" in body["detail"]
+        assert status == 404 and "no item with id" in body["detail"]
     status, info = server.json("GET", "/info")
     assert info["queries"]["item"]["supported"] is True
 
 
-def test_oversized_url_and_headers_get_414_and_431_not_a_reset(server):
+def _raw_exchange(port: int, request: bytes, chunk: int | None = None) -> tuple[bytes, float]:
+    """The server's answer to ``request`` sent in one write (``chunk`` None) or in writes of
+    ``chunk`` bytes, read up to the end of its body (Content-Length), and how long that took."""
     import socket as sk
+    import time
 
-    def raw(request: bytes) -> bytes:
-        with sk.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-            s.sendall(request)
-            s.shutdown(sk.SHUT_WR)
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-        return out
+    t0 = time.monotonic()
+    with sk.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.setsockopt(sk.IPPROTO_TCP, sk.TCP_NODELAY, 1)
+        try:
+            if chunk is None:
+                s.sendall(request)
+            else:
+                for i in range(0, len(request), chunk):
+                    s.sendall(request[i:i + chunk])
+                    time.sleep(0.001)  # separate reads on the server's side
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may close once it has answered; the answer is still to be read
+        out = b""
+        while b"\r\n\r\n" not in out and (data := s.recv(65536)):
+            out += data
+        head, _, body = out.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        while len(body) < length and (data := s.recv(65536)):
+            body += data
+    return head + b"\r\n\r\n" + body, time.monotonic() - t0
 
-    reply = raw(b"GET /search/code?hex=" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+
+@pytest.mark.parametrize("chunk", [None, 1024], ids=["one-write", "1KB-writes"])
+def test_oversized_url_and_headers_get_414_and_431_however_they_arrive(server, chunk):
+    url = b"GET /search/code?hex=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    reply, seconds = _raw_exchange(server.port, url, chunk)
     assert reply.startswith(b"HTTP/1.1 414") and b"the URL is too long" in reply
-    reply = raw(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 200_000 + b"\r\n\r\n")
+    assert seconds < 1.5  # the answer is complete at once (its length is given), not after the drain
+    header = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n"
+    reply, _ = _raw_exchange(server.port, header, chunk)
     assert reply.startswith(b"HTTP/1.1 431") and b"headers are too large" in reply
-    assert server.get("/health")[0] == 200  # and the server goes on
+    # a head just under the limit passes, and the server goes on
+    fits = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 15_000 + b"\r\n\r\n"
+    reply, _ = _raw_exchange(server.port, fits, chunk)
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert server.get("/health")[0] == 200
 
 
 def test_access_log_cuts_long_urls():

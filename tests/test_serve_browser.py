@@ -91,6 +91,11 @@ def _wait(driver, condition, what):
     return WebDriverWait(driver, WAIT_S).until(lambda d: condition(d), message=what)
 
 
+def _thumbnails_loaded(driver, what):
+    _wait(driver, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"), what)
+
+
 def _check_grid(driver, n):
     cards = _hits(driver)
     assert len(cards) == n
@@ -100,11 +105,25 @@ def _check_grid(driver, n):
         assert re.fullmatch(r"d=\d+", text), text
         distances.append(int(text[2:]))
     assert distances == sorted(distances)
-    # tied hits are marked: a hit whose distance another listed hit shares has the tie class
+    # a tie mark only where it tells something: it shares its distance with another card at least
     for card, d in zip(cards, distances):
-        if distances.count(d) > 1:
-            assert "tie" in card.get_attribute("class").split()
+        if "tie" in card.get_attribute("class").split():
+            assert distances.count(d) > 1
     return cards, distances
+
+
+def _alike(hits: list[dict], distance: int) -> bool:
+    """Every listed hit at ``distance`` has the same score: nothing orders them (the page says so in
+    the group's heading instead of marking each card)."""
+    scores = [h["score"] for h in hits if h["distance"] == distance]
+    return len(scores) > 1 and len(set(scores)) == 1
+
+
+def _expected_ties(hits: list[dict]) -> list[bool]:
+    """Which cards carry the tie mark: the same score as another at their distance, in a group
+    that something does order."""
+    return [not _alike(hits, h["distance"]) and any(o is not h and (o["distance"], o["score"]) ==
+                                                    (h["distance"], h["score"]) for o in hits) for h in hits]
 
 
 def test_class_name_search_shows_a_grid_of_thumbnails(driver, site):
@@ -125,12 +144,11 @@ def test_class_name_search_shows_a_grid_of_thumbnails(driver, site):
     status, api = srv.json("GET", f"/search/class?name={name}&k=6", headers={"Authorization": f"Bearer {TOKEN}"})
     assert status == 200 and [h["distance"] for h in api["hits"]] == distances
     assert [int(c.get_attribute("data-id")) for c in cards] == [h["id"] for h in api["hits"]]
-    assert any(h["tie"] for h in api["hits"]) == bool(driver.find_elements("css selector", "#grid .hit.tie"))
+    # the tie mark: on the hits with the very same score as another at their distance, and no others
+    assert ["tie" in c.get_attribute("class").split() for c in cards] == _expected_ties(api["hits"])
     # thumbnails were fetched with the token and decoded
-    _wait(driver, lambda d: d.execute_script(
-        "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
-        "thumbnails did not load")
-    assert "6 hit(s)" in driver.find_element("id", "summary").text
+    _thumbnails_loaded(driver, "thumbnails did not load")
+    assert f"6 nearest results for the class name '{name}'" in driver.find_element("id", "summary").text
 
 
 def test_image_upload_through_the_file_input(driver, site):
@@ -139,7 +157,7 @@ def test_image_upload_through_the_file_input(driver, site):
     _wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "1",
           "the page did not load")
     driver.find_element("id", "file").send_keys(str(picture))
-    _wait(driver, lambda d: "image" in d.find_element("id", "summary").text and len(_hits(d)) == 10,
+    _wait(driver, lambda d: "the picture" in d.find_element("id", "summary").text and len(_hits(d)) == 10,
           "no image results appeared")
     cards, distances = _check_grid(driver, 10)
     assert distances[0] == 0
@@ -199,14 +217,15 @@ def test_tie_groups_k_with_a_radius_and_clearing_after_an_error(driver, site):
     status, api = srv.json("GET", f"/search/class?name={name}&k=10", headers=auth)
     heads = [h.text for h in driver.find_elements("css selector", "#grid .group")]
     assert heads == [f"d={g['distance']}: {g['count']} item{'s' if g['count'] != 1 else ''}, {g['shown']} shown"
+                     + (" (in no particular order)" if _alike(api["hits"], g["distance"]) else "")
                      for g in api["groups"]]
     assert "unseen class" in driver.find_element("id", "summary").text
     # k is honoured with a radius (the page used to leave k = 10 out and list everything)
     _set(driver, "radius", "16")
     _set(driver, "class-name", name)
     driver.find_element("id", "class-go").click()
-    _wait(driver, lambda d: "within radius 16" in d.find_element("id", "summary").text, "no radius results")
-    assert len(_hits(driver)) == 10 and "more lie within the radius" in driver.find_element("id", "summary").text
+    _wait(driver, lambda d: "within distance 16 of" in d.find_element("id", "summary").text, "no radius results")
+    assert len(_hits(driver)) == 10 and "raise k to see them" in driver.find_element("id", "summary").text
     # an error clears the previous results and the other boxes
     _set(driver, "radius", "")
     _set(driver, "code-hex", "zz")
@@ -223,7 +242,8 @@ def test_tie_groups_k_with_a_radius_and_clearing_after_an_error(driver, site):
     first = _hits(driver)[3]
     item = first.get_attribute("data-id")
     first.click()
-    _wait(driver, lambda d: f"item '{item}'" in d.find_element("id", "summary").text, "a click did not search")
+    _wait(driver, lambda d: f"items like result {item}" in d.find_element("id", "summary").text,
+          "a click did not search")
     assert _hits(driver)[0].find_element("css selector", ".dist").text == "d=0"
 
 
@@ -231,7 +251,7 @@ def test_image_search_screenshot(driver, site):
     srv, _, picture, _ = site
     _ready(driver, srv)
     driver.find_element("id", "file").send_keys(str(picture))
-    _wait(driver, lambda d: "image" in d.find_element("id", "summary").text and len(_hits(d)) >= 1,
+    _wait(driver, lambda d: "the picture" in d.find_element("id", "summary").text and len(_hits(d)) >= 1,
           "no image results appeared")
     assert driver.find_elements("css selector", "#grid .group")
     assert "score" in _hits(driver)[0].text
@@ -258,13 +278,11 @@ def test_a_photo_index_shows_its_warning_and_its_pictures(driver, tiny_glove_run
     srv = ServerThread(create_app(tiny_glove_run, index, token=TOKEN, warm_up=False))
     try:
         _ready(driver, srv)
-        assert "warning: these images do not fit" in driver.find_element("id", "context").text
+        assert "Warning: these images do not fit" in driver.find_element("id", "context").text
         driver.find_element("id", "file").send_keys(str(photos / "zebra" / "0.jpg"))
-        _wait(driver, lambda d: "image" in d.find_element("id", "summary").text and len(_hits(d)) == 10,
+        _wait(driver, lambda d: "the picture" in d.find_element("id", "summary").text and len(_hits(d)) == 10,
               "no photo results appeared")
-        _wait(driver, lambda d: d.execute_script(
-            "return [...document.querySelectorAll('#grid img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
-            "the photos' thumbnails did not load")
+        _thumbnails_loaded(driver, "the photos' thumbnails did not load")
         assert any(re.search(r"\b(zebra|horse|cat|dog|bird|fish)/\d\.jpg", h.text) for h in _hits(driver))
         _shot(driver, "photo-index")
     finally:
@@ -285,7 +303,98 @@ def test_a_disabled_box_says_why_on_the_page(driver, tiny_glove_run, tmp_path, m
         _ready(driver, srv)
         assert driver.find_element("id", "text-q").get_attribute("disabled") is not None
         reason = driver.find_element("id", "text-form-reason")
-        assert reason.is_displayed() and "no text encoder" in reason.text
+        # in words for a person, not the API's ("GET /search/class")
+        assert reason.is_displayed() and "cannot read free text" in reason.text and "GET" not in reason.text
         assert not driver.find_elements("id", "class-form-reason")  # class names still work
+    finally:
+        srv.stop()
+
+
+NEAR_CHANCE = {"unseen": {"class_query_map": 0.117, "class_query_chance": 0.101}}  # the `make run` model's figures
+
+
+def test_a_near_chance_run_says_so_and_marks_hits_by_class(driver, tiny_glove_run, tmp_path, monkeypatch):
+    """An unseen-class search on a run whose class-name search is barely better than random: the
+    page says so in words, marks each hit as of the class or not and counts them."""
+    from vsb2net.run import Run
+    from vsb2net.serve.app import create_app
+
+    index = tmp_path / "db.vsbidx"
+    assert main(["index", "build", str(tiny_glove_run), "--dataset", "animal-mnist", "-o", str(index)]) == 0
+    monkeypatch.setattr(Run, "metrics", lambda self: NEAR_CHANCE)
+    srv = ServerThread(create_app(tiny_glove_run, index, token=TOKEN, warm_up=False))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        _ready(driver, srv)
+        plain = "class-name search on unseen classes is barely better than random here"
+        context = driver.find_element("id", "context")
+        assert plain.capitalize() in context.text and context.find_elements("css selector", ".quality")
+        name = json.loads((tiny_glove_run / "split.json").read_text())["unseen"][0]
+        _set(driver, "k", "10")
+        _set(driver, "class-name", name)
+        driver.find_element("id", "class-go").click()
+        _wait(driver, lambda d: len(_hits(d)) == 10, "no grid of 10 hits appeared")
+        summary = driver.find_element("id", "summary")
+        assert plain.capitalize() in summary.find_element("css selector", ".quality").text
+        status, api = srv.json("GET", f"/search/class?name={name}&k=10", headers=auth)
+        c = api["query_class"]
+        assert summary.find_element("css selector", ".count").text == f"{c['hits']} of 10 are {name}"
+        for card, hit in zip(_hits(driver), api["hits"]):
+            classes = card.get_attribute("class").split()
+            mark = card.find_element("css selector", ".mark").text
+            assert ("match" in classes) == hit["of_query_class"] and ("nomatch" in classes) != hit["of_query_class"]
+            assert mark == ("\u2713 " if hit["of_query_class"] else "\u2717 ") + hit["metadata"]["class"]
+        _thumbnails_loaded(driver, "thumbnails did not load")
+        _shot(driver, "near-chance-unseen-class-search")
+        # a radius that reaches nothing: where the nearest item lies, and the radius is cleared
+        codes = np.unpackbits(np.load(tiny_glove_run / "codes.npz")["database_codes"], axis=1)
+        lonely = next(c for c in (np.random.default_rng(i).integers(0, 2, 16) for i in range(1000))
+                      if (codes != c).sum(axis=1).min() >= 2)
+        nearest = int((codes != lonely).sum(axis=1).min())
+        _set(driver, "class-name", "")
+        _set(driver, "radius", "1")
+        _set(driver, "code-hex", np.packbits(lonely).tobytes().hex())
+        driver.find_element("id", "code-go").click()
+        _wait(driver, lambda d: "Nothing lies within distance 1" in d.find_element("id", "summary").text,
+              "no hint for an empty radius search")
+        assert f"the nearest item lies at distance {nearest}" in driver.find_element("id", "summary").text
+        assert driver.find_element("id", "radius").get_attribute("value") == ""
+        _shot(driver, "radius-without-hits")
+        # k out of range: said in words, nothing sent
+        _set(driver, "k", "0")
+        _set(driver, "class-name", name)
+        driver.find_element("id", "class-go").click()
+        _wait(driver, lambda d: "must be a whole number from 1 to" in d.find_element("id", "status").text,
+              "no message for a bad k")
+        assert "Input should be" not in driver.find_element("id", "status").text
+    finally:
+        srv.stop()
+
+
+def test_a_photo_run_marks_hits_by_their_folder(driver, tmp_path):
+    """The README's photo recipe on 3 classes, served: a search by the unseen class's name marks
+    each photo by its sub-folder."""
+    from test_photo_recipe import CLASSES, _photos
+    from vsb2net.serve.app import create_app
+
+    photos = _photos(tmp_path / "photos", classes=CLASSES[:3])
+    runs = tmp_path / "runs"
+    assert main(["run", "--dataset", "image-folder", "--data-root", str(photos), "--set", "data.image_size=64",
+                 "--set", "model.backbone=efficientnet-lite0", "--unseen", "zebra", "--name", "photos",
+                 "--out", str(runs), "--epochs", "1", "--bits", "16", "--no-progress"]) == 0
+    index = runs / "photos" / "photos.vsbidx"
+    assert main(["index", "build", str(runs / "photos"), "--images", str(photos), "-o", str(index)]) == 0
+    srv = ServerThread(create_app(runs / "photos", index, token=TOKEN, warm_up=False))
+    try:
+        _ready(driver, srv)
+        _set(driver, "class-name", "zebra")
+        driver.find_element("id", "class-go").click()
+        _wait(driver, lambda d: len(_hits(d)) == 10, "no grid of 10 hits appeared")
+        marks = [c.find_element("css selector", ".mark").text for c in _hits(driver)]
+        assert all(m[2:] in CLASSES[:3] for m in marks), marks
+        zebras = sum(m == "\u2713 zebra" for m in marks)
+        assert driver.find_element("css selector", "#summary .count").text == f"{zebras} of 10 are zebra"
+        _thumbnails_loaded(driver, "the photos' thumbnails did not load")
+        _shot(driver, "photo-run")
     finally:
         srv.stop()

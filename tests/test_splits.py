@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from vsb2net.data.splits import choose_unseen, subsample_per_class, validation_split, zero_shot_split
+from vsb2net.data.splits import (
+    choose_unseen,
+    subsample_per_class,
+    validation_size,
+    validation_split,
+    zero_shot_split,
+)
 from vsb2net.errors import VsbError
 
 NAMES = [f"c{i}" for i in range(10)]
@@ -50,8 +56,29 @@ def test_validation_protocol_never_touches_unseen_classes_or_test_queries():
     assert not set(val.unseen) & {3, 7}
     assert set(val.unseen) <= set(sp.seen)
     assert set(y[val.train]) == set(sp.seen) - set(val.unseen)
-    with pytest.raises(VsbError, match="pseudo-unseen"):
-        validation_split(y, sp, 8, 0.1, seed=1)
+    with pytest.raises(VsbError, match="at least 1 seen class"):
+        validation_split(y, sp, 0, 0.1, seed=1)
+
+
+def test_validation_protocol_adapts_to_few_seen_classes():
+    y = labels()
+    # 8 seen classes: asking for 8 pseudo-unseen holds out 7 and says so
+    sp = zero_shot_split(y, [3, 7], 0.1, seed=1)
+    assert validation_size(8, 2) == (2, "")
+    n, note = validation_size(8, 8)
+    assert n == 7 and "room for 7 pseudo-unseen classes" in note and "n_val_unseen = 8" in note
+    val = validation_split(y, sp, 8, 0.1, seed=1)
+    assert len(val.unseen) == 7 and len(set(y[val.train])) == 1
+    # a folder of 3 classes, one unseen: the default 2 becomes 1
+    y3 = y[y < 3]
+    sp3 = zero_shot_split(y3, [0], 0.1, seed=1)
+    assert validation_size(len(sp3.seen), 2) == (1, validation_size(2, 2)[1])
+    assert "room for 1 pseudo-unseen class (" in validation_size(2, 2)[1]
+    val3 = validation_split(y3, sp3, 2, 0.1, seed=1)
+    assert len(val3.unseen) == 1 and set(y3[val3.train]) == set(sp3.seen) - set(val3.unseen)
+    # one seen class: nothing to hold out, and the message says what to do instead
+    with pytest.raises(VsbError, match="at least 2 seen classes.*at least 3 classes.*select_epochs=false"):
+        validation_split(y3, zero_shot_split(y3, [0, 1], 0.1, seed=1), 2, 0.1, seed=1)
 
 
 def test_subsample_per_class():
@@ -76,3 +103,21 @@ def test_combination_split_numbers_every_pair_once():
     assert len(set(pairs)) == 45 and pairs[0] == (0, 1) and pairs[-1] == (8, 9)
     with pytest.raises(VsbError, match="0 to 44"):
         choose_unseen(names, [], 2, 45, combination=True)
+
+
+@pytest.mark.parametrize("n_classes, n_unseen", [(10, 2), (10, 3), (50, 10), (3, 1)])
+def test_balanced_splits_are_distinct_and_hold_out_every_class_equally_often(n_classes, n_unseen):
+    names = [f"c{i}" for i in range(n_classes)]
+    splits = [tuple(choose_unseen(names, [], n_unseen, k, balanced=True)) for k in range(n_classes)]
+    assert len(set(splits)) == n_classes and all(len(s) == n_unseen for s in splits)
+    counts = np.bincount([c for s in splits for c in s], minlength=n_classes)
+    assert counts.tolist() == [n_unseen] * n_classes
+    with pytest.raises(VsbError, match=f"0 to {n_classes - 1}"):
+        choose_unseen(names, [], n_unseen, n_classes, balanced=True)
+
+
+def test_random_draws_repeat_splits_where_the_balanced_design_does_not():
+    """Why the benchmark uses the design: 10 seeded draws of 2 of 10 classes repeat two pairs."""
+    drawn = [tuple(choose_unseen(NAMES, [], 2, k)) for k in range(10)]
+    assert len(set(drawn)) == 8
+    assert len({tuple(choose_unseen(NAMES, [], 2, k, balanced=True)) for k in range(10)}) == 10

@@ -8,6 +8,7 @@ backbones) are checked then, with the known names in the error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VsbError
+from .threads import set_wait_policy
 
 # flag -> config key; each is a shortcut for --set KEY=VALUE (and wins over --set)
 SHORTCUTS = {
@@ -33,8 +35,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="YAML or TOML file with sections data, model, train, eval; "
                         "a file written by `vsb2net tune` is read as --tuned")
     g.add_argument("--tuned", metavar="FILE",
-                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/bench/tuned/animal-mnist.yaml), or "
-                        "'auto' for the committed src/vsb2net/bench/tuned/DATASET.yaml of the run's dataset when "
+                   help="YAML written by `vsb2net tune` (e.g. src/vsb2net/comparison/tuned/animal-mnist.yaml), or "
+                        "'auto' for the committed src/vsb2net/comparison/tuned/DATASET.yaml of the run's dataset when "
                         "there is one (what `make run` uses): its dataset and "
                         "its settings for the run's method (--method, default vsb2net) are the starting "
                         "configuration, which --config, --set and the flags override. Its train.epochs (the "
@@ -86,7 +88,7 @@ def _overrides_from_args(args: argparse.Namespace, flags=SHORTCUTS) -> dict[str,
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .bench.tuned import tuned_config
+    from .comparison.tuned import tuned_config
 
     return tuned_config(args.config, _overrides_from_args(args), tuned=getattr(args, "tuned", None))
 
@@ -120,9 +122,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_and_report(path, prep=None):
+    """Evaluate a trained run (its codes and metrics.json) and write its report.md; the metrics."""
+    from .pipeline import evaluate_run
+    from .report import write_report
+
+    ev = evaluate_run(path, prep)
+    write_report(ev.path, ev.cfg, ev.metrics, ev.prep, ev.packed)
+    return ev.metrics
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .distributed import from_env, leave_helper_rank
-    from .pipeline import evaluate_run, prepare, train_run
+    from .pipeline import prepare, train_run
     from .report import print_tables
     from .run import REPORT
 
@@ -132,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = train_run(cfg, prep, resume=state, out=args.resume)
     if not from_env().is_main:
         leave_helper_rank()  # rank 0 evaluates; the other ranks only helped train
-    metrics = evaluate_run(out, prep, log=lambda *_: None)
+    metrics = _evaluate_and_report(out, prep)
     print_tables(metrics)
     print(f"\nunseen-class mAP@all (tie-aware): {metrics['unseen']['map']:.4f}   "
           f"[{cfg.model.method}, {cfg.model.bits} bits, {cfg.data.dataset}]")
@@ -141,11 +153,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .pipeline import evaluate_run
     from .report import print_tables
     from .run import REPORT
+    from .threads import use_cpu_threads
 
-    metrics = evaluate_run(args.run_dir)
+    use_cpu_threads()
+    metrics = _evaluate_and_report(args.run_dir)
     print_tables(metrics)
     print(f"report: {Path(args.run_dir) / REPORT}")
     return 0
@@ -190,6 +203,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         cls = METHODS.get(name)
         print(f"{name:{width}s}  {cls.family:12s}  {'yes' if cls.codes_classes else 'no':8s}  {METHODS.help(name)}")
         print(f"{'':{width}s}  {'':12s}  {'':8s}  paper: {cls.paper}")
+        own = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Params))
+        print(f"{'':{width}s}  {'':12s}  {'':8s}  parameters (model.*): {own or '(none of its own)'}")
         for suffix, overrides in cls.ablations.items():
             shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
             print(f"{'':{width}s}  {'':12s}  {'':8s}  ablation {name}-{suffix}: {shown}")
@@ -211,7 +226,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 # Modules that add command groups of their own: each has ``register(subparsers, add_config_flags)``
 # and, like this one, imports nothing heavy (torch, models, data) before a command runs.
-COMMAND_MODULES: list[str] = ["vsb2net.benchmark_cli", "vsb2net.index.cli", "vsb2net.serve.cli"]
+COMMAND_MODULES: list[str] = ["vsb2net.comparison.cli", "vsb2net.index.cli", "vsb2net.serve.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # before any command loads torch's OpenMP runtime, which reads it once (vsb2net.threads)
+    set_wait_policy()
     debug = getattr(args, "debug", False)
     previous = None
     try:

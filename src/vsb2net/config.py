@@ -8,6 +8,8 @@ so that the run can be reproduced and re-evaluated.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
 import json
 import math
 import tomllib
@@ -16,7 +18,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -38,6 +40,8 @@ class DataConfig:
     #: when ``unseen`` is empty: "proposed" (the dataset's own split, e.g. xlsa17's), "random"
     #: (``n_unseen`` classes drawn with ``split_seed``), "auto" (proposed when there is one) or
     #: "combination" (``split_seed`` numbers one of all choices of ``n_unseen`` classes: 0..44 for pairs of 10)
+    #: or "balanced" (``split_seed`` 0..C-1 numbers a split of a design in which the C splits are
+    #: distinct and every class is unseen equally often: the benchmark's main tables)
     unseen_split: str = "auto"
     n_unseen: int = 2
     split_seed: int = 0
@@ -59,9 +63,62 @@ class DataConfig:
     feature_cache: str = "auto"
 
 
+class MethodParams:
+    """Base of a method's own parameters: a dataclass declared in the method's file
+    (``class Params(MethodParams)``), registered with the method.  Its fields are the method's
+    ``model.<name>`` settings in config files, ``--set`` and tuned files, with their defaults;
+    ``typing.Literal`` fields take one of their values; fields named ``w_*`` are loss weights
+    (>= 0, 0 switches the term off).  A class-level ``validate`` adds checks of its own."""
+
+    #: names a parameter had when ModelConfig held every method's settings -> today's name: a
+    #: saved config, tuned file or ``--set`` with the old name sets the same value, and a benchmark
+    #: cell's hash is taken under the old name, so renaming never recomputes a cell
+    renamed: ClassVar[dict[str, str]] = {}
+    #: parameters added after runs and benchmark cells were saved -> the value that reproduces the
+    #: behaviour from before they existed: a saved config without the key takes it, and a cell's
+    #: hash leaves the key out while it holds it
+    added: ClassVar[dict[str, Any]] = {}
+
+    def validate(self, model: ModelConfig) -> None:
+        """Checks beyond the declared types (``model``: the shared settings, e.g. the backbone)."""
+
+
+#: method name -> its Params class; each method's file registers it (``vsb2net.models`` imports them)
+_METHOD_PARAMS: dict[str, type[MethodParams]] = {}
+
+
+def register_params(method: str, cls: type[MethodParams]) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, MethodParams) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"method {method}: Params must be a dataclass deriving from MethodParams")
+    _METHOD_PARAMS[method] = cls
+
+
+def unregister_params(method: str) -> None:
+    _METHOD_PARAMS.pop(method, None)
+
+
+def params_class(method: str) -> type[MethodParams]:
+    """The Params class of ``method``.  The methods register theirs when ``vsb2net.models`` is
+    imported; a configuration read before that imports it here (plugin discovery, as a registry
+    of entry points would: config.py itself names no method)."""
+    if method not in _METHOD_PARAMS:
+        importlib.import_module("vsb2net.models")
+    if method not in _METHOD_PARAMS:
+        raise VsbError(f"unknown method {method!r}; known: {', '.join(sorted(_METHOD_PARAMS))}.")
+    return _METHOD_PARAMS[method]
+
+
+def method_names() -> list[str]:
+    """Every method that declares its parameters (all registered methods)."""
+    params_class(ModelConfig.method)  # discovery
+    return sorted(_METHOD_PARAMS)
+
+
 @dataclass
 class ModelConfig:
-    """VSB2-Net (METHOD.md, "Architecture").  A loss weight of 0 switches that term off."""
+    """What every method shares (which method, its backbone, the code length) and the method's own
+    parameters (``params``, declared in the method's file).  In files and ``--set`` they are one
+    flat section: ``model.bits``, ``model.w_rec``, ..."""
 
     method: str = "vsb2net"
     #: "auto" = cnn28 for images, mlp for precomputed features; see `vsb2net backbones`
@@ -75,55 +132,32 @@ class ModelConfig:
     bits: int = 32
     #: width of the backbone's visual feature f
     feature_dim: int = 256
-    #: hidden width of the semantic-branch MLP; 0 = a linear semantic branch
-    semantic_hidden: int = 256
-    #: scale of the prototype logits alpha * <u, z_c> / K
-    alpha: float = 30.0
-    w_rec: float = 1.0
-    # 0.1, not 1: chosen by `vsb2net tune` on the validation protocol of both Animal-MNIST and
-    # Fashion-MNIST (src/vsb2net/bench/tuned/); at weight 1 the relation term costs pseudo-unseen mAP
-    w_rel: float = 0.1
-    w_dis: float = 0.1
-    w_q: float = 0.1
-    #: bit balance and decorrelation of the image codes over a batch (ours; 0 = off)
-    w_bal: float = 0.0
-    #: codes' inner products follow the cosines of the batch-centred visual features (ours; 0 = off)
-    w_sim: float = 0.0
-    #: std of Gaussian noise added to the class vectors at each training step, in units of each
-    #: dimension's spread over the training classes (ours; 0 = off)
-    semantic_noise: float = 0.0
-    #: neighbours per class in the LLE reconstruction of the semantic space
-    lle_neighbors: int = 3
-    lle_reg: float = 1e-3
-    #: mass of the classification target moved to the label's semantic (LLE) neighbours; 0 = one-hot
-    cls_semantic_smoothing: float = 0.0
-    #: similarity <z_c, z_c'>/K above which two class codes are pushed apart
-    dis_margin: float = 0.0
-    #: reconstruction target: "batch" (the backbone feature f standardised per dimension over the
-    #: batch), "l2" (f/|f|) or "input" (the input itself, images average-pooled to 7x7, standardised)
-    rec_target: str = "batch"
-    #: stop the reconstruction gradient flowing into the feature target f
-    rec_detach_target: bool = True
-    #: subtract the training classes' mean vector before the semantic branch
-    center_semantics: bool = True
-    #: classes spanned by the relation/discrepancy terms: "seen" (strict) or "seen+unseen"
-    #: (unseen class *vectors* only, no unseen images: still inductive)
-    class_span: str = "seen"
-    #: codes of class-name queries: "relation" (rebuilt from the training classes' mean image codes
-    #: with the LLE weights of the class vector over theirs) or "semantic" (the semantic branch).
-    #: "relation" since it never lost to "semantic" on the validation protocol, in four batches
-    #: (docs/RESULTS.md, "Levers tried": class-name mAP +0.01 to +0.08, image codes unchanged)
-    class_codes: str = "relation"
-    #: the margin of the field's margin losses, in each one's own unit (DSH: of K, the squared
-    #: distance dissimilar pairs are pushed beyond; DPN: of the polarisation hinge; OrthoHash: of
-    #: the cosine to the class's code); tuned per method (docs/METHODS.md)
-    margin: float = 1.0
-    #: VSB2-Net's classification loss (ours): "prototype" (softmax of alpha <u, z_c> / K, the
-    #: reconstruction in METHOD.md) or "orthocos" (OrthoHash's margin cosine cross-entropy,
-    #: alpha (cos(u, z_c) - margin [c = y]), against the same semantic prototypes z_c)
-    cls_loss: str = "prototype"
-    #: batch normalisation of VSB2-Net's hash layer before the tanh (OrthoHash's code layer; ours)
-    code_norm: bool = False
+    #: the hash layer of every method on the shared visual branch: "linear" (W f + b) or "center"
+    #: (then standardised over the batch, a batch norm without scale: the backbone's features end
+    #: in a ReLU, so every code starts with one large shared component that a pairwise loss's
+    #: gradient follows, which killed DPSH's last layer in its first steps)
+    code_layer: Literal["linear", "center"] = "linear"
+    #: the method's own parameters (an instance of its Params); None = its defaults
+    params: Any = None
+
+    def __post_init__(self) -> None:
+        cls = params_class(self.method)
+        if self.params is None:
+            self.params = cls()
+        elif type(self.params) is not cls:  # e.g. dataclasses.replace(cfg, method=...) keeping the old method's
+            raise TypeError(f"ModelConfig: params {type(self.params).__qualname__} do not belong to method "
+                            f"{self.method!r}; give params=None for its defaults, or ModelConfig.of(method, ...)")
+
+    @classmethod
+    def of(cls, method: str = "vsb2net", **values: Any) -> ModelConfig:
+        """A model section from flat keyword values, shared and the method's own alike
+        (``ModelConfig.of("dsh", bits=16, margin_k=2.0)``)."""
+        return _model_from_dict({"method": method, **values}, "model")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat section as files hold it: the shared keys, then the method's parameters."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "params"}
+        return {**shared, **dataclasses.asdict(self.params)}
 
 
 @dataclass
@@ -146,7 +180,7 @@ class TrainConfig:
     augment: str = "none"
     #: mixup of training items and their targets, Beta(mixup, mixup) weights; 0 = off
     mixup: float = 0.0
-    #: torch intra-op threads; 0 = torch's default
+    #: torch intra-op threads; 0 = every usable core but one, or OMP_NUM_THREADS when set (vsb2net/threads.py)
     threads: int = 0
     progress: bool = True
 
@@ -171,11 +205,10 @@ class RunConfig:
     def validate(self) -> RunConfig:
         m, d, t = self.model, self.data, self.train
         # NaN slips through every comparison below, and inf through most
-        for section in ("data", "model", "train", "eval"):
-            for f in dataclasses.fields(getattr(self, section)):
-                value = getattr(getattr(self, section), f.name)
+        for section, values in self.to_dict().items():
+            for key, value in values.items() if isinstance(values, dict) else ():
                 if isinstance(value, float) and not math.isfinite(value):
-                    raise VsbError(f"{section}.{f.name} = {value}: must be a finite number.")
+                    raise VsbError(f"{section}.{key} = {value}: must be a finite number.")
         if not t.lr > 0:
             raise VsbError(f"train.lr = {t.lr}: the learning rate must be positive, e.g. 0.002.")
         if t.weight_decay < 0:
@@ -186,21 +219,10 @@ class RunConfig:
                 raise VsbError(f"{name} = {value}: seeds must be >= 0.")
         if t.patience < 1 or t.threads < 0:
             raise VsbError(f"train.patience = {t.patience}, train.threads = {t.threads}: patience must be at "
-                           "least 1 and threads at least 0 (0 = torch's default).")
+                           "least 1 and threads at least 0 (0 = every usable core but one).")
         if m.bits <= 0 or m.bits % 8:
             raise VsbError(f"model.bits = {m.bits}: the code length must be a positive multiple of 8 "
                            "(codes are stored packed in bytes); try 16, 32, 48 or 64.")
-        if m.semantic_hidden < 0:
-            raise VsbError(f"model.semantic_hidden = {m.semantic_hidden}: give a width >= 1, or 0 for a linear "
-                           "semantic branch.")
-        if m.class_span not in ("seen", "seen+unseen"):
-            raise VsbError(f"model.class_span = {m.class_span!r}: use 'seen' or 'seen+unseen'.")
-        if m.cls_loss not in ("prototype", "orthocos"):
-            raise VsbError(f"model.cls_loss = {m.cls_loss!r}: use 'prototype' or 'orthocos'.")
-        if m.class_codes not in ("semantic", "relation"):
-            raise VsbError(f"model.class_codes = {m.class_codes!r}: use 'semantic' or 'relation'.")
-        if m.rec_target not in ("batch", "l2", "input"):
-            raise VsbError(f"model.rec_target = {m.rec_target!r}: use 'batch', 'l2' or 'input'.")
         if t.select_on not in ("image", "image+class"):
             raise VsbError(f"train.select_on = {t.select_on!r}: use image or image+class.")
         if not t.mixup >= 0:
@@ -218,30 +240,28 @@ class RunConfig:
                 raise VsbError(f"train.augment = {t.augment} with model.backbone = {m.backbone}: the frozen trunk's "
                                "output is computed once and cached, so images cannot be augmented per epoch; use "
                                "train.augment=none.")
-            if m.rec_target == "input":
-                raise VsbError(f"model.rec_target = input with model.backbone = {m.backbone}: the network sees the "
-                               "cached trunk output, not the images; use rec_target=batch or l2.")
-        if d.unseen_split not in ("auto", "proposed", "random", "combination"):
-            raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed, random or combination.")
+        if d.unseen_split not in ("auto", "proposed", "random", "combination", "balanced"):
+            raise VsbError(f"data.unseen_split = {d.unseen_split!r}: use auto, proposed, random, combination or "
+                           "balanced.")
         if d.image_size is not None and not 8 <= d.image_size <= 4096:
             raise VsbError(f"data.image_size = {d.image_size}: give a side length in pixels between 8 and 4096, "
                            "or none to keep the stored size.")
         if not 0.0 < d.query_fraction < 1.0:
             raise VsbError(f"data.query_fraction = {d.query_fraction}: use a fraction between 0 and 1.")
-        if m.semantic_noise < 0:
-            raise VsbError(f"model.semantic_noise = {m.semantic_noise}: use a standard deviation >= 0 (0 = off).")
-        for name in ("w_rec", "w_rel", "w_dis", "w_q", "w_bal", "w_sim", "alpha"):
-            if getattr(m, name) < 0:
-                raise VsbError(f"model.{name} = {getattr(m, name)}: loss weights must be >= 0 "
-                               "(0 switches the term off).")
         if self.train.epochs < 1 or self.train.batch_size < 1:
             raise VsbError("train.epochs and train.batch_size must be at least 1.")
         if d.max_per_class is not None and d.max_per_class < 2:
             raise VsbError("data.max_per_class must be at least 2 (one query and one database item).")
+        for key, value in dataclasses.asdict(m.params).items():
+            if key.startswith("w_") and value < 0:
+                raise VsbError(f"model.{key} = {value}: loss weights must be >= 0 (0 switches the term off).")
+        m.params.validate(m)
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["model"] = self.model.to_dict()
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,6 +275,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Convert ``value`` (from a file or a command-line string) to the annotated type ``tp``."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Literal:
+        text = value.strip() if isinstance(value, str) else value
+        if text not in args:
+            raise VsbError(f"{where} = {value!r}: use {' or '.join(repr(a) for a in args)}.")
+        return text
     if origin in (typing.Union, types.UnionType):
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             if type(None) in args:
@@ -299,6 +324,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def _from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    if cls is ModelConfig:
+        return _model_from_dict(values, where)
     hints = _field_types(cls)
     unknown = sorted(set(values) - set(hints))
     if unknown:
@@ -308,18 +335,73 @@ def _from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+SHARED_MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "params")
+
+
+def param_types(cls: type[MethodParams]) -> dict[str, Any]:
+    """A Params class's parameters and their types, in declaration order (its class-level
+    ``renamed``/``added`` tables are not parameters)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+
+def setting_known(key: str) -> bool:
+    """Whether some method has the ``section.key`` setting (a ``--set`` for many methods at once)."""
+    return any(setting_applies(key, m) for m in method_names())
+
+
+def setting_applies(key: str, method: str) -> bool:
+    """Whether the ``section.key`` setting means anything to ``method``: every key but a ``model.*``
+    parameter of another method.  A benchmark's or tuning's ``--set`` holds for the methods it
+    applies to (``--set model.margin_k=3`` changes DSH's cells, not the others')."""
+    section, _, name = key.partition(".")
+    if section != "model" or name in SHARED_MODEL_KEYS:
+        return True
+    cls = params_class(method)
+    return cls.renamed.get(name, name) in param_types(cls)
+
+
+def _model_from_dict(values: dict[str, Any], where: str, saved: bool = False) -> ModelConfig:
+    """The flat model section -> ModelConfig: the shared keys, the rest the method's parameters
+    (under today's name or the one it had before, ``Params.renamed``).  ``saved``: a run's saved
+    configuration, which before methods owned their settings held every method's, and a
+    parameter added since takes the value it had before it existed (``Params.added``)."""
+    method = str(values.get("method", ModelConfig.method)).strip()
+    params_cls = params_class(method)
+    hints = param_types(params_cls)
+    shared, own, unknown = {}, {}, []
+    for key, value in values.items():
+        if key in SHARED_MODEL_KEYS:
+            shared[key] = value
+        elif params_cls.renamed.get(key, key) in hints:
+            own[params_cls.renamed.get(key, key)] = value
+        elif not saved:  # a saved run of an older version lists every method's settings; this one read its own
+            unknown.append(key)
+    if unknown:
+        near = [m for k in unknown
+                for m in difflib.get_close_matches(k, list(hints) + list(SHARED_MODEL_KEYS), n=1, cutoff=0.7)]
+        raise VsbError(f"{where}: unknown key(s) {', '.join(unknown)} for method {method}"
+                       + (f" (did you mean {', '.join(near)}?)" if near else "")
+                       + f"; its own settings: {', '.join(hints) or '(none)'}; every method's: "
+                       f"{', '.join(SHARED_MODEL_KEYS)} (`vsb2net methods` lists each method's).")
+    if saved:
+        for name, old in params_cls.added.items():
+            own.setdefault(name, old)
+    kwargs = {k: _coerce(v, _field_types(ModelConfig)[k], f"{where}.{k}") for k, v in shared.items()}
+    kwargs["method"] = method
+    params = params_cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in own.items()})
+    return ModelConfig(**kwargs, params=params)
+
+
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
     return _from_dict(RunConfig, values, "")
 
 
-#: options added after runs and benchmark cells were saved, each with the value that reproduces the
-#: behaviour from before it existed (its first default; model.class_codes's default changed since):
-#: a saved configuration without the key takes that value, and a benchmark cell's hash leaves the
-#: key out while it holds it, so adding an option neither changes old runs nor invalidates cells
-ADDED_OPTIONS: dict[str, Any] = {
-    "model.finetune_blocks": 0, "model.class_codes": "semantic", "train.mixup": 0.0, "model.w_sim": 0.0,
-    "model.semantic_noise": 0.0, "model.margin": 1.0, "model.cls_loss": "prototype", "model.code_norm": False,
-}
+#: shared options added after runs and benchmark cells were saved, each with the value that
+#: reproduces the behaviour from before it existed: a saved configuration without the key takes
+#: that value, and a benchmark cell's hash leaves the key out while it holds it, so adding an option
+#: neither changes old runs nor invalidates cells.  A method's own such parameters: ``Params.added``
+ADDED_OPTIONS: dict[str, Any] = {"model.finetune_blocks": 0, "train.mixup": 0.0, "model.code_layer": "linear"}
 
 
 def saved_config_from_dict(values: dict[str, Any]) -> RunConfig:
@@ -330,7 +412,30 @@ def saved_config_from_dict(values: dict[str, Any]) -> RunConfig:
         section, key = dotted.split(".", 1)
         if isinstance(values.get(section), dict):
             values[section].setdefault(key, old)
-    return config_from_dict(values)
+    if not isinstance(values.get("model"), dict):
+        return config_from_dict(values)  # no model section saved: today's defaults
+    model = values.pop("model")
+    cfg = config_from_dict(values)
+    cfg.model = _model_from_dict(model, "model", saved=True)
+    return cfg
+
+
+def hashed_settings(cfg: RunConfig) -> dict[str, Any]:
+    """The flat ``section.key`` settings a benchmark cell's hash covers: each method parameter
+    under the name it had when cells were first computed (``Params.renamed``), less what a cell's
+    hash has always left out: an option added later while it holds its old value."""
+    params_cls = type(cfg.model.params)
+    old_name = {new: old for old, new in params_cls.renamed.items()}
+    flat = {f"{section}.{k}": v for section, values in cfg.to_dict().items() if isinstance(values, dict)
+            for k, v in values.items() if section != "model"}
+    flat = {k: v for k, v in flat.items() if not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])}
+    for key, value in cfg.model.to_dict().items():
+        dotted = f"model.{key}"
+        if (dotted in ADDED_OPTIONS and value == ADDED_OPTIONS[dotted]) or (
+                key in params_cls.added and value == params_cls.added[key]):
+            continue
+        flat[f"model.{old_name.get(key, key)}"] = value
+    return flat
 
 
 def load_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
@@ -395,12 +500,15 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str] | Mapping[s
     return values
 
 
-def config_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
-    """Every settable ``section.key`` (and top-level key) of the configuration."""
+def config_keys(cls: type = RunConfig, prefix: str = "", method: str = ModelConfig.method) -> list[str]:
+    """Every settable ``section.key`` (and top-level key) of the configuration of ``method``."""
     keys = []
     for name, tp in _field_types(cls).items():
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            keys += config_keys(tp, f"{prefix}{name}.")
+        if tp is ModelConfig:
+            keys += [f"{prefix}{name}.{k}" for k in SHARED_MODEL_KEYS]
+            keys += [f"{prefix}{name}.{k}" for k in param_types(params_class(method))]
+        elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            keys += config_keys(tp, f"{prefix}{name}.", method)
         else:
             keys.append(prefix + name)
     return keys
@@ -418,7 +526,7 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 def build_config(path: str | Path | None = None,
                  overrides: Iterable[str] | Mapping[str, Any] | None = None) -> RunConfig:
     """Defaults < the config file at ``path`` < ``overrides`` (``section.key=value``).  A tuned file
-    of ``vsb2net tune`` starts it with a method's settings: :func:`vsb2net.bench.tuned.tuned_config`."""
+    of ``vsb2net tune`` starts it with a method's settings: :func:`vsb2net.comparison.tuned.tuned_config`."""
     values = load_config_file(path) if path else {}
     return config_from_dict(apply_overrides(values, overrides or [])).validate()
 

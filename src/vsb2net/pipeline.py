@@ -1,7 +1,8 @@
 """The main job, stage by stage: data -> split -> (validation) training -> codes -> metrics -> report.
 
 ``train_run`` and ``evaluate_run`` are what ``vsb2net train`` and ``vsb2net evaluate`` call;
-``vsb2net run`` calls both.  Everything a later stage needs is written into the run directory, so
+``vsb2net run`` calls both, and the command line then writes the report (``report.write_report``).
+Everything a later stage needs is written into the run directory through :mod:`vsb2net.run`, so
 ``evaluate`` works from the directory alone.
 """
 from __future__ import annotations
@@ -18,8 +19,7 @@ import torch
 
 from . import __version__, distributed
 from . import run as runfiles
-from .checkpoint import save_checkpoint, save_training_state
-from .config import RunConfig, save_config
+from .config import RunConfig
 from .data import Dataset, load_dataset
 from .data.images import resize_array
 from .data.semantics import class_vectors, resolve_source
@@ -28,14 +28,14 @@ from .data.splits import (
     choose_unseen,
     class_targets,
     subsample_per_class,
+    validation_size,
     validation_split,
     zero_shot_split,
 )
 from .distributed import SINGLE, Dist
 from .errors import TrainingInterrupted, VsbError
-from .evaluation import evaluate_model, run_meta, validation_score
-from .io import atomic_path, write_json, write_npy
-from .metrics_record import Metrics
+from .evaluation.model_eval import evaluate_model, run_meta, validation_score
+from .evaluation.record import Metrics
 from .models import METHODS, ClassContext, HashingMethod, create_method, images_to_tensor, relations
 from .models.backbones import FrozenTrunkBackbone, build_backbone, frozen_trunk, set_input_reference
 from .models.feature_cache import trunk_output
@@ -79,7 +79,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     d = cfg.data
     ds = prepared_dataset(cfg)
     unseen = choose_unseen(ds.class_names, unseen_names(cfg, ds), d.n_unseen, d.split_seed,
-                           combination=d.unseen_split == "combination")
+                           combination=d.unseen_split == "combination", balanced=d.unseen_split == "balanced")
     split = zero_shot_split(ds.labels, unseen, d.query_fraction, d.query_seed)
     source = resolve_source(d.class_vectors, ds.attributes) or str(d.class_vectors)
     vectors = class_vectors(d.class_vectors, ds.class_names, attributes=ds.attributes, dataset=ds.name)
@@ -110,8 +110,8 @@ def unseen_names(cfg: RunConfig, ds: Dataset) -> list[str]:
 
 def class_context(vectors: np.ndarray, split: ZeroShotSplit, cfg: RunConfig, device: torch.device) -> ClassContext:
     """What the loss knows about the classes of ``split`` (:func:`vsb2net.models.relations.class_context`)."""
-    m = cfg.model
-    return relations.class_context(vectors, split.seen, split.unseen, m.class_span, m.lle_neighbors, m.lle_reg, device)
+    span, neighbors, reg = METHODS.get(cfg.model.method).relation_settings(cfg.model.params)
+    return relations.class_context(vectors, split.seen, split.unseen, span, neighbors, reg, device)
 
 
 def fit_method(cfg: RunConfig, prep: Prepared, split: ZeroShotSplit, epochs: int, device: torch.device,
@@ -201,8 +201,7 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
 
     def saver(phase: str, epochs: int, extra: dict):
         def save(state: dict) -> None:
-            save_training_state(out / runfiles.RESUME, phase, epochs, cfg.to_dict(), state,
-                                {**extra, "resumes": resumes})
+            runfiles.write_resume_state(out, phase, epochs, cfg, state, {**extra, "resumes": resumes})
             last.update(phase=phase, epoch=int(state["epoch"]), epochs=epochs)
         return save
 
@@ -213,8 +212,8 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
             runfiles.remove_stale_temporaries(out)
             if fresh:
                 # a resume state of an earlier, killed run here belongs to that run, not this one
-                (out / runfiles.RESUME).unlink(missing_ok=True)
-                save_config(cfg, out / runfiles.CONFIG)
+                runfiles.drop_resume_state(out)
+                runfiles.write_config(out, cfg)
         log(f"dataset {prep.dataset.name}: {len(prep.dataset.labels)} images, {len(names)} classes; "
             f"unseen = {', '.join(names[c] for c in prep.split.unseen)}")
         if resume:
@@ -235,11 +234,11 @@ def _train_run(cfg: RunConfig, prep: Prepared | None, log, resume: dict | None, 
         _save_trained(out, cfg, prep, model, info, fresh)
         # last, so that a kill before this point still leaves a state to resume from
         finished = True
-        (out / runfiles.RESUME).unlink(missing_ok=True)
+        runfiles.drop_resume_state(out)
     except KeyboardInterrupt as exc:
         if finished:
             raise  # every output is complete; nothing to resume or discard
-        resumable = (out / runfiles.RESUME).is_file()
+        resumable = runfiles.has_resume_state(out)
         if fresh and not resumable and dist.is_main:
             runfiles.discard(out, created)
         where = (f"{last['phase']} phase, epoch {last['epoch']} of {last['epochs']}" if last else "")
@@ -273,8 +272,10 @@ def _validation_phase(cfg: RunConfig, prep: Prepared, val: ZeroShotSplit, device
     if resume and resume["phase"] == "final":
         info["validation"] = resume["validation"]
     else:
+        _, adapted = validation_size(len(prep.split.seen), cfg.data.n_val_unseen)
         log(f"validation protocol: pseudo-unseen = {', '.join(names[c] for c in val.unseen)} "
-            f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})")
+            f"(train {len(val.train)}, queries {len(val.query_unseen)}, database {len(val.database)})"
+            + (f"; {adapted}" if adapted else ""))
         _, vres = fit_method(cfg, prep, val, cfg.train.epochs, device, "validation", validate_on=val,
                              resume=resume["train"] if resume else None,
                              on_epoch_end=saver("validation", cfg.train.epochs, {}), dist=dist)
@@ -290,23 +291,30 @@ def _save_trained(out: Path, cfg: RunConfig, prep: Prepared, model: HashingMetho
     """What a finished training leaves in the run directory (:mod:`vsb2net.run` names the files)."""
     names = prep.dataset.class_names
     if not fresh:
-        save_config(cfg, out / runfiles.CONFIG)
-    save_checkpoint(out / runfiles.CHECKPOINT, {k: v.cpu() for k, v in model.state_dict().items()}, {
-        "method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(),
-        "class_names": list(names), "in_shape": list(prep.in_shape),
-        "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__,
-    })
-    write_npy(out / runfiles.CLASS_VECTORS, prep.vectors.astype(np.float32))
-    write_json(out / runfiles.SPLIT, {**prep.split.describe(names), "dataset": prep.dataset.name,
-                                      "source": prep.dataset.source, "class_names": list(names),
-                                      "class_vectors": prep.vectors_source, "split_seed": cfg.data.split_seed})
-    write_json(out / runfiles.TRAINING, info)
+        runfiles.write_config(out, cfg)
+    runfiles.write_trained(
+        out, {k: v.cpu() for k, v in model.state_dict().items()},
+        {"method": cfg.model.method, "bits": cfg.model.bits, "config": cfg.to_dict(), "class_names": list(names),
+         "in_shape": list(prep.in_shape), "semantic_dim": int(prep.vectors.shape[1]), "vsb2net_version": __version__},
+        prep.vectors,
+        {**prep.split.describe(names), "dataset": prep.dataset.name, "source": prep.dataset.source,
+         "class_names": list(names), "class_vectors": prep.vectors_source, "split_seed": cfg.data.split_seed},
+        info)
 
 
-def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> Metrics:
-    """Encode queries and database with a trained run, compute the metrics and write the report."""
-    from .report import write_report
+@dataclass
+class EvaluatedRun:
+    """What :func:`evaluate_run` computed, for the report (``report.write_report``)."""
 
+    path: Path
+    cfg: RunConfig
+    metrics: Metrics
+    prep: Prepared
+    packed: dict[str, np.ndarray]
+
+
+def evaluate_run(path: str | Path, prep: Prepared | None = None) -> EvaluatedRun:
+    """Encode queries and database with a trained run, compute the metrics and write them with the codes."""
     path = Path(path)
     run = runfiles.Run.load(path)
     cfg, model, ckpt = run.cfg, run.model, run.ckpt
@@ -329,11 +337,5 @@ def evaluate_run(path: str | Path, prep: Prepared | None = None, log=print) -> M
     codes = {f"{name}_codes": c for name, c in packed.items()}
     codes.update({f"{name}_index": getattr(sp, name) for name in packed})
     codes["labels"] = labels
-    with atomic_path(path / runfiles.CODES) as tmp:
-        with open(tmp, "wb") as fh:
-            # (mypy matches **codes against savez's allow_pickle flag; the keys are the arrays' names)
-            np.savez(fh, **codes)  # type: ignore[arg-type]
-    write_json(path / runfiles.METRICS, metrics)
-    report = write_report(path, cfg, metrics, prep, packed)
-    log(f"report: {report}")
-    return metrics
+    runfiles.write_evaluation(path, codes, cast(dict, metrics))
+    return EvaluatedRun(path, cfg, metrics, prep, packed)

@@ -1,7 +1,6 @@
 """The run report: ``report.md`` with the metric table, two curves and a picture of retrievals."""
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,11 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import run as runfiles  # noqa: E402
 from .codes import hamming_distances  # noqa: E402
-from .io import atomic_path, write_text  # noqa: E402
-from .metrics_record import ROWS, Metrics, RowName, map_at_k_keys, protocols  # noqa: E402
-from .row_metrics import ROW_METRICS  # noqa: E402
-from .run import REPORT, TRAINING  # noqa: E402
+from .evaluation.record import ROWS, Metrics, RowName, map_at_k_keys, protocols  # noqa: E402
+from .evaluation.row_metrics import ROW_METRICS  # noqa: E402
+from .models import METHODS  # noqa: E402
 
 #: the rows of the tables, in their order
 ROW_LABELS: dict[RowName, str] = {"unseen": "unseen classes", "seen": "seen classes"}
@@ -107,9 +106,8 @@ def print_tables(metrics: Metrics) -> None:
         print(codes)
 
 
-def _save_fig(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+def _save_fig(fig, out: Path, name: str) -> None:
+    runfiles.write_figure(out, name, fig)
     plt.close(fig)
 
 
@@ -122,7 +120,7 @@ def plot_curves(out: Path, metrics: Metrics, title: str) -> None:
            xlim=(0, 1.02), ylim=(0, 1.02))
     ax.legend()
     ax.grid(alpha=0.3)
-    _save_fig(fig, out / "pr_curve.png")
+    _save_fig(fig, out, runfiles.PR_CURVE)
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for part in ROWS:
@@ -132,7 +130,7 @@ def plot_curves(out: Path, metrics: Metrics, title: str) -> None:
            title=f"Precision@K: {title}", ylim=(0, 1.02))
     ax.legend()
     ax.grid(alpha=0.3)
-    _save_fig(fig, out / "precision_at_k.png")
+    _save_fig(fig, out, runfiles.PRECISION_AT_K)
 
 
 def plot_retrievals(out: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str],
@@ -175,7 +173,7 @@ def plot_retrievals(out: Path, images: np.ndarray, labels: np.ndarray, class_nam
                 spine.set_linewidth(2.5 if ok is not None else 1)
     fig.suptitle("Unseen-class queries and their top-10 database images "
                  "(green: same class, red: other; d = Hamming distance, ties in random order)", fontsize=9)
-    _save_fig(fig, out / "retrievals.png")
+    _save_fig(fig, out, runfiles.RETRIEVALS)
 
 
 def _protocol_lines(cfg, meta: dict, prep, training: dict) -> list[str]:
@@ -183,6 +181,7 @@ def _protocol_lines(cfg, meta: dict, prep, training: dict) -> list[str]:
     ds, sp = prep.dataset, prep.split
     sizes = meta["split"]["sizes"]
     val = training.get("validation")
+    span = METHODS.get(cfg.model.method).relation_settings(cfg.model.params)[0]
     lines = [
         f"- dataset: `{meta['dataset']}` ({ds.source})",
         f"- seen classes ({len(sp.seen)}): {', '.join(meta['split']['seen'])}",
@@ -192,7 +191,7 @@ def _protocol_lines(cfg, meta: dict, prep, training: dict) -> list[str]:
         "(held out: never trained on, not in the database)",
         f"- class vectors: {cfg.data.class_vectors}"
         f"{'' if prep.vectors_source == cfg.data.class_vectors else f' ({prep.vectors_source})'}; "
-        f"relation/discrepancy terms span: {cfg.model.class_span} classes",
+        f"relation/discrepancy terms span: {span} classes",
         f"- split seed {cfg.data.split_seed}, query seed {cfg.data.query_seed}, training seed {cfg.train.seed}",
     ]
     if val and val.get("best_map") is not None:
@@ -212,7 +211,7 @@ CONTEXT_ROWS = [("image mAP@all", "map", "map_chance"), ("class-name mAP", "clas
 def context_lines(cfg, metrics: Metrics) -> list[str]:
     """This split's unseen-class figures beside their chance levels and, where the benchmark has
     this dataset, method and code length (on the default backbone), beside its mean over splits."""
-    from .bench.reference import lookup
+    from .comparison.reference import lookup
 
     meta, m = metrics["meta"], metrics["unseen"]
     found = lookup(meta["dataset"], meta["method"], int(meta["bits"]))
@@ -252,7 +251,7 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
     if ds.kind == "image":
         plot_retrievals(out, ds.x, ds.labels, ds.class_names, sp.query_unseen, packed["query_unseen"],
                         sp.database, packed["database"], cfg.eval.n_examples)
-    training = json.loads((out / TRAINING).read_text()) if (out / TRAINING).exists() else {}
+    training = runfiles.read_json(out / runfiles.TRAINING, {})
     lines = [
         f"# vsb2net run: {title}",
         "",
@@ -299,11 +298,11 @@ def write_report(out: Path, cfg, metrics: Metrics, prep, packed: dict) -> Path:
         "",
         "## Curves",
         "",
-        "![precision-recall](pr_curve.png) ![precision@K](precision_at_k.png)",
+        f"![precision-recall]({runfiles.PR_CURVE}) ![precision@K]({runfiles.PRECISION_AT_K})",
         "",
     ]
-    if (out / "retrievals.png").exists():
-        lines += ["## Retrievals", "", "![retrievals](retrievals.png)", ""]
+    if (out / runfiles.RETRIEVALS).exists():
+        lines += ["## Retrievals", "", f"![retrievals]({runfiles.RETRIEVALS})", ""]
     lines += ["Files: `config.yaml` (the full configuration), `metrics.json`, `split.json`, `training.json`, "
               "`checkpoint.pt`, `codes.npz` (packed codes).", ""]
-    return write_text(out / REPORT, "\n".join(lines))
+    return runfiles.write_report_text(out, "\n".join(lines))

@@ -1,8 +1,10 @@
 """A run directory: the one owner of what ``vsb2net train`` and ``evaluate`` write there, of loading
 it back, of its identity and of its resume checks; and :class:`Run`, a loaded run that codes
-images, class names, class vectors and free text and opens indexes of its codes.
+images, class names, class vectors and free text.
 
-``pipeline.py`` writes the files (the stages); everything else reads them through this module.
+Every file of a run is written by a function of this module (the stages of ``pipeline.py`` and
+``report.py`` call them) and read back through it; ``vsb2net.index.open_index`` opens indexes of a
+run's codes.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, load_training_state
+from .checkpoint import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from .codes import pack_codes
-from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, saved_config_from_dict
+from .config import RunConfig, apply_overrides, config_from_dict, load_config_file, save_config, saved_config_from_dict
 from .errors import VsbError
+from .io import atomic_path, write_json, write_npy, write_text
 from .models import METHODS, HashingMethod, create_method, images_to_tensor
 from .models.base import encode
 
@@ -37,6 +40,10 @@ TRAINING = "training.json"
 METRICS = "metrics.json"
 CODES = "codes.npz"
 REPORT = "report.md"
+#: the report's pictures
+PR_CURVE = "pr_curve.png"
+PRECISION_AT_K = "precision_at_k.png"
+RETRIEVALS = "retrievals.png"
 #: what ``train`` writes; a file of these left half-written by a killed process is removed
 TRAIN_OUTPUTS = (CONFIG, RESUME, CHECKPOINT, CLASS_VECTORS, SPLIT, TRAINING)
 #: config keys that may change on resume: where the run computes and how it reports, not what
@@ -68,12 +75,92 @@ def discard(out: Path, created: bool) -> None:
             pass  # not empty: something else lives there
 
 
+#: class-name mAP under this many times its chance level reads as "barely better than random"
+NEAR_CHANCE_RATIO = 1.5
+
+
+def class_name_quality(unseen_row: dict | None) -> dict | None:
+    """How well searching by an unseen class's name works, from the run's measured class-name mAP
+    on its unseen classes (``metrics.json``'s unseen row) and the mAP of a random order (chance):
+    ``map``, ``chance``, ``ratio``, ``level`` ("below_chance", "near_chance" under
+    NEAR_CHANCE_RATIO x chance, "above_chance", or "measured" without a chance) and ``plain``, the
+    same in words for a person.  None before the run was evaluated (or for a method that codes no
+    class names)."""
+    row = unseen_row or {}
+    value, chance = row.get("class_query_map"), row.get("class_query_chance")
+    if value is None:
+        return None
+    figures = f"measured mAP {value:.3f}" + (f" against {chance:.3f} for a random order" if chance else "")
+    ratio = value / chance if chance else None
+    if ratio is None:
+        level, words = "measured", f"class-name search on unseen classes: {figures}"
+    elif ratio < 1:
+        level, words = "below_chance", (f"class-name search on unseen classes does worse than random here ({figures}): "
+                                        "expect few hits of the class searched for")
+    elif ratio < NEAR_CHANCE_RATIO:
+        level, words = "near_chance", (f"class-name search on unseen classes is barely better than random here "
+                                       f"({figures}): expect most hits to be of other classes")
+    else:
+        level, words = "above_chance", (f"class-name search on unseen classes does {ratio:.1f}x better than random "
+                                        f"here ({figures})")
+    return {"map": float(value), "chance": None if chance is None else float(chance),
+            "ratio": None if ratio is None else round(ratio, 3), "level": level, "plain": words + "."}
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """A JSON file of the run, or ``default`` when it is missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return default
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_config(out: Path, cfg: RunConfig) -> None:
+    save_config(cfg, out / CONFIG)
+
+
+def write_resume_state(out: Path, phase: str, epochs: int, cfg: RunConfig, state: dict, extra: dict) -> None:
+    """The training state at an epoch boundary, to resume from (:func:`resume_config`)."""
+    save_training_state(out / RESUME, phase, epochs, cfg.to_dict(), state, extra)
+
+
+def drop_resume_state(out: Path) -> None:
+    (out / RESUME).unlink(missing_ok=True)
+
+
+def has_resume_state(out: Path) -> bool:
+    return (out / RESUME).is_file()
+
+
+def write_trained(out: Path, state_dict: dict, meta: dict, vectors: np.ndarray, split: dict, training: dict) -> None:
+    """What a finished training leaves: the weights with what built them (``meta``: method, bits,
+    config, class names, input shape, ...), the class vectors, the split and the training record."""
+    save_checkpoint(out / CHECKPOINT, state_dict, meta)
+    write_npy(out / CLASS_VECTORS, vectors.astype(np.float32))
+    write_json(out / SPLIT, split)
+    write_json(out / TRAINING, training)
+
+
+def write_evaluation(out: Path, codes: dict[str, np.ndarray], metrics: dict) -> None:
+    """What an evaluation leaves: the codes (``codes.npz``) and the metrics record."""
+    with atomic_path(out / CODES) as tmp:
+        with open(tmp, "wb") as fh:
+            # (mypy matches **codes against savez's allow_pickle flag; the keys are the arrays' names)
+            np.savez(fh, **codes)  # type: ignore[arg-type]
+    write_json(out / METRICS, metrics)
+
+
+def write_report_text(out: Path, text: str) -> Path:
+    return write_text(out / REPORT, text)
+
+
+def write_figure(out: Path, name: str, fig: Any) -> Path:
+    """A matplotlib figure as the run's picture ``name`` (PNG), written atomically."""
+    with atomic_path(out / name) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return out / name
 
 
 # ----------------------------------------------------------------------------- resuming
@@ -153,13 +240,14 @@ def model_fingerprint(ckpt: dict) -> str:
 def _load_model(path: Path) -> tuple[RunConfig, HashingMethod, dict]:
     where = path / CHECKPOINT
     ckpt = load_checkpoint(where)
+    # the method first: its parameters are read by the method, so an unknown one says so plainly
+    if ckpt["method"] not in METHODS:
+        raise VsbError(f"checkpoint {where} was trained with method {ckpt['method']!r}, which this vsb2net does not "
+                       f"have (known: {', '.join(METHODS.names())}); use the vsb2net that trained it.")
     try:
         cfg = saved_config_from_dict(ckpt["config"]).validate()
     except VsbError as exc:
         raise VsbError(f"checkpoint {where} holds an unusable configuration ({exc}); retrain the run.") from None
-    if ckpt["method"] not in METHODS:
-        raise VsbError(f"checkpoint {where} was trained with method {ckpt['method']!r}, which this vsb2net does not "
-                       f"have (known: {', '.join(METHODS.names())}); use the vsb2net that trained it.")
     _check_same_run(path, cfg, ckpt)
     try:
         # the checkpoint holds every weight: do not fetch pretrained ones again just to overwrite them
@@ -192,8 +280,8 @@ def _check_same_run(path: Path, cfg: RunConfig, ckpt: dict) -> None:
         on_disk = saved_config_from_dict(load_config_file(path / CONFIG))
     except VsbError:
         return  # no readable config.yaml: the checkpoint alone describes the run
-    theirs = {f"model.{k}": v for k, v in cfg.model.__dict__.items()} | {"data.dataset": cfg.data.dataset}
-    ours = {f"model.{k}": v for k, v in on_disk.model.__dict__.items()} | {"data.dataset": on_disk.data.dataset}
+    theirs = {f"model.{k}": v for k, v in cfg.model.to_dict().items()} | {"data.dataset": cfg.data.dataset}
+    ours = {f"model.{k}": v for k, v in on_disk.model.to_dict().items()} | {"data.dataset": on_disk.data.dataset}
     differ = [k for k in ours if ours[k] != theirs[k]]
     if differ:
         shown = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in differ[:4])
@@ -255,6 +343,10 @@ class Run:
     def metrics(self) -> dict:
         """metrics.json of ``vsb2net evaluate`` ({} before the run was evaluated)."""
         return read_json(self.path / METRICS, {}) or {}
+
+    def class_name_quality(self) -> dict | None:
+        """:func:`class_name_quality` of this run's evaluation."""
+        return class_name_quality(self.metrics().get("unseen"))
 
     def vector_source(self) -> str:
         """Where the run's class vectors came from: "glove", "minilm", "attributes" or a file name
@@ -333,9 +425,3 @@ class Run:
 
     def code_text(self, texts: list[str]) -> np.ndarray:
         return pack_codes(self.text_outputs(texts))
-
-    def open_index(self, path: str | Path, **search_params: Any):
-        """The index at ``path``, checked to hold codes of this run's model and code length."""
-        from .index.base import HammingIndex
-
-        return HammingIndex.load(Path(path), bits=self.bits, model=self.fingerprint, **search_params)

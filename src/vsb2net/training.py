@@ -28,6 +28,7 @@ from .config import TrainConfig
 from .data.augment import augment_batch, mixup_batch
 from .distributed import SINGLE, Dist, broadcast_float, mean_over_ranks
 from .errors import VsbError
+from .threads import use_cpu_threads
 
 if TYPE_CHECKING:
     from .models.base import HashingMethod
@@ -51,12 +52,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int, threads: int = 0) -> None:
+    """Seeds, deterministic kernels and torch's CPU threads (``threads``; 0: :mod:`vsb2net.threads`'
+    default, every usable core but one)."""
     # cuBLAS is deterministic only with a fixed workspace, which must be set before its first use
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    use_cpu_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     # deterministic mode also fills every new tensor with NaN to expose reads of uninitialised
     # memory; no result depends on it, and it was the largest single operator (aten::fill_) in a

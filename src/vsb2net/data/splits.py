@@ -40,13 +40,32 @@ class ZeroShotSplit:
                 "sizes": self.sizes()}
 
 
+#: the fixed shuffle of the classes that the balanced design walks round (a seed of its own, so
+#: that the design is one and the same for every benchmark of a dataset)
+BALANCED_SEED = 2020
+
+
+def balanced_unseen(n_classes: int, n_unseen: int, index: int) -> list[int]:
+    """The ``index``-th split of the balanced design: the classes in a fixed shuffled order round a
+    circle, and split i holds out the ``n_unseen`` consecutive classes from position i.  Splits
+    0..n_classes-1 are distinct (n_unseen < n_classes) and hold out every class exactly n_unseen
+    times: 10 splits of 2 among 10 classes hold out each class twice, where 10 random draws
+    repeated two pairs."""
+    if index >= n_classes:
+        raise VsbError(f"data.split_seed = {index}: with data.unseen_split=balanced it numbers one of the "
+                       f"{n_classes} splits of the balanced design; give 0 to {n_classes - 1}.")
+    order = np.random.default_rng(BALANCED_SEED).permutation(n_classes)
+    return sorted(int(order[(index + j) % n_classes]) for j in range(n_unseen))
+
+
 def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int,
-                  seed: int, combination: bool = False) -> list[int]:
+                  seed: int, combination: bool = False, balanced: bool = False) -> list[int]:
     """Unseen classes by name (case-insensitive) or, when none are named, ``n_unseen`` by seed.
 
     With ``combination`` the seed is an index instead: the ``seed``-th of every choice of
     ``n_unseen`` classes in lexicographic order of class ids (seeds 0..44 are all 45 pairs of 10
-    classes), so a benchmark can cover every split without split-sampling noise.
+    classes), so a benchmark can cover every split without split-sampling noise.  With
+    ``balanced`` it numbers a split of :func:`balanced_unseen`'s design.
     """
     lookup = {name.lower(): i for i, name in enumerate(class_names)}
     if unseen_names:
@@ -59,7 +78,9 @@ def choose_unseen(class_names: list[str], unseen_names: list[str], n_unseen: int
         if not 1 <= n_unseen < len(class_names):
             raise VsbError(f"n_unseen = {n_unseen}: choose between 1 and {len(class_names) - 1} "
                            f"unseen classes (the dataset has {len(class_names)}).")
-        if combination:
+        if balanced:
+            chosen = balanced_unseen(len(class_names), n_unseen, seed)
+        elif combination:
             combos = math.comb(len(class_names), n_unseen)
             if seed >= combos:
                 raise VsbError(f"data.split_seed = {seed}: with data.unseen_split=combination it numbers one of the "
@@ -196,16 +217,36 @@ def _multilabel_split(labels: np.ndarray, unseen: list[int], query_fraction: flo
                          query_unseen=q[is_unseen_q], query_seen=q[~is_unseen_q])
 
 
+def validation_size(n_seen: int, requested: int) -> tuple[int, str]:
+    """How many seen classes the validation protocol holds out as pseudo-unseen, and a note when
+    that is fewer than ``requested`` ("" when it is as asked).
+
+    The protocol needs one seen class to train on and one to hold out; a small split (a folder of
+    3 classes, one of them unseen) holds out as many as leave one to train on.  With fewer than
+    two seen classes there is nothing to validate on: the error says what to do instead.
+    """
+    if requested < 1:
+        raise VsbError(f"data.n_val_unseen = {requested}: the validation protocol holds out at least 1 seen class.")
+    if n_seen < 2:
+        raise VsbError(f"the validation protocol (which picks the number of epochs) needs at least 2 seen classes, one "
+                       f"to train on and one to hold out, but this split has {n_seen}. Use a dataset with at least 3 "
+                       "classes (one unseen, two seen), or choose the epochs yourself: --epochs N --set "
+                       "train.select_epochs=false.")
+    if requested < n_seen:
+        return requested, ""
+    return n_seen - 1, (f"{n_seen} seen classes leave room for {n_seen - 1} pseudo-unseen "
+                        f"class{'es' if n_seen > 2 else ''} (data.n_val_unseen = {requested} asks for {requested}; "
+                        "one seen class must stay to train on)")
+
+
 def validation_split(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: int,
                      query_fraction: float, seed: int) -> ZeroShotSplit:
     """The validation protocol: pseudo-unseen seen classes inside the training pool.
 
     Only ``split.train`` (seen-class database images) is used, so neither unseen-class images nor
-    any test query influence model selection.
+    any test query influence model selection.  ``n_val_unseen`` is capped by :func:`validation_size`.
     """
-    if not 1 <= n_val_unseen < len(split.seen):
-        raise VsbError(f"n_val_unseen = {n_val_unseen}: the validation protocol needs between 1 and "
-                       f"{len(split.seen) - 1} pseudo-unseen classes among the {len(split.seen)} seen ones.")
+    n_val_unseen, _ = validation_size(len(split.seen), n_val_unseen)
     rng = np.random.default_rng(seed + 7919)  # a draw of its own, not a copy of the test split's
     pseudo = sorted(int(c) for c in rng.choice(split.seen, n_val_unseen, replace=False))
     return zero_shot_split(labels, pseudo, query_fraction, seed + 7919, pool=split.train)
@@ -219,6 +260,7 @@ def validation_splits(labels: np.ndarray, split: ZeroShotSplit, n_val_unseen: in
     classes steadies the score.  Later folds take classes not held out yet first.
     """
     first = validation_split(labels, split, n_val_unseen, query_fraction, seed)
+    n_val_unseen = len(first.unseen)
     out, used = [first], list(first.unseen)
     rng = np.random.default_rng(seed + 104729)
     for k in range(1, folds):

@@ -231,7 +231,7 @@ def build(run: Any, items: Items, out: Path, backend: str, params: dict, *, shar
     from vsb2net import distributed
     from vsb2net.training import resolve_device
 
-    from .base import HammingIndex
+    from .hamming_index import HammingIndex
 
     dist, dev = distributed.setup(resolve_device(device))
     info: dict = {"source": items.source, **({"warnings": items.warnings} if items.warnings else {})}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import re
 import sys
@@ -12,13 +11,11 @@ import numpy as np
 
 from vsb2net.errors import VsbError
 
-from .base import BACKENDS, DEFAULT_BACKEND, SUFFIX, backend_names, get_backend
+from .backend import BACKENDS, DEFAULT_BACKEND, Param, backend_names, get_backend
 from .build import DEFAULT_SHARD_SIZE
-from .milvus_backend import INDEX_TYPES
+from .file_format import SUFFIX
 
 GRID_MAX_HITS = 12
-# backend parameters with a flag of their own; a backend takes those its constructor names
-BACKEND_FLAGS = ("nlist", "nprobe", "nhash", "nflip")
 
 
 def _number_at_least(minimum: float, kind: type = int, strict: bool = False):
@@ -68,19 +65,7 @@ def register(subparsers, add_config_flags) -> None:
     names = backend_names()  # the registry; imports the backend modules, not faiss or pymilvus
     b.add_argument("--backend", choices=names, default=DEFAULT_BACKEND, metavar="BACKEND",
                    help="index backend, default %(default)s. " + " ".join(f"{n}: {BACKENDS.help(n)}." for n in names))
-    g = b.add_argument_group("backend parameters")
-    g.add_argument("--nlist", type=_positive, help="faiss-ivf / milvus BIN_IVF_FLAT: number of lists")
-    g.add_argument("--nprobe", type=_positive,
-                   help="faiss-ivf / milvus: lists scanned per query (nprobe = nlist: exact)")
-    g.add_argument("--nhash", type=_positive, help="faiss-mih: number of hash tables (default bits/16)")
-    g.add_argument("--nflip", type=_non_negative, help="faiss-mih: bit flips probed per table in k-NN search")
-    g.add_argument("--milvus-uri", metavar="URI", help="Milvus server (http://host:19530) or Milvus Lite file "
-                                                       "(*.db; default: beside the index file); token from "
-                                                       "$VSB2NET_MILVUS_TOKEN")
-    g.add_argument("--milvus-collection", metavar="NAME", help="collection name (default from the index file name)")
-    g.add_argument("--milvus-index", choices=INDEX_TYPES, default=INDEX_TYPES[0],
-                   help=f"Milvus index type: %(choices)s (default {INDEX_TYPES[0]}, exact)")
-    g.add_argument("--milvus-overwrite", action="store_true", help="replace an existing collection of that name")
+    add_param_flags(b.add_argument_group("backend parameters (each backend declares its own)"))
     r = b.add_argument_group("coding (run it under torchrun to spread the shards over processes and machines)")
     r.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, metavar="N",
                    help="items per shard, default %(default)s. Shards are written to INDEX.shards/ as they finish; "
@@ -117,9 +102,47 @@ def register(subparsers, add_config_flags) -> None:
     s.add_argument("--radius", type=_non_negative, help="all items within this Hamming distance (inclusive)")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
     s.add_argument("--grid", metavar="PNG", help="also save a picture of the queries and their hits")
-    s.add_argument("--nprobe", type=_positive, help="faiss-ivf / milvus: lists scanned per query")
-    s.add_argument("--nflip", type=_non_negative, help="faiss-mih: bit flips probed per table")
+    add_param_flags(s.add_argument_group("search parameters of the index's backend"), search_time=True)
     s.set_defaults(func=cmd_search)
+
+
+# ----------------------------------------------------------------------------- backend parameters
+
+def _declared(search_time: bool = False) -> dict[str, tuple[Param, list[str]]]:
+    """Every backend's declared parameters by flag (only the search-time ones with ``search_time``),
+    with the help each backend gives it."""
+    out: dict[str, tuple[Param, list[str]]] = {}
+    for name in backend_names():
+        for p in get_backend(name).parameters:
+            if search_time and not p.search_time:
+                continue
+            if p.option not in out:
+                out[p.option] = (p, [])
+            first = out[p.option][0]
+            if (p.name, p.kind, p.minimum, p.choices, p.search_time) != (
+                    first.name, first.kind, first.minimum, first.choices, first.search_time):
+                raise VsbError(f"backends declare {p.option} differently (backend {name}: {p}; before: {first}); "
+                               "a shared flag needs one name, kind, minimum, choices and search_time.")
+            out[p.option][1].append(f"{name}: {p.help}")
+    return out
+
+
+def add_param_flags(group, search_time: bool = False) -> None:
+    """A flag for each declared backend parameter (for ``search``/``serve``: the search-time ones)."""
+    for option, (p, helps) in _declared(search_time).items():
+        text = "; ".join(helps).replace("%", "%%")
+        if p.kind is bool:
+            group.add_argument(option, dest=p.dest, action="store_true", default=None, help=text)
+        elif p.kind is int:
+            group.add_argument(option, dest=p.dest, type=_int_at_least(p.minimum), metavar=p.metavar, help=text)
+        else:
+            group.add_argument(option, dest=p.dest, type=p.kind, choices=p.choices, metavar=p.metavar, help=text)
+
+
+def search_params(args: argparse.Namespace) -> dict:
+    """The search-time backend parameters given on the command line, by parameter name."""
+    return {p.name: getattr(args, p.dest) for p, _ in _declared(search_time=True).values()
+            if getattr(args, p.dest, None) is not None}
 
 
 # ----------------------------------------------------------------------------- build
@@ -131,10 +154,12 @@ def _slug(text: str) -> str:
 def cmd_build(args: argparse.Namespace) -> int:
     from vsb2net.distributed import from_env, leave_helper_rank
     from vsb2net.run import Run
+    from vsb2net.threads import use_cpu_threads
 
     from . import items as sources
     from .build import build
 
+    use_cpu_threads()
     run = Run.load(args.run_dir)
     if args.dataset:
         items = sources.dataset_items(run, args.dataset, args.data_root)
@@ -165,27 +190,21 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _backend_params(args: argparse.Namespace, out: Path, stem: str) -> dict:
+    """The chosen backend's parameters: its defaults for this index file, then the flags given."""
     b = args.backend
-    given = {k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k) is not None}
-    allowed = set(BACKEND_FLAGS) & set(inspect.signature(get_backend(b).__init__).parameters)
-    extra = sorted(set(given) - allowed)
+    cls = get_backend(b)
+    given = {option: getattr(args, p.dest) for option, (p, _) in _declared().items()
+             if getattr(args, p.dest, None) is not None}
+    own = {p.option: p for p in cls.parameters}
+    extra = sorted(set(given) - set(own))
     if extra:
-        raise VsbError(f"--{' --'.join(extra)} do not apply to backend {b}; "
-                       f"{'it takes none' if not allowed else 'it takes --' + ' --'.join(sorted(allowed))}.")
-    milvus_flags = (args.milvus_uri or args.milvus_collection or args.milvus_overwrite
-                    or args.milvus_index != INDEX_TYPES[0])
-    if b != "milvus":
-        if milvus_flags:
-            raise VsbError(f"--milvus-* options apply to --backend milvus, not {b}.")
-        return given
-    name = out.name[:-len(SUFFIX)] if out.name.endswith(SUFFIX) else out.stem
-    return {**given, "uri": args.milvus_uri or str(out.parent / f"{name}.db"),
-            "collection": args.milvus_collection or _slug("vsb2net_" + stem).replace("-", "_").replace(".", "_"),
-            "index_type": args.milvus_index, "overwrite": args.milvus_overwrite}
+        raise VsbError(f"{' '.join(extra)} do not apply to backend {b}; "
+                       f"{'it takes none' if not own else 'it takes ' + ' '.join(sorted(own))}.")
+    return {**cls.file_defaults(out, stem), **{own[o].name: v for o, v in given.items()}}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .base import read_index_file
+    from .file_format import read_index_file
 
     header, _ = read_index_file(Path(args.index))
     model = header.get("model") or {}
@@ -231,10 +250,14 @@ def _queries(args: argparse.Namespace, run) -> tuple[list[dict], np.ndarray, np.
 
 def cmd_search(args: argparse.Namespace) -> int:
     from vsb2net.run import Run
+    from vsb2net.threads import use_cpu_threads
 
+    from .hamming_index import open_index
+
+    use_cpu_threads()
     run = Run.load(args.run_dir)
     index_path = Path(args.index)
-    index = run.open_index(index_path, nprobe=args.nprobe, nflip=args.nflip)
+    index = open_index(run, index_path, **search_params(args))
     try:
         desc, codes, real, images = _queries(args, run)
         # ties ordered by the queries' real-valued codes where the backend can return stored codes
@@ -250,12 +273,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     for d, hits in zip(desc, results):
         d["hits"] = hits.rows()
         d["groups"] = hits.tie_groups()
+    quality = run.class_name_quality()
     if args.json:
         print(json.dumps({"run": str(run.path), "index": str(index_path), "model": run.fingerprint,
                           "bits": run.bits, "backend": index.backend_name, "k": k, "radius": args.radius,
-                          "ties_by": "score" if real is not None else "shuffle", "queries": desc}, indent=2))
+                          "ties_by": "score" if real is not None else "shuffle", "class_name_quality": quality,
+                          "queries": desc}, indent=2))
     else:
         _print_table(desc, args.radius, k)
+    seen = {n.lower() for n in run.split_info().get("seen") or []}
+    zero_shot = any(d["kind"] == "class-name" and d["query"].strip().lower() not in seen for d in desc)
+    if zero_shot and quality and quality["level"] in ("near_chance", "below_chance"):
+        print(f"note: {quality['plain']}", file=sys.stderr)
     if args.grid:
         path = save_grid(Path(args.grid), run, index, desc, images)
         if not args.json:

@@ -29,7 +29,7 @@ import numpy as np
 from vsb2net.codes import pad_codes, padded_bytes
 from vsb2net.errors import VsbError
 
-from .base import BACKENDS, Backend
+from .backend import BACKENDS, Backend, Param
 
 
 def _faiss():
@@ -159,6 +159,13 @@ class FaissIVF(_FaissBackend):
 
     faiss_type = "IndexBinaryIVF"
     exact = False
+    parameters = (Param("nlist", "number of inverted lists (default about sqrt(N), set from the first add)"),
+                  Param("nprobe", "lists scanned per query (default nlist // 8; nprobe = nlist: exact)",
+                        search_time=True))
+
+    @classmethod
+    def exact_params(cls, bits: int) -> dict:
+        return {"nlist": 16, "nprobe": 16}
 
     def __init__(self, bits: int, nlist: Any = "auto", nprobe: Any = None, **params: Any):
         if params:
@@ -224,6 +231,13 @@ class FaissMIH(_FaissBackend):
     faiss_type = "IndexBinaryMultiHash"
     exact = False
     pad = False  # the hash tables split the code itself; zero padding would only waste a table
+    parameters = (Param("nhash", "number of hash tables (default bits/16)"),
+                  Param("nflip", "bit flips probed per table in k-NN search (default 2)", minimum=0,
+                        search_time=True))
+
+    @classmethod
+    def exact_params(cls, bits: int) -> dict:
+        return {"nflip": bits // 2}  # every bucket within half the code of each substring: all of them
 
     def __init__(self, bits: int, nhash: Any = None, nflip: Any = 2, **params: Any):
         if params:

@@ -179,7 +179,7 @@ class ItemPictures:
         self.source = source
         self.kind = source.get("kind") if source.get("kind") in ("dataset", "images") else None
         self._index = index
-        self._x = None
+        self._x: np.ndarray | None = None
         self._order: np.ndarray | None = None
 
     @property

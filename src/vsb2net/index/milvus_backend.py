@@ -30,7 +30,8 @@ import numpy as np
 
 from vsb2net.errors import VsbError
 
-from .base import BACKENDS, Backend
+from .backend import BACKENDS, Backend, Param
+from .file_format import SUFFIX
 
 TOKEN_ENV = "VSB2NET_MILVUS_TOKEN"
 MAX_TOPK = 16384
@@ -65,6 +66,30 @@ class MilvusBackend(Backend):
     """Parameters: ``uri`` (required), ``collection`` (default "vsb2net_codes"),
     ``index_type`` BIN_FLAT (default) or BIN_IVF_FLAT, ``nlist`` (default 128), ``nprobe``
     (default 16), ``overwrite`` (drop an existing collection of that name when building)."""
+
+    parameters = (
+        Param("uri", f"Milvus server (http://host:19530) or Milvus Lite file (*.db; default: beside the index "
+                     f"file); token from ${TOKEN_ENV}", kind=str, flag="milvus-uri", metavar="URI"),
+        Param("collection", "collection name (default from the index file name)", kind=str, flag="milvus-collection",
+              metavar="NAME"),
+        Param("index_type", f"Milvus index type (default {INDEX_TYPES[0]}, exact)", kind=str, choices=INDEX_TYPES,
+              flag="milvus-index"),
+        Param("nlist", "BIN_IVF_FLAT: number of lists (default 128)"),
+        Param("nprobe", "BIN_IVF_FLAT: lists scanned per query (default 16)", search_time=True),
+        Param("overwrite", "replace an existing collection of that name", kind=bool, flag="milvus-overwrite"),
+    )
+    max_k = MAX_TOPK - 1  # Milvus returns at most MAX_TOPK hits per query
+
+    @classmethod
+    def exact_params(cls, bits: int) -> None:
+        return None  # needs a uri: tests/test_milvus.py runs it on Milvus Lite
+
+    @classmethod
+    def file_defaults(cls, index_path: Path, source: str) -> dict:
+        name = index_path.name[:-len(SUFFIX)] if index_path.name.endswith(SUFFIX) else index_path.stem
+        collection = re.sub(r"[^A-Za-z0-9_.-]+", "_", "vsb2net_" + source).strip("_")
+        collection = collection.replace("-", "_").replace(".", "_")
+        return {"uri": str(index_path.parent / f"{name}.db"), "collection": collection}
 
     def __init__(self, bits: int, uri: str | None = None, collection: str = "vsb2net_codes",
                  index_type: str = "BIN_FLAT", nlist: int = 128, nprobe: int = 16, overwrite: bool = False,

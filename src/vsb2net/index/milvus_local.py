@@ -23,7 +23,7 @@ from vsb2net.errors import VsbError
 #: components whose advertised address is set to 127.0.0.1
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 #: seconds to wait for a server to stop by itself (it flushes and closes etcd) before it is killed
-STOP_S = 10.0
+STOP_S = 5.0
 
 
 class LocalMilvus:

@@ -20,7 +20,7 @@ from vsb2net.codes import hamming_distances, pad_codes, padded_bytes
 from vsb2net.errors import VsbError
 from vsb2net.hamming_kernel import in_threads, kernel
 
-from .base import BACKENDS, Backend
+from .backend import BACKENDS, Backend
 
 
 def knn(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:

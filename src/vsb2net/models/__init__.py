@@ -8,8 +8,9 @@ itself; importing this package registers them all.  :func:`create_method` builds
 
 Adding a method: one file here that registers a ``HashingMethod`` subclass, plus its name in the
 import line below; ``vsb2net tune``, ``vsb2net benchmark``, RESULTS.md and docs/METHODS.md pick it
-up from the registry (README, "Adding a method").
+up from the registry (CONTRIBUTING.md, "Adding a method").
 """
+from ..config import ModelConfig
 from . import (  # noqa: F401
     adsh,
     backbones,
@@ -34,7 +35,7 @@ from .base import FAMILIES, METHODS, HashingMethod
 from .relations import ClassContext, lle_weights
 
 
-def create_method(name: str, cfg, in_shape: tuple[int, ...], semantic_dim: int) -> HashingMethod:
+def create_method(name: str, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> HashingMethod:
     """A new, untrained ``name`` method (timm's ``create_model``); ``cfg`` is its ``ModelConfig``."""
     return METHODS.get(name)(cfg, tuple(in_shape), int(semantic_dim))
 

@@ -20,11 +20,16 @@ database keeps V, would need the unseen classes' labels).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..config import MethodParams, ModelConfig
+from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import METHODS, encode
+from .base import LR_SPACE, METHODS, LossTerms, encode
 from .losses import pair_similarity
+from .relations import ClassContext
 
 #: rows of the training set per block of the (N, N) similarity products
 BLOCK = 2048
@@ -57,23 +62,29 @@ def dcc_update(v: torch.Tensor, u: torch.Tensor, y: torch.Tensor, gamma: float) 
 
 @METHODS.register("adsh", help="ADSH: network codes against learned codes of the training set (asymmetric)")
 class ADSH(BackboneHashHead):
-    options = frozenset({"w_q"})
     family = "asymmetric"
     paper = "Jiang, Li: Asymmetric Deep Supervised Hashing, AAAI 2018"
-    # the paper's gamma = 200, and a quarter of it
-    grid = {"model.w_q": [50.0, 200.0]}
+
+    @dataclass
+    class Params(MethodParams):
+        #: gamma, the weight tying a training item's network code to its learned code
+        w_q: float = 200.0
+
+    # the paper's gamma = 200 first
+    search = {"w_q": LogFloat(1.0, 1000.0), "train.lr": LR_SPACE}
+    reference = {"w_q": 200.0, "train.lr": 2e-3}
     index_batches = True
     sized_by_training = ("train_codes", "train_labels")
     train_codes: torch.Tensor
     train_labels: torch.Tensor
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         # V, sized by the training set at the first epoch (or by a loaded checkpoint)
         self.register_buffer("train_codes", torch.zeros(0, cfg.bits))
         self.register_buffer("train_labels", torch.zeros(0, dtype=torch.long))
 
-    def epoch_start(self, x, y, ctx, device) -> None:
+    def epoch_start(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device: torch.device) -> None:
         was = self.training
         self.eval()  # BatchNorm statistics must not move while the codes are read
         u = torch.from_numpy(encode(self.hash_images, x, device)).to(device)
@@ -83,11 +94,14 @@ class ADSH(BackboneHashHead):
             g = torch.Generator().manual_seed(int(self.cfg.bits))
             self.train_codes = (torch.randint(0, 2, (len(x), self.cfg.bits), generator=g) * 2 - 1).float().to(device)
             self.train_labels = y.clone()
-        self.train_codes = dcc_update(self.train_codes, u, y, self.cfg.w_q)
+        self.train_codes = dcc_update(self.train_codes, u, y, self.params.w_q)
 
-    def training_loss(self, x, y, ctx, idx=None):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext,
+                      idx: torch.Tensor | None = None) -> LossTerms:
+        if idx is None:
+            raise TypeError("ADSH trains with index_batches: training_loss needs idx, the batch's positions")
         u = self.hash_images(x)
         v = self.train_codes.to(u.device)
         s = 2 * pair_similarity(y, self.train_labels.to(y.device)) - 1
-        loss, terms = adsh_loss(u, v, s, v[idx.to(u.device)], self.cfg.w_q)
+        loss, terms = adsh_loss(u, v, s, v[idx.to(u.device)], self.params.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

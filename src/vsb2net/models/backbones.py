@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import VsbError
 from ..registry import Registry
 from .base import HashingMethod
@@ -89,7 +90,7 @@ class StridedSmallCNN(SmallCNN):
     """cnn28's layers with each convolution computed at stride 2 instead of pooled afterwards:
     every convolution, BatchNorm and ReLU runs on a quarter of the positions (docs/PERFORMANCE.md,
     "Training"); on Animal-MNIST's validation protocol it cost VSB2-Net and CSQ accuracy
-    (src/vsb2net/bench/tuned/animal-mnist.cnn28s.yaml)."""
+    (src/vsb2net/comparison/tuned/animal-mnist.cnn28s.yaml)."""
 
     name = "cnn28s"
     strided = True
@@ -185,12 +186,20 @@ def set_input_reference(model: nn.Module, x: torch.Tensor) -> None:
 class BackboneHashHead(HashingMethod):
     """The visual branch deep hashing methods share: backbone, linear layer, tanh."""
 
-    def __init__(self, cfg, in_shape: tuple[int, ...]):
-        super().__init__()
-        self.cfg = cfg
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...]) -> None:
+        super().__init__(cfg)
         self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
                                        cfg.finetune_blocks)
         self.hash_head = nn.Linear(self.backbone.out_dim, cfg.bits)
+        # model.code_layer = center: the outputs standardised over the batch (running statistics
+        # at test time), so no code shares one large component (ModelConfig says why)
+        self.code_center = nn.BatchNorm1d(cfg.bits, affine=False) if cfg.code_layer == "center" else None
+
+    def code_layer(self, f: torch.Tensor) -> torch.Tensor:
+        """The hash layer on features ``f``: W f + b, standardised over the batch with
+        ``model.code_layer = center``."""
+        z = self.hash_head(f)
+        return self.code_center(z) if self.code_center is not None else z
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous codes u in (-1, 1)^K of images; the binary code is sign(u)."""
@@ -199,7 +208,7 @@ class BackboneHashHead(HashingMethod):
     def hash_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The hash layer's outputs before any squashing (methods whose loss works on them, e.g.
         DSH or DPSH, code with them directly)."""
-        return self.hash_head(self.backbone(x))
+        return self.code_layer(self.backbone(x))
 
 
 class CodebookHead(BackboneHashHead):
@@ -210,7 +219,7 @@ class CodebookHead(BackboneHashHead):
     sized_by_training = ("centres",)
     centres: torch.Tensor
 
-    def __init__(self, cfg, in_shape: tuple[int, ...]):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...]) -> None:
         super().__init__(cfg, in_shape)
         self.register_buffer("centres", torch.zeros(0, cfg.bits))
 

@@ -7,31 +7,44 @@ and K >= number of classes (as in CSQ), otherwise seeded Bernoulli(0.5) vectors.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import torch
 import torch.nn.functional as F
 
+from ..config import MethodParams, ModelConfig
+from ..space import LogFloat
 from .backbones import CodebookHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
+from .relations import ClassContext
 
 
 @METHODS.register("csq", help="CSQ-style hash centres per seen class (supervised, no semantics)")
 class CSQ(CodebookHead):
     codes_classes = False
-    options = frozenset({"w_q"})
     family = "pointwise"
     paper = "Yuan et al.: Central Similarity Quantization for Efficient Image and Video Retrieval, CVPR 2020"
-    grid = {"model.w_q": [0.01, 0.1]}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    @dataclass
+    class Params(MethodParams):
+        #: weight of the quantisation term, the paper's lambda
+        w_q: float = 1e-4
+
+    # the paper's lambda = 1e-4 (its Section 4) and the shared learning rate first
+    search = {"w_q": LogFloat(1e-5, 1.0), "train.lr": LR_SPACE}
+    reference = {"w_q": 1e-4, "train.lr": 2e-3}
+
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         u = self.hash_images(x)
         # multi-label: the centroid of the labels' centres (CSQ), kept soft: a bit on which the
         # labels disagree gets target 0.5 instead of a coin flip
         target = (self.target_codes(y) + 1) / 2
         central = F.binary_cross_entropy((u + 1) / 2, target, reduction="none").clamp_max(100).mean()
         terms = {"central": central}
-        if self.cfg.w_q > 0:
+        if self.params.w_q > 0:
             terms["q"] = (u.abs() - 1).pow(2).mean()
-        loss = central + self.cfg.w_q * terms.get("q", 0.0)
+        loss = central + self.params.w_q * terms.get("q", 0.0)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

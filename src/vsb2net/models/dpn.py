@@ -6,17 +6,22 @@ the target's side with a margin, bit by bit (the polarisation loss):
 
     L = mean_i mean_k max(m - v_ik t_{y_i k}, 0)
 
-v the real-valued output of the hash layer, m ``model.margin``.  Multi-label items use the mean of
-their labels' codes as the target (a bit the labels disagree on gets target 0: no push).  Codes:
+v the real-valued output of the hash layer, m ``model.polar_margin`` (1 in the paper).  Multi-label
+items use the mean of their labels' codes as the target (a bit the labels disagree on gets target 0: no push).  Codes:
 sign(v).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from ..config import MethodParams, ModelConfig
+from ..space import Float
 from .backbones import CodebookHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
+from .relations import ClassContext
 
 
 def dpn_loss(v: torch.Tensor, target: torch.Tensor, margin: float) -> tuple[torch.Tensor, dict]:
@@ -26,18 +31,26 @@ def dpn_loss(v: torch.Tensor, target: torch.Tensor, margin: float) -> tuple[torc
 
 @METHODS.register("dpn", help="DPN: bit-wise hinge polarisation towards class target codes (pointwise)")
 class DPN(CodebookHead):
-    options = frozenset({"margin"})
     family = "pointwise"
     paper = ("Fan et al.: Deep Polarized Network for Supervised Learning of Accurate Binary Hashing Codes, "
              "IJCAI 2020")
-    grid = {"model.margin": [0.5, 1.0]}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    @dataclass
+    class Params(MethodParams):
+        #: the polarisation hinge's margin m: every output bit is pushed beyond m on its target's side
+        polar_margin: float = 1.0
+        renamed = {"margin": "polar_margin"}
+        added = {"polar_margin": 1.0}
+
+    search = {"polar_margin": Float(0.1, 2.0), "train.lr": LR_SPACE}
+    reference = {"polar_margin": 1.0, "train.lr": 2e-3}
+
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.hash_outputs(x)
 
-    def training_loss(self, x, y, ctx):
-        loss, terms = dpn_loss(self.hash_outputs(x), self.target_codes(y), self.cfg.margin)
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
+        loss, terms = dpn_loss(self.hash_outputs(x), self.target_codes(y), self.params.polar_margin)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

@@ -12,12 +12,17 @@ eta = 10 is a far smaller weight per pair than it looks).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from ..config import MethodParams, ModelConfig
+from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import off_diagonal, pair_similarity
+from .relations import ClassContext
 
 
 def dpsh_loss(u: torch.Tensor, y: torch.Tensor, eta: float) -> tuple[torch.Tensor, dict]:
@@ -30,18 +35,24 @@ def dpsh_loss(u: torch.Tensor, y: torch.Tensor, eta: float) -> tuple[torch.Tenso
 
 @METHODS.register("dpsh", help="DPSH: pairwise likelihood of inner products of codes (pairwise)")
 class DPSH(BackboneHashHead):
-    options = frozenset({"w_q"})
     family = "pairwise"
     paper = "Li et al.: Feature Learning based Deep Supervised Hashing with Pairwise Labels, IJCAI 2016"
-    # public re-implementations use eta = 0.1 with this normalisation; a tenth of it besides
-    grid = {"model.w_q": [0.01, 0.1]}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    @dataclass
+    class Params(MethodParams):
+        #: eta, the weight of the relaxation penalty (per pair and bit: see the module's docstring)
+        w_q: float = 0.1
+
+    # public re-implementations use eta = 0.1 with this normalisation
+    search = {"w_q": LogFloat(1e-3, 10.0), "train.lr": LR_SPACE}
+    reference = {"w_q": 0.1, "train.lr": 2e-3}
+
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.hash_outputs(x)
 
-    def training_loss(self, x, y, ctx):
-        loss, terms = dpsh_loss(self.hash_outputs(x), y, self.cfg.w_q)
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
+        loss, terms = dpsh_loss(self.hash_outputs(x), y, self.params.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

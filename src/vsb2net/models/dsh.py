@@ -6,18 +6,23 @@ y = 1 when not (the paper's convention):
     L = 1/2 (1 - y) ||b_1 - b_2||^2 + 1/2 y max(m - ||b_1 - b_2||^2, 0)
         + alpha (|| |b_1| - 1 ||_1 + || |b_2| - 1 ||_1)
 
-with m = 2K in the paper (``model.margin`` is m / K) and alpha = 0.01 (``model.w_q``).  Every pair of
+with m = 2K in the paper (``model.margin_k`` is m / K) and alpha = 0.01 (``model.w_q``).  Every pair of
 different images of a batch is a training pair (the paper's online pair generation); the loss is
 their mean.  Codes: sign(b).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from ..config import MethodParams, ModelConfig
+from ..space import Float, LogFloat
 from .backbones import BackboneHashHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import off_diagonal, pair_similarity
+from .relations import ClassContext
 
 
 def dsh_loss(b: torch.Tensor, y: torch.Tensor, margin: float, alpha: float) -> tuple[torch.Tensor, dict]:
@@ -32,18 +37,28 @@ def dsh_loss(b: torch.Tensor, y: torch.Tensor, margin: float, alpha: float) -> t
 
 @METHODS.register("dsh", help="DSH: contrastive loss on pairs of real-valued codes with a margin (pairwise)")
 class DSH(BackboneHashHead):
-    options = frozenset({"margin", "w_q"})
     family = "pairwise"
     paper = "Liu et al.: Deep Supervised Hashing for Fast Image Retrieval, CVPR 2016"
-    # the paper sets m = 2K and alpha = 0.01; half the margin is the other setting tried
-    grid = {"model.margin": [1.0, 2.0], "model.w_q": [0.01]}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    @dataclass
+    class Params(MethodParams):
+        #: the squared distance dissimilar pairs are pushed beyond, in units of K (the paper's m = 2K)
+        margin_k: float = 2.0
+        #: alpha, the weight of the regulariser pulling |b| to 1
+        w_q: float = 0.01
+        renamed = {"margin": "margin_k"}
+        added = {"margin_k": 1.0}
+
+    # the paper's m = 2K and alpha = 0.01 first
+    search = {"margin_k": Float(0.25, 4.0), "w_q": LogFloat(1e-3, 1.0), "train.lr": LR_SPACE}
+    reference = {"margin_k": 2.0, "w_q": 0.01, "train.lr": 2e-3}
+
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
 
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.hash_outputs(x)
 
-    def training_loss(self, x, y, ctx):
-        loss, terms = dsh_loss(self.hash_outputs(x), y, self.cfg.margin, self.cfg.w_q)
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
+        loss, terms = dsh_loss(self.hash_outputs(x), y, self.params.margin_k, self.params.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

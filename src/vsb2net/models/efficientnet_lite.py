@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import pickle
 from pathlib import Path
+from typing import Self
 
 import torch
 import torch.nn.functional as F
@@ -145,7 +146,7 @@ class EfficientNetLite(FrozenTrunkBackbone):
         self.out_dim = feature_dim
         self.trunk.eval()
 
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> Self:
         super().train(mode)
         self.trunk.eval()  # frozen BatchNorm keeps ImageNet's statistics
         return self

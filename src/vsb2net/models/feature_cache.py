@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def cache_key(backbone: FrozenTrunkBackbone, x: torch.Tensor) -> tuple[str, dict
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:40], what
 
 
-def extract(backbone: FrozenTrunkBackbone, x: torch.Tensor, log=None) -> torch.Tensor:
+def extract(backbone: FrozenTrunkBackbone, x: torch.Tensor, log: Callable[[str], None] | None = None) -> torch.Tensor:
     """The frozen part's output for every image, in batches, on the CPU."""
     backbone.eval()
     t0 = time.perf_counter()
@@ -65,7 +66,8 @@ def extract(backbone: FrozenTrunkBackbone, x: torch.Tensor, log=None) -> torch.T
     return feats
 
 
-def trunk_output(backbone: FrozenTrunkBackbone, x: torch.Tensor, setting: str = "auto", log=None) -> torch.Tensor:
+def trunk_output(backbone: FrozenTrunkBackbone, x: torch.Tensor, setting: str = "auto",
+                 log: Callable[[str], None] | None = None) -> torch.Tensor:
     """The frozen trunk's output of images ``x``, from the cache when it holds them."""
     where = cache_dir(setting)
     if where is None:

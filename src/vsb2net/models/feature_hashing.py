@@ -6,6 +6,9 @@ how they fit that projection; the classifier stage and the training budget are t
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,8 +16,9 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import VsbError
 from .backbones import build_backbone
-from .base import HashingMethod, encode
+from .base import HashingMethod, LossTerms, encode
 from .losses import classification_loss
+from .relations import ClassContext
 
 
 def itq_rotation(v: np.ndarray, iterations: int = 50, seed: int = 0) -> np.ndarray:
@@ -42,7 +46,6 @@ class FeatureHashing(HashingMethod):
     """Backbone + linear classifier; codes = sign((f - mean) @ projection) after ``post_fit``."""
 
     codes_classes = False
-    options = frozenset()
     family = "unsupervised"
     # LSH, ITQ and TSK train the same seeded classifier first: a benchmark trains it once per split
     shared_stage = "classifier"
@@ -50,8 +53,7 @@ class FeatureHashing(HashingMethod):
     projection: torch.Tensor
 
     def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.backbone = build_backbone(cfg.backbone, in_shape, cfg.feature_dim, cfg.backbone_weights,
                                        cfg.finetune_blocks)
         # The number of training classes is known only when training starts (set_class_reference).
@@ -62,17 +64,19 @@ class FeatureHashing(HashingMethod):
     def set_class_reference(self, train_vectors: torch.Tensor) -> None:
         self._ensure_head(len(train_vectors), self.mean.device)
 
-    def _ensure_head(self, n_classes: int, device) -> None:
+    def _ensure_head(self, n_classes: int, device: torch.device) -> None:
         if self.head is None or self.head.out_features != n_classes:
             self.head = nn.Linear(self.backbone.out_dim, n_classes).to(device)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
+        if self.head is None:
+            raise RuntimeError("set_class_reference sizes the classifier before training")
         f = self.backbone(x)
         loss = classification_loss(self.head(f), y)
         return loss, {"cls": float(loss.detach())}
 
     @torch.no_grad()
-    def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx, device) -> None:
+    def post_fit(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext, device: torch.device) -> None:
         self.eval()
         feats = encode(self.backbone, x, device).astype(np.float64)
         mean = feats.mean(0)
@@ -80,7 +84,7 @@ class FeatureHashing(HashingMethod):
         self.mean.copy_(torch.from_numpy(mean).float())
         self.projection.copy_(torch.from_numpy(proj).float())
 
-    def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
+    def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx: ClassContext) -> np.ndarray:
         raise NotImplementedError
 
     def stage_state(self) -> dict[str, torch.Tensor]:
@@ -91,7 +95,7 @@ class FeatureHashing(HashingMethod):
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return (self.backbone(x) - self.mean) @ self.projection
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         head = {k: v for k, v in state_dict.items() if k.startswith("head.")}
         if head:
             self._ensure_head(head["head.weight"].shape[0], self.mean.device)

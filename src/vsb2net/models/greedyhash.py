@@ -11,12 +11,18 @@ alpha is ``model.w_q`` (0.1 in public re-implementations of the supervised varia
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 
+from ..config import MethodParams, ModelConfig
+from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import classification_loss
+from .relations import ClassContext
 
 
 def greedy_sign(h: torch.Tensor) -> torch.Tensor:
@@ -31,12 +37,18 @@ def greedyhash_loss(h: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, alph
 
 @METHODS.register("greedyhash", help="GreedyHash: classifier on sign(h), straight-through gradient (pointwise)")
 class GreedyHash(BackboneHashHead):
-    options = frozenset({"w_q"})
     family = "pointwise"
     paper = "Su et al.: Greedy Hash: Towards Fast Optimization for Accurate Hash Coding in CNN, NeurIPS 2018"
-    grid = {"model.w_q": [0.01, 0.1]}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    @dataclass
+    class Params(MethodParams):
+        #: alpha, the weight of the penalty keeping h near sign(h)
+        w_q: float = 0.1
+
+    search = {"w_q": LogFloat(1e-3, 1.0), "train.lr": LR_SPACE}
+    reference = {"w_q": 0.1, "train.lr": 2e-3}
+
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         # sized by the training classes (set_class_reference) or by a loaded checkpoint
         self.classifier = nn.Linear(cfg.bits, 1, bias=False)
@@ -51,12 +63,12 @@ class GreedyHash(BackboneHashHead):
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.hash_outputs(x)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         h = self.hash_outputs(x)
-        loss, terms = greedyhash_loss(h, self.classifier(greedy_sign(h)), y, self.cfg.w_q)
+        loss, terms = greedyhash_loss(h, self.classifier(greedy_sign(h)), y, self.params.w_q)
         return loss, {k: float(v.detach()) for k, v in terms.items()}
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         if prefix + "classifier.weight" in state_dict:
             self._size_classifier(state_dict[prefix + "classifier.weight"].shape[0])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

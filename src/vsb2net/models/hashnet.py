@@ -11,12 +11,18 @@ the pairs of a batch); we divide by |S|.  alpha is ``model.alpha``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from ..config import MethodParams, ModelConfig
+from ..errors import VsbError
+from ..space import LogFloat
 from .backbones import BackboneHashHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import off_diagonal, pair_similarity
+from .relations import ClassContext
 
 #: continuation schedule beta_t = (1 + GAMMA t)^POWER
 GAMMA, POWER = 0.005, 0.5
@@ -33,14 +39,24 @@ def hashnet_loss(h: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.
 
 @METHODS.register("hashnet", help="HashNet: weighted pairwise likelihood, tanh sharpened by continuation (pairwise)")
 class HashNet(BackboneHashHead):
-    options = frozenset({"alpha"})
     family = "pairwise"
     paper = "Cao et al.: HashNet: Deep Learning to Hash by Continuation, ICCV 2017"
+
+    @dataclass
+    class Params(MethodParams):
+        #: the adaptive sigmoid's scale (the paper: 10 / K, 0.3 at K = 32 bits)
+        alpha: float = 0.3
+
+        def validate(self, model: ModelConfig) -> None:
+            if not self.alpha > 0:
+                raise VsbError(f"model.alpha = {self.alpha}: the sigmoid's scale must be positive, e.g. 0.3.")
+
     # the adaptive sigmoid's scale: 0.1 (public toolkits) to 10 / K at K = 32 bits
-    grid = {"model.alpha": [0.1, 0.3]}
+    search = {"alpha": LogFloat(0.01, 3.0), "train.lr": LR_SPACE}
+    reference = {"alpha": 0.3, "train.lr": 2e-3}
     step: torch.Tensor
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         # training steps taken, for the continuation; saved with the weights so a resumed run goes on
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -51,7 +67,7 @@ class HashNet(BackboneHashHead):
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.beta() * self.hash_outputs(x))
 
-    def training_loss(self, x, y, ctx):
-        loss, terms = hashnet_loss(self.hash_images(x), y, self.cfg.alpha)
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
+        loss, terms = hashnet_loss(self.hash_images(x), y, self.params.alpha)
         self.step += 1
         return loss, {**{k: float(v.detach()) for k, v in terms.items()}, "beta": self.beta()}

@@ -8,19 +8,24 @@ a margin softmax cross-entropy (OrthoCos, the paper's default):
 
 Maximising cos(u, c_y) both separates the classes and shrinks the quantisation error to c_y,
 which is why the paper needs no other term.  s is ``model.alpha`` (8 in the paper), m is
-``model.margin`` (0.2 by default, 0.3 for CIFAR-10 in the authors' release).  Multi-label items
+``model.cos_margin`` (0.2 by default, 0.3 for CIFAR-10 in the authors' release).  Multi-label items
 use the mean of their labels' target distributions (soft cross-entropy), margins on every label.
 Codes: sign(u).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import MethodParams, ModelConfig
+from ..space import Float
 from .backbones import CodebookHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import class_distribution
+from .relations import ClassContext
 
 
 def orthohash_loss(u: torch.Tensor, centres: torch.Tensor, y: torch.Tensor, scale: float,
@@ -34,14 +39,24 @@ def orthohash_loss(u: torch.Tensor, centres: torch.Tensor, y: torch.Tensor, scal
 
 @METHODS.register("orthohash", help="OrthoHash: margin cosine cross-entropy to orthogonal class codes (pointwise)")
 class OrthoHash(CodebookHead):
-    options = frozenset({"alpha", "margin"})
     family = "pointwise"
     paper = ("Hoe et al.: One Loss for All: Deep Hashing with a Single Cosine Similarity based "
              "Learning Objective, NeurIPS 2021")
-    # s = 8 as in the paper; margins around its 0.2 (0.3 was the authors' CIFAR-10 setting)
-    grid = {"model.alpha": [8.0], "model.margin": [0.1, 0.3]}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    @dataclass
+    class Params(MethodParams):
+        #: s, the scale of the cosine logits
+        alpha: float = 8.0
+        #: m, subtracted from the cosine to the item's own class code
+        cos_margin: float = 0.2
+        renamed = {"margin": "cos_margin"}
+        added = {"cos_margin": 1.0}
+
+    # the paper's s = 8 and m = 0.2 first (0.3 was the authors' CIFAR-10 setting)
+    search = {"alpha": Float(2.0, 16.0), "cos_margin": Float(0.0, 0.5), "train.lr": LR_SPACE}
+    reference = {"alpha": 8.0, "cos_margin": 0.2, "train.lr": 2e-3}
+
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         # the paper's batch normalisation of the code layer: balanced bits without a balance term
         self.code_norm = nn.BatchNorm1d(cfg.bits)
@@ -49,7 +64,7 @@ class OrthoHash(CodebookHead):
     def hash_images(self, x: torch.Tensor) -> torch.Tensor:
         return self.code_norm(self.hash_outputs(x))
 
-    def training_loss(self, x, y, ctx):
-        loss, terms = orthohash_loss(self.hash_images(x), self.centres.to(x.device), y, self.cfg.alpha,
-                                     self.cfg.margin)
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
+        loss, terms = orthohash_loss(self.hash_images(x), self.centres.to(x.device), y, self.params.alpha,
+                                     self.params.cos_margin)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

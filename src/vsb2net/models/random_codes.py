@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config import ModelConfig
 from .base import METHODS, HashingMethod
 
 
@@ -16,14 +17,15 @@ class RandomCodes(HashingMethod):
     codes_classes = False
     trainable = False
     uses_backbone = False
-    options = frozenset()
     family = "floor"
     paper = "(none: content-independent codes)"
     tunable = False
+    search = {}
+    reference = {}
     projection: torch.Tensor
 
-    def __init__(self, cfg, in_shape, semantic_dim):
-        super().__init__()
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
+        super().__init__(cfg)
         n_in = 1
         for s in in_shape:
             n_in *= s

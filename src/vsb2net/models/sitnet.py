@@ -6,33 +6,47 @@ Zero-shot transfer comes from the semantic space; codes for classes are not defi
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import MethodParams, ModelConfig
+from ..space import Float, LogFloat
 from .backbones import BackboneHashHead
-from .base import METHODS
+from .base import LR_SPACE, METHODS, LossTerms
 from .losses import classification_loss
+from .relations import ClassContext
 
 
 @METHODS.register("sitnet", help="SitNet-style: hash codes mapped into the word-vector space")
 class SitNet(BackboneHashHead):
     codes_classes = False
-    options = frozenset({"alpha", "w_q"})
     family = "zero-shot"
     paper = "Guo et al.: SitNet: Discrete Similarity Transfer Network for Zero-shot Hashing, IJCAI 2017"
-    grid = {"model.alpha": [10.0, 30.0]}
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    @dataclass
+    class Params(MethodParams):
+        #: scale of the cosine logits against the class vectors
+        alpha: float = 30.0
+        #: weight of the quantisation term
+        w_q: float = 0.1
+
+    # no published values for this loss form: our defaults first
+    search = {"alpha": Float(2.0, 50.0), "w_q": LogFloat(1e-3, 1.0), "train.lr": LR_SPACE}
+    reference = {"alpha": 30.0, "w_q": 0.1, "train.lr": 2e-3}
+
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape)
         self.to_semantic = nn.Linear(cfg.bits, semantic_dim)
 
-    def training_loss(self, x, y, ctx):
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ctx: ClassContext) -> LossTerms:
         u = self.hash_images(x)
         s = F.normalize(self.to_semantic(u), dim=1)
         a = F.normalize(ctx.vectors[: ctx.n_train], dim=1)
-        terms = {"cls": classification_loss(self.cfg.alpha * s @ a.T, y)}
-        if self.cfg.w_q > 0:
+        terms = {"cls": classification_loss(self.params.alpha * s @ a.T, y)}
+        if self.params.w_q > 0:
             terms["q"] = (u - torch.sign(u).detach()).pow(2).mean()
-        loss = terms["cls"] + self.cfg.w_q * terms.get("q", 0.0)
+        loss = terms["cls"] + self.params.w_q * terms.get("q", 0.0)
         return loss, {k: float(v.detach()) for k, v in terms.items()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,7 @@ MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_small",
           "convnext_tiny")
 
 
-def _torchvision():
+def _torchvision() -> Any:
     try:
         return importlib.import_module("torchvision")
     except ImportError:
@@ -69,7 +70,7 @@ def _strip_classifier(net: nn.Module, name: str) -> tuple[int, str]:
     raise VsbError(f"torchvision model {name!r} has no linear classification layer vsb2net knows how to replace.")
 
 
-def _weights_file(name: str, weights) -> str:
+def _weights_file(name: str, weights: Any) -> str:
     url, cache = getattr(weights, "url", "?"), _cache_path(weights)
     return (f"could not get the ImageNet weights of {name} ({url}): this machine seems offline and they are "
             f"not in torchvision's cache. Copy that file to {cache}, or pass model.backbone_weights=PATH "
@@ -130,7 +131,7 @@ def _first_line(exc: Exception) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
-def _cache_path(weights) -> Path:
+def _cache_path(weights: Any) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(getattr(weights, "url", "?")).name
 
 
@@ -164,7 +165,7 @@ class TorchvisionBackbone(Backbone):
 
 
 def _register(name: str) -> None:
-    def factory(in_shape, feature_dim, weights: str = "imagenet") -> TorchvisionBackbone:
+    def factory(in_shape: tuple[int, ...], feature_dim: int, weights: str = "imagenet") -> TorchvisionBackbone:
         return TorchvisionBackbone(name, in_shape, feature_dim, weights)
 
     BACKBONES.register(name, help=f"torchvision {name} (optional extra; model.backbone_weights: "

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..config import ModelConfig
 from .base import METHODS
 from .feature_hashing import FeatureHashing, itq_rotation, pca_directions
+from .relations import ClassContext
 
 
 @METHODS.register("tsk", help="TSK/ZSH-style: features -> semantic space (ridge), then PCA+ITQ")
@@ -26,13 +28,13 @@ class TSK(FeatureHashing):
     semantic_mean: torch.Tensor
     semantic_projection: torch.Tensor
 
-    def __init__(self, cfg, in_shape, semantic_dim):
+    def __init__(self, cfg: ModelConfig, in_shape: tuple[int, ...], semantic_dim: int) -> None:
         super().__init__(cfg, in_shape, semantic_dim)
         self.register_buffer("to_semantic", torch.zeros(self.backbone.out_dim, semantic_dim))
         self.register_buffer("semantic_mean", torch.zeros(semantic_dim))
         self.register_buffer("semantic_projection", torch.zeros(semantic_dim, cfg.bits))
 
-    def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx) -> np.ndarray:
+    def fit_projection(self, centred: np.ndarray, y: np.ndarray, ctx: ClassContext) -> np.ndarray:
         vectors = ctx.vectors[: ctx.n_train].cpu().double().numpy()
         # a multi-label item's target is the mean vector of its labels
         targets = (y / y.sum(1, keepdims=True)) @ vectors if y.ndim == 2 else vectors[y]

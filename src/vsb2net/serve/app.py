@@ -50,7 +50,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 #: Swagger UI's own files (from fastapi-offline: /docs needs no CDN), public like /health: the
 #: browser fetches them without the page's token
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
-PUBLIC_PATHS = frozenset({"/health", *(f"/docs/assets/{name}" for name in DOCS_ASSETS)})
+#: /favicon.ico is public too: browsers ask for it without the page's token
+PUBLIC_PATHS = frozenset({"/health", "/favicon.ico", *(f"/docs/assets/{name}" for name in DOCS_ASSETS)})
 
 
 def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -73,6 +74,10 @@ class Hit(BaseModel):
                                   "among them is by score; equal scores, and code queries, in a fixed shuffled order")
     thumbnail: str | None = Field(description="URL of the item's picture (GET /thumb/{id}); null when the index "
                                               "has no pictures (built from codes)")
+    classes: list[str] = Field(description="the item's classes as the index knows them (a dataset's class; an image "
+                                           "folder's sub-folder); [] when it knows none")
+    of_query_class: bool | None = Field(description="the item is of the queried class (query_class); null when the "
+                                                    "query names no class the index knows")
 
 
 class TieGroup(BaseModel):
@@ -89,11 +94,25 @@ class QueryEcho(BaseModel):
     code: str = Field(description="the query's binary code in hex")
 
 
+class QueryClass(BaseModel):
+    name: str = Field(description="the queried class, as the index writes it: a class query's name, or the class "
+                                  "of the item an item query searches by")
+    hits: int = Field(description="how many of the hits are of that class")
+    of: int = Field(description="how many hits there are")
+
+
 class SearchResult(BaseModel):
     query: QueryEcho
     k: int = Field(description="hits asked for (with radius: the most returned)")
     radius: int | None = Field(description="the Hamming radius, or null for k-nearest search")
     count: int
+    score_max: float | None = Field(description="the score of an item whose code is the query's own (the sum of "
+                                                "the real-valued code's magnitudes): scores run from -score_max to "
+                                                "score_max; null when there are no scores")
+    nearest_distance: int | None = Field(description="radius search without hits: the distance of the nearest item "
+                                                     "(a radius that reaches it); null otherwise")
+    query_class: QueryClass | None = Field(description="the hits of the queried class, counted (where the index "
+                                                       "knows its items' classes); null otherwise")
     hits: list[Hit]
     ties_by: str = Field(description="how items at one distance are ordered: 'score' (the query's real-valued "
                                      "code; equal scores in a fixed shuffled order) or 'shuffle' (a fixed shuffled "
@@ -106,6 +125,86 @@ class SearchResult(BaseModel):
 
 class ErrorReply(BaseModel):
     detail: str = Field(description="one line saying what was wrong")
+
+
+# -- /info --
+
+class ClassNameMap(BaseModel):
+    unseen: float = Field(description="the run's measured class-name mAP on its unseen classes")
+    chance: float | None = Field(description="the mAP of a random order of the same database")
+
+
+class ClassNameQuality(BaseModel):
+    map: float = Field(description="measured class-name mAP on the unseen classes (vsb2net evaluate)")
+    chance: float | None = Field(description="the mAP of a random order (null when not measured)")
+    ratio: float | None = Field(description="map / chance")
+    level: str = Field(description="below_chance (ratio < 1), near_chance (ratio < 1.5), above_chance, or measured "
+                                   "(no chance level)")
+    plain: str = Field(description="the same in words, for a person")
+
+
+class QuerySupport(BaseModel):
+    supported: bool
+    reason: str | None = Field(None, description="why not (absent when supported)")
+    plain: str | None = Field(None, description="the reason in words for a person (absent when supported)")
+
+
+class QueryKinds(BaseModel):
+    image: QuerySupport
+    class_: QuerySupport = Field(alias="class")
+    text: QuerySupport
+    code: QuerySupport
+    item: QuerySupport
+
+
+class InfoLimits(BaseModel):
+    max_k: int
+    max_radius: int = Field(description="the code length in bits")
+    max_upload_bytes: int
+    max_pixels: int
+    max_text_chars: int
+
+
+class Batching(BaseModel):
+    window_ms: float
+    max_batch: int
+    index_calls: int = Field(description="index calls made so far")
+    queries: int = Field(description="queries they answered")
+    image_model_calls: int = Field(description="forward passes over uploads so far")
+    images: int = Field(description="uploads they coded")
+
+
+class IndexSource(BaseModel):
+    kind: str | None = Field(None, description="dataset, images or codes")
+    name: str | None = Field(None, description="the dataset's name")
+    split: str | None = Field(None, description="which of the dataset's items")
+    folder: str | None = Field(None, description="the indexed folder's name (never its path)")
+
+
+class Info(BaseModel):
+    method: str
+    bits: int
+    backend: str
+    backend_params: dict[str, Any] = Field(description="the backend's build and search settings",
+                                           json_schema_extra={"examples": [{"nlist": 1024, "nprobe": 16}]})
+    count: int = Field(description="indexed items")
+    run: str
+    index: str
+    model: str = Field(description="the model's fingerprint (the index was built by it)")
+    dataset: str
+    index_source: IndexSource
+    class_vectors: str = Field(description="where the class vectors come from: glove, minilm, attributes or a file")
+    class_names: list[str]
+    seen: list[str] | None
+    unseen: list[str] | None
+    class_name_map: ClassNameMap | None = Field(description="null before `vsb2net evaluate`")
+    class_name_quality: ClassNameQuality | None = Field(description="null before `vsb2net evaluate`")
+    index_classes: list[str] = Field(description="the classes the index knows of its items, which hits are marked by")
+    index_warnings: list[str] = Field(description="why the indexed images may not fit the model; [] when they do")
+    queries: QueryKinds
+    thumbnails: bool
+    limits: InfoLimits
+    batching: Batching
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorReply, "description": text} for status, text in (
@@ -285,7 +384,7 @@ def _description(service: SearchService) -> str:
             f"{service.run.bits}-bit codes, {len(service.index):,} indexed items ({service.index.backend_name}). "
             "Query by image, class name, free text or code; hits are ranked by Hamming distance, and items "
             "at one distance by their inner product with the query's real-valued code (code queries: shuffled). "
-            "Authentication: 'Authorization: Bearer <token>' (or ?token=) on every "
+            "Authentication: `Authorization: Bearer <token>` (or `?token=`) on every "
             "route but /health when the server has a token.")
 
 
@@ -369,9 +468,14 @@ def _server_router(service: SearchService, page: str) -> APIRouter:
         return Response(status_code=200)
 
     @router.get("/info", summary="the run, the index, the supported queries and the limits", tags=["server"],
-                responses={401: ERRORS[401]})
-    async def info() -> dict:
+                response_model=Info, response_model_by_alias=True, responses={401: ERRORS[401]})
+    async def info():
         return service.info()
+
+    @router.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        data = resources.files("fastapi_offline").joinpath("static", "favicon.png").read_bytes()
+        return Response(data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
     @router.get("/docs", include_in_schema=False)
     async def docs(request: Request):
@@ -475,14 +579,18 @@ def _search_router(service: SearchService) -> APIRouter:
 def _add_item_route(router: APIRouter, service: SearchService, k_param, radius_param) -> None:
     """/search/item: search by an indexed item's own code (what a click on a hit does)."""
 
-    @router.get("/search/item", response_model=SearchResult, tags=["search"], responses=ERRORS,
+    @router.get("/search/item", response_model=SearchResult, tags=["search"],
+                responses={**ERRORS, 404: {"model": ErrorReply, "description": "the index holds no item with that id"}},
                 summary="search by an indexed item (what a click on a hit does)",
                 description="The item's stored code is the query; where the index has its picture and the "
                             "model codes it to the same code, the picture's real-valued code orders the ties.")
     async def search_item(id: int = Query(..., description="the item's id, as hits show it"),  # noqa: A002
                           k: int | None = k_param(), radius: int | None = radius_param()):
         service.check_k_radius(k, radius)
-        code = await service.item_code(id)
+        try:
+            code = await service.item_code(id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
         return JSONResponse(await service.search("item", str(id), code, k, radius))
 
 

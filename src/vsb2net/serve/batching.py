@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vsb2net.index.base import HammingIndex, Hits
+from vsb2net.index.hamming_index import HammingIndex
+from vsb2net.index.hits import Hits
 
 #: most queries per range_search call
 RANGE_CHUNK = 8

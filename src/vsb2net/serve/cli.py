@@ -12,7 +12,8 @@ import socket
 import sys
 
 from vsb2net.errors import VsbError
-from vsb2net.index.cli import _int_at_least, _number_at_least
+from vsb2net.index.cli import _int_at_least, _number_at_least, add_param_flags, search_params
+from vsb2net.threads import set_wait_policy
 
 TOKEN_ENV = "VSB2NET_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -67,10 +68,9 @@ example:
                    help="uploads, class names and texts coded at once, each on one CPU thread (default %(default)d)")
     s.add_argument("--max-connections", type=_int_at_least(1), default=256,
                    help="concurrent connections before the server answers 503 (default %(default)d)")
-    s.add_argument("--nprobe", type=_int_at_least(1), help="faiss-ivf / milvus: lists scanned per query")
-    s.add_argument("--nflip", type=_int_at_least(0), help="faiss-mih: bit flips probed per table")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default %(default)s; info logs every request)")
+    add_param_flags(s.add_argument_group("search parameters of the index's backend"), search_time=True)
     s.set_defaults(func=cmd_serve)
 
 
@@ -130,8 +130,9 @@ def _url(sock: socket.socket) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     # OpenMP threads (faiss, torch) that wait at a barrier sleep instead of spinning: a server shares
     # its cores with its own other threads (and often other programs), and a spinning waiter can
-    # hold up the very thread it waits for by tens of ms. Read when faiss and torch load, below.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # hold up the very thread it waits for by tens of ms. Read when faiss and torch load, below
+    # (`vsb2net` sets it for every command; here again for callers of cmd_serve).
+    set_wait_policy()
     try:
         import fastapi  # noqa: F401
         import fastapi_offline  # noqa: F401  (Swagger UI's files, for /docs)
@@ -156,7 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)
         app = create_app(args.run_dir, args.index, token=token, limits=limits,
                          batch_window_s=args.batch_window_ms / 1000, max_batch=args.max_batch,
-                         model_threads=args.model_threads, nprobe=args.nprobe, nflip=args.nflip)
+                         model_threads=args.model_threads, **search_params(args))
         service = app.state.service
         print(f"vsb2net serve: {service.identity['method']} run {service.run.path}, {len(service.index):,} codes "
               f"({service.run.bits} bits, {service.index.backend_name}) on {_url(sock)}"

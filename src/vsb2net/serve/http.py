@@ -1,12 +1,14 @@
 """The HTTP/1.1 connection of ``vsb2net serve``: uvicorn's h11 protocol, answering an oversized
 request head with 414 or 431 instead of a reset connection, and an access log that cuts long URLs.
 
-h11 refuses a request whose head (request line and headers) grows past ``MAX_HEAD`` bytes, and
-uvicorn then sends 400 and closes the socket at once, while the client is still sending: the
-kernel answers the rest of its data with a reset, so the client sees "connection reset" and no
-status at all.  Here the answer says which part was too long (414: the URL, 431: the headers), and
-the connection reads and drops what the client still sends (at most ``DRAIN_BYTES``, for at most
-``DRAIN_SECONDS``) before closing, so that the client reads the answer.
+h11 refuses a request whose head (request line and headers) grows past ``MAX_HEAD`` bytes while
+it waits for the rest, but a head that arrives whole in one read passes however long it is; and
+uvicorn answers h11's refusal with 400 and closes the socket at once, while the client is still
+sending: the kernel answers the rest of its data with a reset, so the client sees "connection
+reset" and no status at all.  Here every head is measured as its bytes arrive, however they are
+cut into reads: one over ``MAX_HEAD`` is answered with which part was too long (414: the URL,
+431: the headers), and the connection reads and drops what the client still sends (at most
+``DRAIN_BYTES``, for at most ``DRAIN_SECONDS``) before closing, so that the client reads the answer.
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ log = logging.getLogger("vsb2net.serve")
 
 
 def head_too_long_status(buffered: bytes) -> tuple[int, str] | None:
-    """(status, message) for a request head that h11 refused for its length, from what it holds;
-    None when the head was refused for something else (malformed: uvicorn's 400 stands)."""
-    if len(buffered) <= MAX_HEAD:
+    """(status, message) when the request head at the start of ``buffered`` (up to its blank line,
+    or all of it while that has not come) is over MAX_HEAD bytes; None when it is not."""
+    end = buffered.find(b"\r\n\r\n", 0, MAX_HEAD)
+    if end >= 0 or len(buffered) <= MAX_HEAD:
         return None
     line_end = buffered.find(b"\r\n", 0, MAX_REQUEST_LINE + 2)
     if line_end < 0:
@@ -55,15 +58,28 @@ class BoundedH11Protocol(H11Protocol):
             return
         super().data_received(data)
 
+    def handle_events(self) -> None:
+        # runs when bytes arrive and when a response completes (a next request may wait in the
+        # buffer): a head is measured before h11 parses it, since h11 checks only heads that
+        # arrive in pieces, and this one may be whole
+        if self.conn.their_state is h11.IDLE:
+            refused = head_too_long_status(self.conn.trailing_data[0])
+            if refused is not None:
+                return self._refuse(*refused)
+        super().handle_events()
+
     def send_400_response(self, msg: str) -> None:
-        buffered, _ = self.conn.trailing_data
-        refused = head_too_long_status(buffered)
+        refused = head_too_long_status(self.conn.trailing_data[0])
         if refused is None:
             return super().send_400_response(msg)
-        status, detail = refused
+        self._refuse(*refused)
+
+    def _refuse(self, status: int, detail: str) -> None:
+        self._unset_keepalive_if_required()
         log.warning("refused a request: %s", detail)
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
         body = json.dumps({"detail": detail}).encode("utf-8")
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
         for event in (h11.Response(status_code=status, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
             self.transport.write(self.conn.send(event))
         # read (and drop) what the client still sends, then close: closing now would reset the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import difflib
 import io
 import logging
 import threading
@@ -23,7 +24,8 @@ from vsb2net.codes import hexes_to_codes
 from vsb2net.data.images import MAX_PIXELS, decode_image
 from vsb2net.data.semantics import TEXT_SOURCES
 from vsb2net.errors import VsbError
-from vsb2net.index.base import Hits
+from vsb2net.index.hamming_index import open_index
+from vsb2net.index.hits import Hits
 from vsb2net.index.items import ItemPictures
 from vsb2net.run import Run
 
@@ -37,6 +39,23 @@ def one_line(text: Any, limit: int = 500) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 QUERY_KINDS = ("image", "class", "text", "code", "item")
+
+
+def item_labels(metadata: Any) -> list[str]:
+    """The classes an index knows of an item: a dataset's ``{"class": "Cow"}`` (``"a, b"`` for
+    several labels), or the sub-folder of an image folder's ``{"file": "cow/3.jpg"}``; [] when none."""
+    if not isinstance(metadata, dict):
+        return []
+    if isinstance(metadata.get("class"), str):
+        return [c.strip() for c in metadata["class"].split(",") if c.strip()]
+    file = metadata.get("file")
+    if isinstance(file, str) and "/" in file.strip("/") and not file.startswith("/"):
+        return [file.split("/", 1)[0]]
+    return []
+
+
+def _key(name: str) -> str:
+    return " ".join(str(name).split()).lower()
 
 
 class _LRU:
@@ -76,14 +95,11 @@ class SearchService:
                  **search_params: Any):
         self.run = Run.load(run_dir)
         self.index_path = Path(index_path)
-        self.index = self.run.open_index(self.index_path, **search_params)
+        self.index = open_index(self.run, self.index_path, **search_params)
         self.identity = self.run.identity()
         self.source = self.run.vector_source()
-        max_k = limits.max_k
-        if self.index.backend_name == "milvus":  # Milvus returns at most 16,384 hits per query
-            from vsb2net.index.milvus_backend import MAX_TOPK
-
-            max_k = min(max_k, MAX_TOPK - 1)
+        backend_max = self.index.backend.max_k  # e.g. Milvus returns at most 16,384 hits per query
+        max_k = limits.max_k if backend_max is None else min(limits.max_k, backend_max)
         self.limits = Limits(**{**limits.__dict__, "max_k": max_k})
         self.batcher = MicroBatcher(self.index, window_s=batch_window_s, max_batch=max_batch)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=model_threads,
@@ -98,14 +114,16 @@ class SearchService:
         # not on every request (metrics.json holds the run's curves too)
         split = self.run.split_info()
         self._split_classes = split.get("seen"), split.get("unseen")
-        measured = self.run.metrics().get("unseen") or {}
-        self._class_name_map = ({"unseen": measured["class_query_map"], "chance": measured.get("class_query_chance")}
-                                if measured.get("class_query_map") is not None else None)
-        self._known_classes = {" ".join(n.split()).lower() for n in self.run.class_names}
-        #: what `index build` found wrong with the indexed images (colour photos for a greyscale model, ...)
+        self.quality = self.run.class_name_quality()
+        self._class_name_map = (None if self.quality is None else
+                                {"unseen": self.quality["map"], "chance": self.quality["chance"]})
+        self._known_classes = {_key(n) for n in self.run.class_names}
+        #: the classes the index knows of its items (lower case -> as written): hits of a class query
+        #: are marked as of that class or not where the queried name is one of them
+        self.index_labels = {_key(c): c for meta in self.index.metadata for c in item_labels(meta)}
+        #: what `index build` found wrong with the indexed images (colour photos for a greyscale model, ...);
+        #: `vsb2net serve` prints them once at start, /info lists them
         self.index_warnings = [str(w) for w in (self.index.info or {}).get("warnings") or []]
-        for warning in self.index_warnings:
-            log.warning("index %s: %s", self.index_path.name, warning)
         # repeated class names, texts and thumbnails cost one model call each; the caches are read
         # and written on the event loop only, so a hit needs no trip to the thread pool
         self._class_codes = _LRU(1024)
@@ -114,23 +132,32 @@ class SearchService:
 
     # -- what this run can answer -----------------------------------------------------------------
     def _supported_kinds(self) -> dict[str, str | None]:
-        """Query kind -> None when supported, else the one-line reason why not."""
+        """Query kind -> None when supported, else the one-line reason why not (``self.plain_reasons``:
+        the same for a person, without the API's terms)."""
         semantic = bool(getattr(self.run.model, "codes_classes", False))
         no_branch = (f"the run's method {self.identity['method']!r} has no semantic branch, so it codes images "
                      "only; query by image or code.")
+        plain_no_branch = "This model was trained without class names, so it can only search by picture or code."
         shape = self.run.in_shape
         image_ok = len(shape) == 3 and shape[0] in (1, 3)
-        text = None
+        text = plain_text = None
         if not semantic:
-            text = no_branch
+            text, plain_text = no_branch, plain_no_branch
         elif self.source.lower() not in TEXT_SOURCES:
             text = (f"the run's class vectors come from {self.source}, which has no text encoder; free text works for "
                     "runs on glove or minilm vectors. Query by class name instead (GET /search/class; GET /info "
                     "lists the run's classes).")
+            plain_text = (f"This model knows its classes by their {self.source}, not by words, so it cannot read free "
+                          "text. Search by a class name instead.")
         item = None if self.index.backend.returns_codes else (
             f"the {self.index.backend_name} backend returns no stored codes, so hits cannot be searched by.")
-        return {"image": None if image_ok else f"the run's model takes inputs of shape {shape}, not images.",
-                "class": None if semantic else no_branch, "text": text, "code": None, "item": item}
+        image = None if image_ok else f"the run's model takes inputs of shape {shape}, not images."
+        self.plain_reasons = {
+            "image": None if image_ok else "This model reads feature vectors, not pictures.",
+            "class": None if semantic else plain_no_branch, "text": plain_text, "code": None,
+            "item": None if item is None else (f"This index ({self.index.backend_name}) cannot hand back its codes, "
+                                               "so a hit cannot be searched by.")}
+        return {"image": image, "class": None if semantic else no_branch, "text": text, "code": None, "item": item}
 
     def require(self, kind: str) -> None:
         reason = self.kinds.get(kind)
@@ -158,11 +185,16 @@ class SearchService:
                              for k in ("kind", "name", "split", "folder") if k in source},
             "class_vectors": self.source, "class_names": self.run.class_names, "seen": seen, "unseen": unseen,
             # how well class-name search works for this run, as its evaluation measured it on the
-            # unseen classes (null before `vsb2net evaluate`): a figure to read beside its chance
+            # unseen classes (null before `vsb2net evaluate`): a figure to read beside its chance,
+            # and the same judged in words (vsb2net.run.class_name_quality)
             "class_name_map": self._class_name_map,
+            "class_name_quality": self.quality,
+            # the classes hits are marked by (of the queried class or not); [] when the index knows none
+            "index_classes": sorted(self.index_labels.values(), key=str.lower),
             # why the indexed images may not fit the model (from `index build`): [] when they do
             "index_warnings": self.index_warnings,
-            "queries": {kind: {"supported": reason is None, **({"reason": reason} if reason else {})}
+            "queries": {kind: {"supported": reason is None,
+                               **({"reason": reason, "plain": self.plain_reasons[kind]} if reason else {})}
                         for kind, reason in self.kinds.items()},
             "thumbnails": self.pictures.available,
             "limits": {"max_k": self.limits.max_k, "max_radius": self.run.bits,
@@ -205,16 +237,34 @@ class SearchService:
 
     async def class_code(self, name: str) -> np.ndarray:
         self.require("class")
-        key = " ".join(str(name).split()).lower()
+        key = _key(name)
         if not key:
-            raise VsbError("the class name is empty; give one, e.g. one of the names GET /info lists.")
+            raise VsbError(f"the class name is empty; give one, e.g. {self._class_list()}.")
         if len(key) > self.limits.max_text_chars:
             raise VsbError(f"the class name is {len(key)} characters long, more than the limit of "
                            f"{self.limits.max_text_chars}.")
         if self.source.lower() != "glove" and key not in self._known_classes:
-            raise VsbError(f"class {one_line(name, 80)!r} is not one of the run's classes (GET /info lists them); the "
-                           f"run's class vectors come from {self.source}, so other names have no vector.")
-        return await self._cached(self._class_codes, key, self._class_code)
+            raise VsbError(f"{one_line(name, 80)!r} is not one of the run's classes{self._nearest(key)}; the run's "
+                           f"classes are {self._class_list()} (its class vectors come from {self.source}, so other "
+                           "names have none).")
+        try:
+            return await self._cached(self._class_codes, key, self._class_code)
+        except VsbError as exc:
+            if key in self._known_classes or not any(w in str(exc) for w in ("no GloVe vector", "no words to look up")):
+                raise
+            # GloVe's own message speaks of renaming training classes: say what a searcher can do
+            raise VsbError(f"{one_line(name, 80)!r} is neither one of the run's classes{self._nearest(key)} nor made "
+                           f"of words GloVe knows; try one of {self._class_list()}, or other English words.") from None
+
+    def _class_list(self, most: int = 30) -> str:
+        names = self.run.class_names
+        return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+    def _nearest(self, key: str) -> str:
+        """' (did you mean A or B?)' for the run's class names closest in spelling to ``key``, else ''."""
+        by_key = {_key(n): n for n in self.run.class_names}
+        close = [by_key[k] for k in difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)]
+        return f" (did you mean {' or '.join(close)}?)" if close else ""
 
     def _text_code(self, text: str) -> np.ndarray:
         return self.run.text_outputs([text])[0]
@@ -240,8 +290,8 @@ class SearchService:
         from vsb2net.codes import pack_codes
 
         pos = self.pictures.position(item_id)
-        if pos is None:
-            raise VsbError(f"the index holds no item with id {item_id}; search by the ids that hits show.")
+        if pos is None:  # answered 404, like /thumb of an id the index does not hold
+            raise LookupError(f"the index holds no item with id {item_id}; search by the ids that hits show.")
         if not self.index.backend.returns_codes:
             raise VsbError(f"the {self.index.backend_name} backend returns no stored codes, so it cannot search by an "
                            "item; search by its picture or its code instead.")
@@ -282,29 +332,52 @@ class SearchService:
             real = np.asarray(code, np.float32)
             code = pack_codes(real[None, :])[0]
             if not self.index.backend.returns_codes:
-                real = None  # Milvus returns no stored codes: ties in a fixed shuffled order
+                real = None  # a backend without stored codes (Milvus): ties in a fixed shuffled order
         hits = await self.batcher.search(code, k, radius, real)
+        nearest = None
+        if radius is not None and len(hits) == 0 and len(self.index):
+            # nothing within the radius: how far the nearest item lies says what radius would reach it
+            nearest = int((await self.batcher.search(code, 1, None, None)).distances[0])
         return {"query": {"kind": kind, "query": query, "code": codes_to_hex(code)}, "k": k, "radius": radius,
-                **self.hits_json(hits, radius)}
+                # the score of an item with the query's own code: scores run from -score_max to score_max
+                "score_max": None if real is None else round(float(np.abs(real).sum()), 4),
+                "nearest_distance": nearest, **self.hits_json(hits, radius, self.query_class(kind, query))}
 
-    def hits_json(self, hits: Hits, radius: int | None) -> dict:
+    def query_class(self, kind: str, query: str) -> str | None:
+        """The class a query asks for, as the index writes it, where hits can be marked by it: a class
+        query naming one of the index's classes, or an item query for an item of one class."""
+        if kind == "class":
+            return self.index_labels.get(_key(query))
+        if kind == "item" and self.index_labels:
+            pos = self.pictures.position(int(query))
+            labels = [] if pos is None else item_labels(self.index.metadata[pos])
+            return labels[0] if len(labels) == 1 else None
+        return None
+
+    def hits_json(self, hits: Hits, radius: int | None, query_class: str | None = None) -> dict:
         groups = hits.tie_groups()
         size = {g["distance"]: g["count"] for g in groups}
         thumbs = self.pictures.available
         scores = None if hits.scores is None else hits.scores.tolist()
+        wanted = None if query_class is None else _key(query_class)
         rows = []
         for i, (item, d) in enumerate(zip(hits.ids.tolist(), hits.distances.tolist())):
+            labels = item_labels(hits.metadata[i])
             rows.append({"rank": i + 1, "id": item, "distance": d,
                          "score": None if scores is None else round(scores[i], 4),
                          "metadata": hits.metadata[i], "tie": size[d] > 1,
-                         "thumbnail": f"/thumb/{item}" if thumbs else None})
+                         "thumbnail": f"/thumb/{item}" if thumbs else None,
+                         "classes": labels,
+                         "of_query_class": None if wanted is None else any(_key(c) == wanted for c in labels)})
         last = groups[-1] if groups else None
         return {"count": len(rows), "hits": rows, "ties_by": "score" if scores is not None else "shuffle",
                 "groups": groups,
                 # the last distance continues past the list: more items lie at that distance
                 "more_at_last_distance": bool(last and last["count"] > last["shown"]),
                 # radius search: more items lie within the radius than k (null for k-nearest search)
-                "truncated": None if radius is None else sum((hits.groups or {}).values()) > len(rows)}
+                "truncated": None if radius is None else sum((hits.groups or {}).values()) > len(rows),
+                "query_class": None if query_class is None else {
+                    "name": query_class, "hits": sum(bool(r["of_query_class"]) for r in rows), "of": len(rows)}}
 
     # -- thumbnails -----------------------------------------------------------------------------------
     def _thumbnail_png(self, item_id: int) -> bytes | None:

@@ -1,5 +1,5 @@
 """docs/RESULTS.md and the README's results block, rendered from the benchmark cells that a
-:class:`~vsb2net.bench.results_plan.ResultsPlan` names.
+:class:`~vsb2net.comparison.results_plan.ResultsPlan` names.
 
 The document: a head (the protocol, the methods, where the cells were computed), "Where VSB2-Net
 stands" (one paragraph per dataset against the plan's aims, and what it means when an aim is
@@ -17,17 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics_record import PROTOCOLS, Cell, RowName, row_of
-from ..models import METHODS, variants
+from ..evaluation.record import PROTOCOLS, Cell, RowName, row_of
+from ..models import METHODS, REFERENCE, variants
 from .cells import collect_cells
 from .levers_doc import levers_section
 from .paired import best_per_length, best_rival, gap_stats, paired_gaps, paired_row
 from .reference import KEYS as REFERENCE_KEYS
 from .reference import PATH as REFERENCE_PATH
 from .results_plan import DatasetSpecs, ResultsPlan, Stage
+from .soundness import STUDY_PATTERN, at_cap_lines, collapse_lines, health_table, ranking_lines
 from .spec import BenchmarkSpec, load_tuned
 from .tables import Aggregate, aggregate, aggregate_class_code_distances, markdown_table
 
+#: the length at which the health table and the rankings of all methods are given
+HEALTH_BITS = 32
 #: families that compare images with images (the study behind issue 19 found them transferring
 #: better on unseen classes than the pointwise, centre-based ones)
 RELATIONAL_FAMILIES = ("pairwise", "asymmetric")
@@ -142,7 +145,7 @@ def standing_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec,
     words, wins = [], 0
     for b in spec.bits:
         rival = best_rival(unseen, spec.methods, b)
-        if ("vsb2net", b) not in unseen or rival is None:
+        if (REFERENCE, b) not in unseen or rival is None:
             continue
         _, word = paired_row(rows, b, rival)
         wins += word == "**wins**"
@@ -154,7 +157,7 @@ def standing_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec,
     pu = aggregate(pair_rows, "unseen")
     pair_rival = best_rival(pu, pairs.methods, plan.pairs_bits)
     pair_win = False
-    if ("vsb2net", plan.pairs_bits) in pu and pair_rival:
+    if (REFERENCE, plan.pairs_bits) in pu and pair_rival:
         line, word = paired_row(pair_rows, plan.pairs_bits, pair_rival)
         pair_win = word == "**wins**"
         gap, se = line.split("|")[3].strip(), line.split("|")[4].strip()
@@ -164,7 +167,7 @@ def standing_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec,
     else:
         pair_text = "not computed yet"
     cq, ch = aggregate(rows, "unseen", "class_query_map"), aggregate(rows, "unseen", "class_query_chance")
-    ratios = [cq[("vsb2net", b)][0] / ch[("vsb2net", b)][0] for b in spec.bits if ("vsb2net", b) in cq]
+    ratios = [cq[(REFERENCE, b)][0] / ch[(REFERENCE, b)][0] for b in spec.bits if (REFERENCE, b) in cq]
     lead = wins >= plan.aim_wins and pair_win
     transfer = bool(ratios) and min(ratios) >= plan.aim_class_ratio
     return [f"- **{name}**: VSB2-Net unseen-class mAP@all wins at {wins} of {len(words)} code lengths, paired over "
@@ -205,11 +208,18 @@ def section(plan: ResultsPlan, name: str, spec: BenchmarkSpec, whole: str = "") 
     lines += ["### Unseen-class queries: mAP@all (unseen@all, tie-aware expectation), mean ± sample std over splits",
               "",
               markdown_table(unseen, spec.methods, spec.bits), ""]
+    lines += collapse_lines(rows)
+    lines += at_cap_lines(tuned)
     lines += tuning_note(spec, rows)
     lines += verdict_lines(rows, unseen, spec)
     lines += best_lines(rows, unseen, spec)
     lines += family_lines(rows, unseen, spec)
+    lines += STUDY_PATTERN
     lines += protocol_lines(rows, spec)
+    lines += health_table(rows, spec.methods, HEALTH_BITS)
+    for i, protocol in enumerate(PROTOCOLS):
+        lines += ranking_lines(rows, spec, HEALTH_BITS, protocol, out / f"cd_{protocol.replace('@', '_at_')}.png",
+                               plan.docs_dir, explain=i == 0)
     lines += transfer_lines(rows, spec)
     lines += ["### Unseen-class queries: optimistic / pessimistic tie bounds of mAP@all", "",
               markdown_table({k: (opt[k][0], pes[k][0], opt[k][2]) for k in opt}, spec.methods, spec.bits,
@@ -243,7 +253,9 @@ def about_lines(plan: ResultsPlan, spec: BenchmarkSpec, rows: list[Cell], tuned:
 
 def tuned_choice_lines(tuned: dict) -> list[str]:
     """What the tuning chose per method, from the tuned file's grid (nothing for a file without one)."""
-    grid = tuned.get("grid", [])
+    # Optuna's trials (pruned ones without a score), or an older file's grid points
+    tried = tuned.get("trials", tuned.get("grid", []))
+    grid = [r for r in tried if r.get("val_map") is not None]
     if not grid:
         return []
     lines = ["### Selection on the validation protocol (no unseen class, no test query)", "",
@@ -255,14 +267,15 @@ def tuned_choice_lines(tuned: dict) -> list[str]:
         best = max(rows_m, key=lambda r: r["val_map"]) if rows_m else None
         setting = ", ".join(f"{k}={v}" for k, v in chosen.items() if k != "train.epochs") or "(nothing to tune)"
         lines.append(f"| {method} | {setting} | {chosen.get('train.epochs', '')} | "
-                     f"{best['val_map']:.3f} | {len(rows_m)} |" if best else f"| {method} | {setting} | | | |")
+                     f"{best['val_map']:.3f} | {sum(r['method'] == method for r in tried)} |"
+                     if best else f"| {method} | {setting} | | | |")
     return lines + [""]
 
 
 def verdict_lines(rows: list[Cell], unseen: Aggregate, spec: BenchmarkSpec) -> list[str]:
     """VSB2-Net against the best baseline at each length, judged split by split (paired)."""
     paired, verdict = [], []
-    for b in (b for b in spec.bits if ("vsb2net", b) in unseen):
+    for b in (b for b in spec.bits if (REFERENCE, b) in unseen):
         rival = best_rival(unseen, spec.methods, b)
         if rival is None:
             continue
@@ -353,9 +366,9 @@ def pairs_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
     for key, title, chance in (("class_query_map", "class-name mAP", "class_query_chance"),
                                ("zero_shot_accuracy", "zero-shot accuracy", "zero_shot_chance")):
         agg, ch = aggregate(rows, "unseen", key), aggregate(rows, "unseen", chance)
-        if ("vsb2net", plan.pairs_bits) in agg:
-            lines.append(f"- VSB2-Net {title}: {agg[('vsb2net', plan.pairs_bits)][0]:.3f} (chance "
-                         f"{ch[('vsb2net', plan.pairs_bits)][0]:.3f}).")
+        if (REFERENCE, plan.pairs_bits) in agg:
+            lines.append(f"- VSB2-Net {title}: {agg[(REFERENCE, plan.pairs_bits)][0]:.3f} (chance "
+                         f"{ch[(REFERENCE, plan.pairs_bits)][0]:.3f}).")
     return lines + [""]
 
 
@@ -472,19 +485,19 @@ def seed_section(plan: ResultsPlan, spec: BenchmarkSpec, checks: list[tuple[int,
              f"Every cell above trains with `train.seed=0`. VSB2-Net and the best baseline at {b} bits ({rival}) "
              f"were trained again with other seeds on the same {spec.splits} splits (same tuned settings); the spread "
              "between rows is what the training seed alone moves. Unseen-class mAP@all, mean ± std over splits:", "",
-             f"| train.seed | vsb2net | {rival} | gap |", "|---:|---:|---:|---:|"]
+             f"| train.seed | {REFERENCE} | {rival} | gap |", "|---:|---:|---:|---:|"]
     for seed, sp in [(0, spec)] + checks:
         unseen = aggregate(collect_cells(Path(sp.out), sp), "unseen")
-        if ("vsb2net", b) not in unseen or (rival, b) not in unseen:
+        if (REFERENCE, b) not in unseen or (rival, b) not in unseen:
             lines.append(f"| {seed} | (not run yet) | | |")
             continue
-        (mv, sv, _), (mr, sr, _) = unseen[("vsb2net", b)], unseen[(rival, b)]
+        (mv, sv, _), (mr, sr, _) = unseen[(REFERENCE, b)], unseen[(rival, b)]
         lines.append(f"| {seed} | {mv:.3f} ± {sv:.3f} | {mr:.3f} ± {sr:.3f} | {mv - mr:+.3f} |")
     return lines + [""]
 
 
 def best_lines(rows: list[Cell], unseen: Aggregate, spec: BenchmarkSpec) -> list[str]:
-    """The table of :func:`vsb2net.bench.paired.best_per_length`."""
+    """The table of :func:`vsb2net.comparison.paired.best_per_length`."""
     best = best_per_length(rows, unseen, spec)
     if not best:
         return []
@@ -563,16 +576,16 @@ def readme_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec) -> list[str]
     unseen = aggregate(rows, "unseen")
     b = plan.seed_check_bits  # the length the training-seed check retrains
     rival = best_rival(unseen, spec.methods, b)
-    if ("vsb2net", b) not in unseen or rival is None:
+    if (REFERENCE, b) not in unseen or rival is None:
         return [f"- {name}: not computed yet."]
     _, word = paired_row(rows, b, rival)
     cq, ch = aggregate(rows, "unseen", "class_query_map"), aggregate(rows, "unseen", "class_query_chance")
-    n = unseen[("vsb2net", b)][2]
-    text = (f"- {name}, {b} bits, {n} unseen splits: VSB2-Net unseen-class mAP@all {unseen[('vsb2net', b)][0]:.3f}, "
+    n = unseen[(REFERENCE, b)][2]
+    text = (f"- {name}, {b} bits, {n} unseen splits: VSB2-Net unseen-class mAP@all {unseen[(REFERENCE, b)][0]:.3f}, "
             f"best baseline {rival} {unseen[(rival, b)][0]:.3f} ({word.replace('**', '')}, paired over splits)")
-    if ("vsb2net", b) in cq:
-        text += (f"; class-name mAP {cq[('vsb2net', b)][0]:.3f} (chance {ch[('vsb2net', b)][0]:.3f}, "
-                 f"{cq[('vsb2net', b)][0] / ch[('vsb2net', b)][0]:.1f}x)")
+    if (REFERENCE, b) in cq:
+        text += (f"; class-name mAP {cq[(REFERENCE, b)][0]:.3f} (chance {ch[(REFERENCE, b)][0]:.3f}, "
+                 f"{cq[(REFERENCE, b)][0] / ch[(REFERENCE, b)][0]:.1f}x)")
     return [text + "."]
 
 
@@ -590,7 +603,7 @@ def readme_with_block(text: str, lines: list[str]) -> str | None:
 def reference_figures(plan: ResultsPlan) -> dict:
     """dataset -> {settings, methods: method -> bits -> key -> {mean, std, splits}}: the main tables'
     unseen-class means over splits that a run's report sets its own split's figures beside
-    (:mod:`vsb2net.bench.reference`)."""
+    (:mod:`vsb2net.comparison.reference`)."""
     out: dict = {}
     for name in plan.datasets:
         spec = plan.dataset_specs(name).main

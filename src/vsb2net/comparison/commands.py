@@ -1,13 +1,13 @@
-"""The ``vsb2net benchmark`` and ``vsb2net tune`` commands (parsers: :mod:`vsb2net.benchmark_cli`).
+"""The ``vsb2net benchmark`` and ``vsb2net tune`` commands (parsers: :mod:`vsb2net.comparison.cli`).
 
-Both start from the committed tuned defaults of the dataset (``src/vsb2net/bench/tuned/DATASET.yaml``) when
+Both start from the committed tuned defaults of the dataset (``src/vsb2net/comparison/tuned/DATASET.yaml``) when
 there is one: the benchmark trains its cells with them, and tune updates that file.
 """
 from __future__ import annotations
 
 from ..config import parse_overrides
 from ..errors import VsbError
-from .cells import run_benchmark
+from .cells import run_benchmark, verify_cells
 from .spec import BenchmarkSpec, cell_config, load_tuned, tuned_for, variants
 from .tuned import TUNED_DIR, committed_tuned_file
 from .tuning import run_tune
@@ -44,6 +44,9 @@ def _cmd_benchmark(args) -> int:
     spec = BenchmarkSpec(dataset=args.dataset, root=args.data_root, methods=methods,
                          bits=_split_list(args.bits, int), splits=args.splits, max_per_class=args.max_per_class,
                          tuned=tuned_file, out=args.out or "", overrides=args.set).check()
+    if args.verify is not None:
+        same, checked = verify_cells(spec, args.verify)
+        return 0 if same == checked else 1
     tuned = load_tuned(tuned_file)
     print(f"settings: {tuned_file or 'no tuned file (package defaults)'}" +
           (f", --set {' '.join(args.set)}" if args.set else ""))
@@ -66,7 +69,8 @@ def _cmd_tune(args) -> int:
     out = args.out or str(TUNED_DIR / f"{args.dataset}.yaml")
     command = "vsb2net " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = run_tune(args.dataset, methods, args.bits, args.max_per_class, args.max_epochs, out, command,
-                    root=args.data_root, progress=not args.no_progress, folds=args.val_folds, overrides=args.set)
+                    root=args.data_root, progress=not args.no_progress, folds=args.val_folds, overrides=args.set,
+                    trials=args.trials)
     for method, chosen in load_tuned(path).get("methods", {}).items():
         print(f"  {method:16s} " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
     print(f"tuned defaults: {path}")

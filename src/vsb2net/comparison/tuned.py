@@ -22,6 +22,7 @@ from ..config import (
     config_keys,
     load_config_file,
     merge,
+    params_class,
 )
 from ..errors import VsbError
 
@@ -44,12 +45,13 @@ def check_tuned(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
     if not isinstance(methods, dict) or not methods:
         raise VsbError(f"tuned file {path} has no 'methods' mapping of per-method settings; write it with "
                        "`vsb2net tune` (e.g. `vsb2net tune --dataset animal-mnist --out tuned.yaml`).")
-    known = config_keys()
     for method, settings in methods.items():
         if not isinstance(settings, dict):
             raise VsbError(f"tuned file {path}: methods.{method} must be a mapping of section.key: value "
                            f"settings, got {settings!r}.")
-        unknown = [str(k) for k in settings if k not in known]
+        known = config_keys(method=str(settings.get("model.method", method)))
+        renamed = params_class(str(settings.get("model.method", method))).renamed
+        unknown = [str(k) for k in settings if k not in known and k.removeprefix("model.") not in renamed]
         if unknown:
             near = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1, cutoff=0.8)]
             raise VsbError(f"tuned file {path}: methods.{method}: unknown key(s) {', '.join(unknown)}"
@@ -59,7 +61,7 @@ def check_tuned(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
             raise VsbError(f"tuned file {path}: methods.{method} sets model.method = {settings['model.method']!r}; "
                            "a method's settings cannot switch to another method.")
         try:
-            config_from_dict(apply_overrides({}, settings))
+            config_from_dict(apply_overrides({}, {"model.method": method, **settings}))
         except VsbError as exc:
             raise VsbError(f"tuned file {path}: methods.{method}: {exc}") from None
     return doc

@@ -111,7 +111,7 @@ class ResultsPlan:
                            self.seed_check_bits)
         if rival is None or self.seed_check_bits not in main.bits:
             return []
-        return [(seed, self.beside(main, f"seed{seed}", ["vsb2net", rival], self.seed_check_bits, main.splits,
+        return [(seed, self.beside(main, f"seed{seed}", [REFERENCE, rival], self.seed_check_bits, main.splits,
                                    [f"train.seed={seed}"])) for seed in self.seed_check_seeds]
 
     def ablation_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..evaluation.record import Cell, RowName, row_of
+from ..evaluation.row_metrics import ROW_METRICS
 from ..io import atomic_path, write_text
-from ..metrics_record import Cell, RowName, row_of
-from ..row_metrics import ROW_METRICS
 from .spec import BenchmarkSpec
 
 #: (method, bits) -> (mean, sample std, splits) of one metric over a benchmark's cells
@@ -97,13 +97,16 @@ def write_tables(out: Path, spec: BenchmarkSpec, rows: list[Cell]) -> None:
           "Seen-class queries, mAP@all (tie-aware), same runs:", "",
           markdown_table(seen, spec.methods, spec.bits), ""]
     write_text(out / "table.md", "\n".join(md))
+    from ..models import variants
+
+    ablation = {v for v, (_, overrides) in variants().items() if overrides}  # drawn dotted
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for m in spec.methods:
         pts = [(b, *unseen[(m, b)][:2]) for b in spec.bits if (m, b) in unseen]
         if pts:
             b, mu, sd = zip(*pts)
             ax.errorbar(b, mu, yerr=sd, marker="o", capsize=3, label=m,
-                        linestyle="-" if not m.startswith("vsb2net-") else ":")
+                        linestyle=":" if m in ablation else "-")
     ax.set(xlabel="bits", ylabel="unseen-class mAP@all (tie-aware)", title=f"{spec.dataset}: mAP vs code length",
            xticks=spec.bits)
     ax.grid(alpha=0.3)

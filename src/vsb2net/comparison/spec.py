@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig, build_config
+from ..config import RunConfig, build_config, parse_overrides, setting_applies, setting_known
 from ..errors import VsbError
 from .tuned import load_tuned_file
 
@@ -32,7 +32,8 @@ def tuned_for(tuned: dict, variant: str) -> dict:
 
 
 def load_tuned(path: str | Path | None) -> dict:
-    """The tuned-defaults file at ``path`` (checked by :func:`vsb2net.bench.tuned.load_tuned_file`); {} for none."""
+    """The tuned-defaults file at ``path`` (checked by :func:`vsb2net.comparison.tuned.load_tuned_file`);
+    {} for none."""
     return load_tuned_file(path) if path else {}
 
 
@@ -58,6 +59,10 @@ class BenchmarkSpec:
         for b in self.bits:
             if b <= 0 or b % 8:
                 raise VsbError(f"--bits {b}: code lengths must be positive multiples of 8.")
+        for key in parse_overrides(self.overrides):
+            if not setting_known(key):
+                raise VsbError(f"--set {key}: unknown key for every method; `vsb2net methods` lists each method's "
+                               "settings (a method parameter holds for the methods that have it).")
         self.out = self.out or f"benchmarks/results/{self.dataset}"
         return self
 
@@ -72,7 +77,9 @@ def cell_config(spec: BenchmarkSpec, tuned: dict, variant: str, bits: int, split
         values["data.max_per_class"] = spec.max_per_class
     values.update(tuned_for(tuned, variant))
     values.update(variant_overrides)
-    return build_config(None, overrides_of(values) + list(spec.overrides))
+    # a method parameter given with --set holds for the methods that have it
+    mine = {k: v for k, v in parse_overrides(spec.overrides).items() if setting_applies(k, method)}
+    return build_config(None, overrides_of(values) + [f"{k}={v}" for k, v in mine.items()])
 
 
 def cell_path(out: Path, variant: str, bits: int, split: int) -> Path:

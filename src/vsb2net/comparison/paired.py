@@ -6,8 +6,8 @@ from typing import TypedDict
 
 import numpy as np
 
-from ..metrics_record import Cell, row_of
-from ..models import REFERENCE
+from ..evaluation.record import Cell, row_of
+from ..models import REFERENCE, variants
 from .spec import BenchmarkSpec
 from .tables import Aggregate
 
@@ -37,8 +37,10 @@ def paired_row(rows: list[Cell], bits: int, rival: str) -> tuple[str, str]:
 
 
 def best_rival(unseen: Aggregate, methods: list[str], bits: int) -> str | None:
-    """The baseline with the highest mean unseen-class mAP at ``bits`` (VSB2-Net's ablations excluded)."""
-    rivals = [m for m in methods if not m.startswith("vsb2net") and (m, bits) in unseen]
+    """The baseline with the highest mean unseen-class mAP at ``bits`` (the reference method and its
+    ablations excluded)."""
+    method_of = variants()
+    rivals = [m for m in methods if method_of.get(m, (m, {}))[0] != REFERENCE and (m, bits) in unseen]
     return max(rivals, key=lambda m: unseen[(m, bits)][0], default=None)
 
 

@@ -3,7 +3,7 @@
 One split's figures swing widely (an unseen pair of classes can be easy or hard), so a report
 that shows only its own split's class-name mAP invites the wrong reading.  ``make_results.py``
 writes ``reference.json`` (package data, beside this file) from the main tables' cells
-(:func:`vsb2net.bench.results_doc.write_reference`, with the aggregate docs/RESULTS.md's tables
+(:func:`vsb2net.comparison.results_doc.write_reference`, with the aggregate docs/RESULTS.md's tables
 use); the report reads it with :func:`lookup`, without importing the benchmark machinery.
 """
 from __future__ import annotations

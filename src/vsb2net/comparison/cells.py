@@ -7,22 +7,25 @@ import itertools
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import ADDED_OPTIONS, RunConfig
+from ..config import RunConfig, hashed_settings, saved_config_from_dict
 from ..errors import VsbError
-from ..evaluation import evaluate_model
+from ..evaluation.health import model_health
+from ..evaluation.model_eval import evaluate_model
+from ..evaluation.record import Cell, CellMetrics, summary
 from ..io import write_json
-from ..metrics_record import Cell, CellMetrics, summary
 from ..models import METHODS
 from ..models import variants as all_variants
-from ..models.base import SHARED_OPTIONS
 from ..pipeline import Prepared, fit_method, prepare
 from ..training import resolve_device
 from .spec import BenchmarkSpec, cell_config, cell_path, load_tuned
@@ -36,27 +39,22 @@ _NOT_HASHED = {"train.progress", "train.device", "train.threads", "data.feature_
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """sha256 of the full resolved configuration (and the cell format) of a cell, less the
-    ``model.*`` options its method declares it does not read (``HashingMethod.options``)."""
-    return settings_hash(cfg.to_dict())
-
-
-def settings_hash(config: dict) -> str:
-    """:func:`config_hash` of a configuration as a cell file stores it (``RunConfig.to_dict``)."""
-    declared = METHODS.get(config["model"]["method"]).options
-    reads = None if declared is None else {f"model.{k}" for k in SHARED_OPTIONS | declared}
-    flat = {f"{section}.{k}": v for section, values in config.items() if isinstance(values, dict)
-            for k, v in values.items()}
-    flat = {k: v for k, v in flat.items()
-            if k not in _NOT_HASHED and not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])
-            and (reads is None or not k.startswith("model.") or k in reads)}
+    """sha256 of the full resolved configuration (and the cell format) of a cell: the shared
+    settings and its method's own parameters (:func:`vsb2net.config.hashed_settings`), less how
+    it is computed (threads, device, progress)."""
+    flat = {k: v for k, v in hashed_settings(cfg).items() if k not in _NOT_HASHED}
     text = json.dumps({"cell_format": CELL_FORMAT, "config": flat}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def settings_hash(config: dict) -> str:
+    """:func:`config_hash` of a configuration as a cell file stores it (``RunConfig.to_dict``)."""
+    return config_hash(saved_config_from_dict(config))
+
+
 #: what a benchmark run writes itself (cells, tables, spec.json, RESULTS.md, README's block): changes
 #: there do not make the source tree dirty
-OUTPUTS = ("benchmarks/results", "docs", "README.md", "src/vsb2net/bench/reference.json")
+OUTPUTS = ("benchmarks/results", "docs", "README.md", "src/vsb2net/comparison/reference.json")
 #: the checkout this package lives in (when it is one)
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,11 +119,13 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Stage
 
 
 def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> CellMetrics:
-    """The run's evaluation (vsb2net.evaluation), without curves and per-class detail."""
-    metrics, _ = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
-                                prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
+    """The run's evaluation (vsb2net.evaluation.model_eval), without curves and per-class detail, and the
+    model's health (:mod:`vsb2net.evaluation.health`)."""
+    metrics, enc = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
+                                  prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
     out = summary(metrics)
     out["semantics"]["source"] = prep.vectors_source
+    out["health"] = model_health(model, prep.x[prep.split.train], enc.packed["database"], cfg.model.bits, device)
     return out
 
 
@@ -252,6 +252,57 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: i
         write_json(out / "runs.json", history)
     write_tables(out, spec, collect_cells(out, spec))
     return out
+
+
+def _threads_of(cell: dict) -> int | None:
+    """The CPU threads a cell was computed with, from its device line ("cpu (x86_64, 1 threads)")."""
+    match = re.search(r"(\d+) threads?\)", str(cell.get("device", "")))
+    return int(match.group(1)) if match else None
+
+
+def _figures(cell: dict) -> dict[str, float]:
+    """Every number of a cell's evaluation, flattened (``unseen.map``, ``protocols.seen@seen``, ...)."""
+    out = {}
+    for part in ("unseen", "seen", "protocols"):
+        for key, value in (cell.get(part) or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"{part}.{key}"] = float(value)
+    return out
+
+
+def verify_cells(spec: BenchmarkSpec, count: int, seed: int = 0, log=print) -> tuple[int, int]:
+    """Recompute ``count`` of the benchmark's current cells (a seeded choice) from their stored
+    configuration, with the thread count each records, and compare every figure exactly.  Returns
+    (cells that reproduce, cells checked)."""
+    spec.check()
+    tuned = load_tuned(spec.tuned)
+    out = Path(spec.out)
+    current = [c for c in itertools.product(range(spec.splits), spec.methods, spec.bits)
+               if cell_is_current(out, spec, tuned, c[1], c[2], c[0])]
+    if not current:
+        raise VsbError(f"{out}: no current cell to verify; compute the benchmark first.")
+    rng = np.random.default_rng(seed)
+    chosen = [current[i] for i in sorted(rng.choice(len(current), min(count, len(current)), replace=False))]
+    device, same = resolve_device("auto"), 0
+    before = torch.get_num_threads()
+    try:
+        for split, variant, bits in chosen:
+            stored = json.loads(cell_path(out, variant, bits, split).read_text())
+            cfg = saved_config_from_dict(stored["config"])
+            threads = _threads_of(stored)
+            torch.set_num_threads(threads or before)
+            prep = prepare(cfg)
+            again = evaluate_cell(fit_cell(cfg, prep, device, _StageCache()), prep, cfg, device)
+            a, b = _figures(stored), _figures(cast(dict, again))
+            differ = sorted(k for k in a if k in b and a[k] != b[k])
+            same += not differ
+            log(f"{variant} {bits} bits split {split} ({threads or before} thread(s), {stored.get('git_commit')}): "
+                + ("every figure reproduced" if not differ else
+                   f"{len(differ)} of {len(a)} figures differ, e.g. {differ[0]} {a[differ[0]]!r} vs {b[differ[0]]!r}"))
+    finally:
+        torch.set_num_threads(before)
+    log(f"{same} of {len(chosen)} cells reproduced exactly")
+    return same, len(chosen)
 
 
 def collect_cells(out: Path, spec: BenchmarkSpec) -> list[Cell]:

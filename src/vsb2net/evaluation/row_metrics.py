@@ -1,10 +1,10 @@
 """Registered row metrics: figures of a Hamming ranking that every evaluation computes from the
-distance histograms of a query row, beside the built-in ones of :mod:`vsb2net.metrics`.
+distance histograms of a query row, beside the built-in ones of :mod:`vsb2net.evaluation.retrieval`.
 
 A row metric is a function ``(n, r) -> per-query values``: ``n[q, d]`` database items and
 ``r[q, d]`` relevant ones at Hamming distance ``d`` from query ``q`` (the histograms that make
 every figure here tie-aware by construction: items at one distance are one tied group).  The row's
-value is the mean over its queries.  :func:`vsb2net.evaluation.evaluate_model` puts each
+value is the mean over its queries.  :func:`vsb2net.evaluation.model_eval.evaluate_model` puts each
 registered metric into every row (``metrics.json``), a benchmark cell keeps it, and ``report.md``
 and a benchmark's ``results.csv`` show it.
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import precision_recall_radius
-from .registry import Registry
+from ..registry import Registry
+from .retrieval import precision_recall_radius
 
 Hists = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

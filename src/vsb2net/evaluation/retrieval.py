@@ -46,6 +46,7 @@ from scipy.special import gammaln
 from vsb2net.codes import _check_packed, hamming_distances, pad_codes, to_numpy
 from vsb2net.errors import VsbError, check_count
 from vsb2net.hamming_kernel import histograms, kernel
+from vsb2net.served_order import served_order
 
 __all__ = [
     "DEFAULT_PRECISION_KS",
@@ -59,6 +60,8 @@ __all__ = [
     "average_precision_optimistic",
     "average_precision_pessimistic",
     "average_precision_at_k_tie_aware",
+    "asymmetric_average_precision",
+    "asymmetric_ranking",
     "precision_at_k_tie_aware",
     "precision_recall_radius",
     "evaluate",
@@ -388,8 +391,8 @@ def asymmetric_average_precision(q_real: Any, db_packed: Any, q_labels: Any, db_
     items.  Costs one (Q x N) float product and a sort per query.
 
     ``within_hamming``: rank by Hamming distance to the query's signs first and by the score only
-    within a distance, the ranking that ``HammingIndex.search(..., real=...)`` (``vsb2net search``
-    and ``serve``) gives.
+    within a distance: the served order (:func:`vsb2net.served_order.served_order`, called here), the
+    ranking that ``HammingIndex.search(..., real=...)`` (``vsb2net search`` and ``serve``) gives.
     """
     db = _check_packed(db_packed, "database codes")
     u = np.asarray(to_numpy(q_real), dtype=np.float64)
@@ -403,22 +406,12 @@ def asymmetric_average_precision(q_real: Any, db_packed: Any, q_labels: Any, db_
     h = harmonic_numbers(n_db)
     out = np.zeros(len(u))
     for lo in range(0, len(u), chunk):
-        s = u[lo:lo + chunk] @ b.T
-        # a code's score is a sum of +-u_i: identical codes give one value, but BLAS may round the
-        # same sum differently in different columns; 9 significant digits merge only those
-        s = np.round(s, 9 - int(np.ceil(np.log10(np.abs(s).max() + 1e-30))))
-        if within_hamming:
-            # distance to the query's signs (pack_codes: x >= 0 is bit 1): the bits where they differ
-            sign = np.where(u[lo:lo + chunk] >= 0, 1.0, -1.0)
-            d = np.rint((bits - sign @ b.T) / 2)
-            order = np.lexsort((-s, d), axis=1)
-            dd = np.take_along_axis(d, order, axis=1)
-        else:
-            order = np.argsort(-s, axis=1, kind="stable")
+        order, s, d = _asymmetric_order(u[lo:lo + chunk], b, within_hamming)
         ss = np.take_along_axis(s, order, axis=1)
         rel = np.take_along_axis(_relevance(ql[lo:lo + chunk], dl, multi), order, axis=1)
         change = ss[:, 1:] != ss[:, :-1]
-        if within_hamming:
+        if d is not None:
+            dd = np.take_along_axis(d, order, axis=1)
             change |= dd[:, 1:] != dd[:, :-1]
         group = np.concatenate([np.zeros((len(ss), 1), np.int64), np.cumsum(change, axis=1)], axis=1)
         idx = group + (np.arange(len(ss)) * n_db)[:, None]
@@ -426,6 +419,33 @@ def asymmetric_average_precision(q_real: Any, db_packed: Any, q_labels: Any, db_
         r = np.bincount(idx.ravel(), weights=rel.ravel(), minlength=len(ss) * n_db).reshape(len(ss), n_db)
         out[lo:lo + chunk] = average_precision_tie_aware(n, r.astype(np.int64), h)
     return out
+
+
+def asymmetric_ranking(q_real: Any, db_packed: Any, chunk: int = 64, within_hamming: bool = True) -> np.ndarray:
+    """The database positions in the order :func:`asymmetric_average_precision` (same ``chunk``)
+    ranks them, per query (Q, N): with ``within_hamming`` the served order of
+    :mod:`vsb2net.served_order`, as ``HammingIndex.search(..., real=...)`` lists it."""
+    db = _check_packed(db_packed, "database codes")
+    u = np.asarray(to_numpy(q_real), dtype=np.float64).reshape(-1, db.shape[1] * 8)
+    b = np.unpackbits(db, axis=1).astype(np.float64) * 2 - 1
+    return np.concatenate([_asymmetric_order(u[lo:lo + chunk], b, within_hamming)[0]
+                           for lo in range(0, len(u), chunk)]) if len(u) else np.zeros((0, len(db)), np.int64)
+
+
+def _asymmetric_order(u: np.ndarray, b: np.ndarray, within_hamming: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(order, scores, distances or None) of the +-1 database codes ``b`` for real-valued queries ``u``."""
+    s = u @ b.T
+    # a code's score is a sum of +-u_i: identical codes give one value, but BLAS may round the
+    # same sum differently in different columns; 9 significant digits merge only those
+    s = np.round(s, 9 - int(np.ceil(np.log10(np.abs(s).max() + 1e-30))))
+    if not within_hamming:
+        return np.argsort(-s, axis=1, kind="stable"), s, None
+    # distance to the query's signs (pack_codes: x >= 0 is bit 1): the bits where they differ
+    sign = np.where(u >= 0, 1.0, -1.0)
+    d = np.rint((b.shape[1] - sign @ b.T) / 2)
+    positions = np.broadcast_to(np.arange(b.shape[0]), d.shape)
+    return served_order(d, positions, s), s, d
 
 
 def _relevance(ql: np.ndarray, dl: np.ndarray, multi: bool) -> np.ndarray:

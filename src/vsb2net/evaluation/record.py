@@ -1,9 +1,9 @@
-"""The metrics record, declared once: what :func:`vsb2net.evaluation.evaluate_model` returns, what a
+"""The metrics record, declared once: what :func:`vsb2net.evaluation.model_eval.evaluate_model` returns, what a
 run's ``metrics.json`` holds and what a benchmark cell keeps of it (:func:`summary`).
 
 They are JSON objects, so the declarations are ``TypedDict``\\ s: a reader indexes them as before
 and a type checker catches a misspelt key.  What each metric means is in the docstring of
-:mod:`vsb2net.evaluation`; the tie rule is in :mod:`vsb2net.metrics`.
+:mod:`vsb2net.evaluation.model_eval`; the tie rule is in :mod:`vsb2net.evaluation.retrieval`.
 
 One thing a ``TypedDict`` cannot declare: a row also holds ``map@K`` for each K of its ``topk``
 (``eval.topk``), one key per K; :func:`map_at_k_keys` lists them.
@@ -90,7 +90,7 @@ class RowSummary(TypedDict):
 
 
 class RowMetrics(RowSummary):
-    """One query row of :func:`vsb2net.evaluation.evaluate_model` (and of ``metrics.json``)."""
+    """One query row of :func:`vsb2net.evaluation.model_eval.evaluate_model` (and of ``metrics.json``)."""
 
     n_database: int
     n_queries_without_relevant: int
@@ -120,7 +120,7 @@ Protocols = dict[str, float | None]
 
 
 class Metrics(TypedDict):
-    """What :func:`vsb2net.evaluation.evaluate_model` returns; a run adds ``meta`` (moving ``timing``
+    """What :func:`vsb2net.evaluation.model_eval.evaluate_model` returns; a run adds ``meta`` (moving ``timing``
     into it) and writes it as ``metrics.json``."""
 
     #: the rows asked for (the validation protocol evaluates ``unseen`` only)
@@ -140,6 +140,8 @@ class CellMetrics(TypedDict):
     #: cells computed before the protocols were recorded lack them: :func:`protocols` reads them off the rows
     protocols: NotRequired[Protocols]
     semantics: Semantics
+    #: the model's health (:func:`vsb2net.evaluation.health.model_health`); cells computed before it lack it
+    health: NotRequired[dict[str, Any]]
 
 
 class Cell(CellMetrics):
@@ -191,7 +193,7 @@ def protocols(metrics: Metrics | CellMetrics) -> Protocols:
 
 def registered_keys(row: Mapping[str, Any]) -> list[str]:
     """The row's keys that no declaration here names: the registered row metrics
-    (:mod:`vsb2net.row_metrics`), in the row's order."""
+    (:mod:`vsb2net.evaluation.row_metrics`), in the row's order."""
     declared = RowMetrics.__required_keys__ | RowMetrics.__optional_keys__
     return [k for k in row if k not in declared and not k.startswith("map@")]
 

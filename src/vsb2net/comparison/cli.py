@@ -1,8 +1,8 @@
 """``vsb2net benchmark`` and ``vsb2net tune`` on the command line: the parsers only.
 
-Kept apart from :mod:`vsb2net.bench`, whose stages import torch and the models, so that building
-the command-line parser (``vsb2net --help``) imports neither; the commands themselves
-(:mod:`vsb2net.bench.commands`) are imported when they run.
+Kept apart from the package's stages, which import torch and the models, so that building the
+command-line parser (``vsb2net --help``) imports neither; the commands themselves
+(:mod:`vsb2net.comparison.commands`) are imported when they run.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import argparse
 
 
 def _lazy(name: str):
-    """The command function ``vsb2net.bench.commands.<name>``, imported when the command runs."""
+    """The command function ``vsb2net.comparison.commands.<name>``, imported when the command runs."""
     def run(args: argparse.Namespace) -> int:
-        from .bench import commands
+        from . import commands
 
         return getattr(commands, name)(args)
 
@@ -40,32 +40,41 @@ def register(sub, add_config_flags) -> None:
     p.add_argument("--splits", type=int, default=5, help="number of seeded unseen splits (split seeds 0..N-1)")
     p.add_argument("--tuned", metavar="FILE",
                    help="YAML of per-method defaults written by `vsb2net tune` (default: the dataset's committed "
-                        "src/vsb2net/bench/tuned/DATASET.yaml when there is one; 'none' trains with the package "
+                        "src/vsb2net/comparison/tuned/DATASET.yaml when there is one; 'none' trains with the package "
                         "defaults). "
                         "The settings each method's cells train with are printed first")
     p.add_argument("--out", metavar="DIR", help="results directory (default benchmarks/results/DATASET)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override for every cell")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="compute cells in N worker processes, sharing the CPU threads (default 1)")
+    p.add_argument("--verify", type=int, metavar="N",
+                   help="compute nothing new: recompute N of the current cells (a seeded choice) from their stored "
+                        "configuration with the thread count each records, and say whether every figure is "
+                        "reproduced exactly (exit status 1 if not)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_lazy("_cmd_benchmark"))
 
     p = sub.add_parser("tune", help="choose each method's settings and epochs on the validation protocol",
-                       description="Grid-search each method's few hyper-parameters on the validation protocol "
-                                   "(pseudo-unseen seen classes of split 0) and write the chosen defaults, with the "
-                                   "command and the whole grid, to a YAML file for `vsb2net benchmark --tuned` "
-                                   "and `vsb2net run --tuned`.")
+                       description="Search each method's space (declared in its own file: its loss weights, "
+                                   "margins and the learning rate) with the same number of Optuna trials for every "
+                                   "method (TPE, the paper's values first, a median pruner) on the validation "
+                                   "protocol (pseudo-unseen seen classes of split 0), and write the chosen defaults, "
+                                   "with the command, the search spaces and every trial, to a YAML file for "
+                                   "`vsb2net benchmark --tuned` and `vsb2net run --tuned`.")
     _common_args(p)
-    p.add_argument("--bits", type=int, default=32, help="code length the grid is scored at")
+    p.add_argument("--bits", type=int, default=32, help="code length the trials are scored at")
+    p.add_argument("--trials", type=int, default=20, metavar="N",
+                   help="Optuna trials per method, the same for every method (default 20; a method with nothing "
+                        "to search but its epoch count trains once)")
     p.add_argument("--max-epochs", type=int, default=10)
     p.add_argument("--val-folds", type=int, default=1, metavar="K",
                    help="average the validation score over K folds, each holding out other seen classes "
                         "as pseudo-unseen (each setting is trained K times, for all --max-epochs)")
     p.add_argument("--out", metavar="FILE",
-                   help="tuned-defaults file to write or update (default src/vsb2net/bench/tuned/DATASET.yaml, "
+                   help="tuned-defaults file to write or update (default src/vsb2net/comparison/tuned/DATASET.yaml, "
                         "the file `vsb2net benchmark` and `vsb2net run --tuned auto` read); other methods' choices "
                         "in it are kept")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                   help="setting for every grid point, saved with each method's choice (e.g. model.backbone=cnn28s)")
+                   help="setting for every trial, saved with each method's choice (e.g. model.backbone=cnn28s)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_lazy("_cmd_tune"))

@@ -1,11 +1,11 @@
 """The one evaluation of a trained model: every consumer (``run``, ``evaluate``, the validation
 protocol of ``train``/``tune``, every benchmark cell) calls :func:`evaluate_model` and gets the same
-metrics record (:class:`vsb2net.metrics_record.Metrics`).
+metrics record (:class:`vsb2net.evaluation.record.Metrics`).
 
 For each query row (``unseen``: the zero-shot number; ``seen``) it holds
 
 * image -> image retrieval over the whole database (unseen@all), tie-aware, from
-  :func:`vsb2net.metrics.evaluate`, and ``map_unseen_db``: the same queries against the database
+  :func:`vsb2net.evaluation.retrieval.evaluate`, and ``map_unseen_db``: the same queries against the database
   items of the row's classes only (unseen@unseen, the other protocol the literature reports);
 * ``map_chance``: the mAP of a ranking that knows nothing (every item tied);
 * class-name retrieval: each class's code ``sign(hash_classes(a_c))`` queries the
@@ -41,10 +41,12 @@ from typing import cast
 import numpy as np
 import torch
 
-from . import __version__
-from .codes import pack_codes, unpack_codes
-from .data.splits import ZeroShotSplit, has_any
-from .metrics import (
+from .. import __version__
+from ..codes import pack_codes, unpack_codes
+from ..data.splits import ZeroShotSplit, has_any
+from ..models.base import HashingMethod, encode
+from .record import ROWS, ClassCodeDistances, ClassQuery, Metrics, RowMetrics, protocols
+from .retrieval import (
     asymmetric_average_precision,
     average_precision_optimistic,
     average_precision_pessimistic,
@@ -52,20 +54,6 @@ from .metrics import (
     distance_histograms,
     evaluate,
 )
-
-# the record's helpers lived here before metrics_record.py; importers of this module keep finding them
-from .metrics_record import (  # noqa: F401
-    PROTOCOLS,
-    ROWS,
-    SUMMARY_KEYS,
-    ClassCodeDistances,
-    ClassQuery,
-    Metrics,
-    RowMetrics,
-    protocols,
-    summary,
-)
-from .models.base import HashingMethod, encode
 from .row_metrics import row_metric_values
 
 
@@ -233,7 +221,7 @@ def row_queries(model: HashingMethod, vectors: np.ndarray, split: ZeroShotSplit,
 def _asymmetric(row: RowMetrics, q_real: np.ndarray, class_real: np.ndarray | None, classes: list[int],
                 db: np.ndarray, ql: np.ndarray, dl: np.ndarray) -> None:
     """``map_asym`` and ``class_query_map_asym``: the same queries ranked by their real-valued codes
-    against the binary database (:func:`vsb2net.metrics.asymmetric_average_precision`); the
+    against the binary database (:func:`vsb2net.evaluation.retrieval.asymmetric_average_precision`); the
     ``_in_ties`` twins rank by Hamming distance first and by that score within a distance, as
     ``vsb2net search`` and ``serve`` do."""
     def mean_ap(q: np.ndarray | None, labels: np.ndarray | None, within: bool) -> float | None:
@@ -249,7 +237,7 @@ def _asymmetric(row: RowMetrics, q_real: np.ndarray, class_real: np.ndarray | No
 
 
 def _row(ev: _Evaluated, rq: RowQueries) -> RowMetrics:
-    """The metrics of one query row (:class:`vsb2net.metrics_record.RowMetrics`)."""
+    """The metrics of one query row (:class:`vsb2net.evaluation.record.RowMetrics`)."""
     classes, candidates, names = rq.classes, rq.candidates, ev.names
     db_idx = ev.split.database
     q, db = ev.enc.packed[f"query_{rq.name}"], ev.enc.packed["database"]
