@@ -3,7 +3,7 @@
 radius search, BIN_FLAT and BIN_IVF_FLAT, rows keyed by position (sent twice, stored once), a
 build from the command line, and the index reopened after the server restarts.
 
-One server for the whole session (tests/conftest.py: milvus_server); CI sets
+One server for the module (tests/conftest.py: milvus_server); CI sets
 VSB2NET_REQUIRE_MILVUS_SERVER=1, so these fail there instead of skipping.
 """
 import json
