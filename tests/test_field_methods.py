@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vsb2net.models.adsh import adsh_loss, dcc_update
+from vsb2net.models.adsh import adsh_loss, dcc_update, dissimilar_weight, soft_similarity
 from vsb2net.models.dpn import dpn_loss
 from vsb2net.models.dpsh import dpsh_loss
 from vsb2net.models.dsh import dsh_loss
@@ -54,14 +54,30 @@ def test_adsh_ties_network_codes_to_the_learned_codes_asymmetrically():
     assert float(loss) == pytest.approx(1 + 200 * 0.5)
 
 
+def test_adsh_similarity_is_the_references_soft_one():
+    """The reference (ADSH_pytorch's calc_sim): S = 1 for a shared class, else -r with
+    r = #similar / #dissimilar pairs of the block, so that S sums to zero."""
+    y = T([0, 0, 1]).long()
+    # pairs (with each item itself, as the reference counts them): 5 similar, 4 dissimilar
+    assert dissimilar_weight(y, y) == pytest.approx(5 / 4)
+    s = soft_similarity(y, y, 5 / 4)
+    assert s.tolist() == [[1.0, 1.0, -1.25], [1.0, 1.0, -1.25], [-1.25, -1.25, 1.0]]
+    assert float(s.sum()) == pytest.approx(0.0)
+    # eight balanced classes: every column of the hard +-1 similarity sums to -0.75 N, the soft one to 0
+    y = torch.arange(8).repeat(5)
+    hard = 2 * (y[:, None] == y[None, :]).float() - 1
+    assert float(hard.sum(0)[0]) == pytest.approx(-0.75 * 40)
+    assert soft_similarity(y, y, dissimilar_weight(y, y)).sum(0).abs().max() < 1e-5
+
+
 def test_adsh_dcc_step_solves_each_bit_and_lowers_the_objective():
-    # one bit: V = sign(K S^T u + gamma u) exactly
-    u, y = T([[0.5], [-0.5]]), T([0, 1])
+    # one bit, soft S with r = 1 here (2 similar, 2 dissimilar pairs): V = sign(K S^T u + gamma u)
+    u, y = T([[0.5], [-0.5]]), T([0, 1]).long()
     assert dcc_update(T([[-1.0], [1.0]]), u, y, gamma=1.0).tolist() == [[1.0], [-1.0]]
     rng = np.random.default_rng(0)
     y = torch.from_numpy(rng.integers(0, 3, 60))
     u = torch.tanh(torch.from_numpy(rng.normal(size=(60, 8))).float() + 2 * torch.nn.functional.one_hot(y, 8))
-    s = 2 * (y[:, None] == y[None, :]).float() - 1
+    s = soft_similarity(y, y, dissimilar_weight(y, y))
 
     def objective(v):
         return float((u @ v.T - 8 * s).pow(2).sum() + 50 * (v - u).pow(2).sum())
@@ -70,6 +86,11 @@ def test_adsh_dcc_step_solves_each_bit_and_lowers_the_objective():
     v1 = dcc_update(v0, u, y, gamma=50.0)
     assert set(v1.unique().tolist()) <= {-1.0, 1.0}
     assert objective(v1) < objective(v0)
+    # sampled queries: only their rows are tied to the network (U_bar), and from V = 0 (the
+    # reference's start) one pass gives every bit a sign
+    omega = torch.arange(0, 60, 3)
+    v2 = dcc_update(torch.zeros(60, 8), u[omega], y, gamma=50.0, omega=omega)
+    assert set(v2.unique().tolist()) <= {-1.0, 1.0} and len({tuple(r) for r in v2.tolist()}) >= 3
 
 
 def test_orthohash_is_a_margin_cross_entropy_over_cosines_to_the_class_codes():
