@@ -193,6 +193,22 @@ def test_build_from_images_and_search(run, images, tmp_path, capsys):
     assert grid.read_bytes().startswith(PNG_MAGIC)
 
 
+def test_build_from_a_file_list(run, images, tmp_path, capsys):
+    folder, paths, _ = images
+    listing = folder / "list.txt"
+    listing.write_text(f"# the collection\n{paths[3].relative_to(folder)}\n\n{paths[0].resolve()}\n", encoding="utf-8")
+    out = tmp_path / "listed.vsbidx"
+    assert main(["index", "build", str(run), "--files", str(listing), "-o", str(out), "--no-progress"]) == 0
+    assert "indexed 2 codes" in capsys.readouterr().out
+    res = _search_json(capsys, str(run), str(out), "--image", str(paths[3]), "-k", "2")
+    hits = res["queries"][0]["hits"]
+    assert hits[0]["distance"] == 0 and {h["metadata"]["file"] for h in hits} == {
+        "sub/img3.png", paths[0].resolve().relative_to(folder.resolve()).as_posix()}
+    listing.write_text("sub/img3.png\nnope.png\n", encoding="utf-8")
+    assert main(["index", "build", str(run), "--files", str(listing), "-o", str(out)]) == 2
+    assert "1 of 2 listed files do not exist, e.g. nope.png" in capsys.readouterr().err
+
+
 def test_build_from_codes_and_search_by_hex(run, tmp_path, capsys):
     codes = np.load(run / "codes.npz")["database_codes"]
     np.save(tmp_path / "c.npy", codes)

@@ -59,6 +59,8 @@ def register(subparsers, add_config_flags) -> None:
     src.add_argument("--dataset", metavar="NAME", help="a dataset: the run's own gives its database split "
                                                        "(ids = dataset indices, metadata = class name)")
     src.add_argument("--images", metavar="DIR", help="every image file under DIR (ids 0.. in path order)")
+    src.add_argument("--files", metavar="LIST.txt", help="the images a text file lists, one path a line (relative "
+                                                         "to the list's folder; ids 0.. in the list's order)")
     src.add_argument("--codes", metavar="FILE.npy", help="codes: packed uint8 (N, bits/8) or unpacked (N, bits)")
     b.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (with --dataset)")
     b.add_argument("-o", "--output", metavar="INDEX", help=f"index file (default RUN_DIR/<source>.<backend>{SUFFIX})")
@@ -167,6 +169,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif args.images:
         items = sources.image_folder_items(run, Path(args.images))
         stem = "images-" + _slug(Path(args.images).resolve().name)
+    elif args.files:
+        items = sources.file_list_items(run, Path(args.files))
+        stem = "files-" + _slug(Path(args.files).stem)
     else:
         items = sources.code_file_items(run, Path(args.codes))
         stem = "codes-" + _slug(Path(args.codes).stem)
@@ -182,7 +187,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if summary is not None:
         print(summary.line())
     where = {"dataset": f"{items.source.get('split')} split of {items.source.get('name')}",
-             "images": f"images under {items.source.get('folder')}",
+             "images": (f"images listed in {items.source['list']}" if "list" in items.source
+                        else f"images under {items.source.get('folder')}"),
              "codes": f"codes in {items.source.get('file')}"}[items.source["kind"]]
     print(f"indexed {len(index)} codes ({run.bits} bits, {args.backend}) from the {where}")
     print(f"model {run.fingerprint}; index: {out}")

@@ -84,6 +84,32 @@ def image_folder_items(run: Run, folder: Path) -> Items:
                  fit_warnings(run, files), inputs=lambda rows: read_images([files[i] for i in rows], run.in_shape))
 
 
+def file_list_items(run: Run, listing: Path) -> Items:
+    """The images a text file lists, one path a line (``#`` comments and blank lines skipped;
+    relative paths are relative to the list's folder), ids 0.. in the list's order: how a
+    collection too large to walk, or spread over several disks, is handed to ``index build``."""
+    if not listing.is_file():
+        raise VsbError(f"file list {listing} does not exist; give a text file with one image path a line.")
+    try:
+        lines = listing.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise VsbError(f"file list {listing} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+    root = listing.resolve().parent
+    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not names:
+        raise VsbError(f"file list {listing} names no image; give one image path a line.")
+    files = [(root / n).resolve() for n in names]
+    missing = [n for n, p in zip(names, files) if not p.is_file()]
+    if missing:
+        raise VsbError(f"file list {listing}: {len(missing)} of {len(files)} listed files do not exist, e.g. "
+                       f"{', '.join(missing[:3])} (relative paths are read from {root}).")
+    # paths under the list's folder are kept relative to it (no server paths in answers), others as given
+    metadata = [{"file": p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)} for p in files]
+    return Items(np.arange(len(files), dtype=np.int64), metadata,
+                 {"kind": "images", "folder": str(root), "list": str(listing.resolve())},
+                 fit_warnings(run, files), inputs=lambda rows: read_images([files[i] for i in rows], run.in_shape))
+
+
 #: images sampled for :func:`fit_warnings`
 FIT_SAMPLE = 64
 #: mean (max - min) over R, G, B of a picture's pixels above which it counts as colour
