@@ -371,10 +371,11 @@ def _model_from_dict(values: dict[str, Any], where: str, saved: bool = False) ->
     hints = param_types(params_cls)
     shared, own, unknown = {}, {}, []
     for key, value in values.items():
+        name = params_cls.renamed.get(key, key)
         if key in SHARED_MODEL_KEYS:
             shared[key] = value
-        elif params_cls.renamed.get(key, key) in hints:
-            own[params_cls.renamed.get(key, key)] = value
+        elif name in hints:
+            own[name] = value
         elif not saved:  # a saved run of an older version lists every method's settings; this one read its own
             unknown.append(key)
     if unknown:
@@ -387,7 +388,8 @@ def _model_from_dict(values: dict[str, Any], where: str, saved: bool = False) ->
     if saved:
         for name, old in params_cls.added.items():
             own.setdefault(name, old)
-    kwargs = {k: _coerce(v, _field_types(ModelConfig)[k], f"{where}.{k}") for k, v in shared.items()}
+    shared_types = _field_types(ModelConfig)
+    kwargs = {k: _coerce(v, shared_types[k], f"{where}.{k}") for k, v in shared.items()}
     kwargs["method"] = method
     params = params_cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in own.items()})
     return ModelConfig(**kwargs, params=params)
@@ -426,15 +428,13 @@ def hashed_settings(cfg: RunConfig) -> dict[str, Any]:
     hash has always left out: an option added later while it holds its old value."""
     params_cls = type(cfg.model.params)
     old_name = {new: old for old, new in params_cls.renamed.items()}
-    flat = {f"{section}.{k}": v for section, values in cfg.to_dict().items() if isinstance(values, dict)
-            for k, v in values.items() if section != "model"}
-    flat = {k: v for k, v in flat.items() if not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])}
-    for key, value in cfg.model.to_dict().items():
-        dotted = f"model.{key}"
-        if (dotted in ADDED_OPTIONS and value == ADDED_OPTIONS[dotted]) or (
-                key in params_cls.added and value == params_cls.added[key]):
-            continue
-        flat[f"model.{old_name.get(key, key)}"] = value
+    added = {**ADDED_OPTIONS, **{f"model.{k}": v for k, v in params_cls.added.items()}}
+    flat = {}
+    for section, values in cfg.to_dict().items():
+        for key, value in values.items() if isinstance(values, dict) else ():
+            dotted = f"{section}.{key}"
+            if not (dotted in added and value == added[dotted]):
+                flat[f"model.{old_name.get(key, key)}" if section == "model" else dotted] = value
     return flat
 
 
