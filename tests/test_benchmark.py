@@ -99,6 +99,23 @@ def test_retuning_one_method_keeps_the_others(tmp_path):
     assert set(doc["methods"]) == {"lsh", "itq"} and doc["commands"] == ["first", "second"]
 
 
+def test_tune_processes_sharing_a_file_keep_each_others_methods(tmp_path):
+    # another tune process (itq) writes the file while this one (lsh) is still training: lsh's write
+    # must merge into what is there then, not into what it read at its start
+    out = tmp_path / "tuned.yaml"
+    other = []
+
+    def meanwhile(*_):
+        if not other:
+            other.append(run_tune("animal-mnist", ["itq"], 16, 30, 1, str(out), "other", progress=False,
+                                  log=lambda *_: None, trials=1))
+
+    run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "this", progress=False, log=meanwhile, trials=1)
+    doc = yaml.safe_load(out.read_text())
+    assert set(doc["methods"]) == {"lsh", "itq"} and doc["commands"] == ["other", "this"]
+    assert {t["method"] for t in doc["trials"]} == {"lsh", "itq"} and set(doc["search"]["trials"]) == {"lsh", "itq"}
+
+
 def test_tune_averages_over_validation_folds(tmp_path):
     out = tmp_path / "tuned.yaml"
     run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(out), "folds", progress=False, log=lambda *_: None, folds=3,

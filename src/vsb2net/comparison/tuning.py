@@ -7,7 +7,12 @@ the method's defaults in a YAML file that is committed, with every trial and the
 unseen class and no test query takes part."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import platform
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +143,41 @@ def _study(cls: type[HashingMethod]) -> optuna.Study:
     return study
 
 
+@contextlib.contextmanager
+def _locked(out: str) -> Iterator[None]:
+    """Hold an exclusive lock beside the tuned file while it is read and rewritten: several ``vsb2net
+    tune`` processes (other methods each) may share one file, each merging in its own methods."""
+    # in the temporary folder, not beside the committed file
+    key = hashlib.sha1(str(Path(out).resolve()).encode()).hexdigest()
+    lock = Path(tempfile.gettempdir()) / f"vsb2net-tune-{key}.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _merge_method(out: str, command: str, method: str, choice: dict, rows: list[dict], space: dict, n: int,
+                  text: Callable[..., str]) -> None:
+    """Rewrite the tuned file with ``method``'s choice, trials and space in place of any earlier ones,
+    keeping every other method's (tuned before, or by another process meanwhile)."""
+    previous = load_tuned(out) if Path(out).is_file() else {}
+    search = previous.get("search", {})
+    chosen = {**{m: v for m, v in previous.get("methods", {}).items() if m != method}, method: choice}
+    all_rows = [r for r in previous.get("trials", []) if r["method"] != method] + rows
+    spaces = {**{m: s for m, s in search.get("spaces", {}).items() if m != method}, method: space}
+    n_trials = {**{m: k for m, k in search.get("trials", {}).items() if m != method}, method: n}
+    commands = [c for c in previous.get("commands", []) if c != command] + [command]
+    write_text(out, text(commands, chosen, all_rows, spaces, n_trials))
+
+
 def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
              out: str, command: str, root: str | None = None, progress: bool = True, log=print,
              folds: int = 1, overrides: list[str] | None = None, trials: int = DEFAULT_TRIALS) -> Path:
     """Search each method's space with ``trials`` Optuna trials on the validation protocol; the file
-    is rewritten after every method, so an interrupted tuning keeps what it finished.
+    is rewritten after every method, so an interrupted tuning keeps what it finished, and the other
+    methods in it are kept (several processes, each tuning other methods, may share ``out``).
 
     With ``folds`` > 1 every trial is trained on each of ``folds`` validation protocols (other
     pseudo-unseen classes each) for the full ``max_epochs``, and the epoch and setting with the
@@ -164,14 +199,6 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
     prep: Prepared | None = None
     vals: list[ZeroShotSplit] = []
     split_seed = 0
-    # re-tuning some methods keeps the others' earlier choices (and their trials)
-    previous = load_tuned(out) if Path(out).is_file() else {}
-    chosen = {m: v for m, v in previous.get("methods", {}).items() if m not in base_methods}
-    rows = [r for r in previous.get("trials", []) if r["method"] not in base_methods]
-    search = previous.get("search", {})
-    spaces = {m: s for m, s in search.get("spaces", {}).items() if m not in base_methods}
-    n_trials = {m: n for m, n in search.get("trials", {}).items() if m not in base_methods}
-    commands = [c for c in previous.get("commands", []) if c != command] + [command]
     unknown = [k for k in fixed if not setting_known(k)]
     if unknown:
         raise VsbError(f"--set {', '.join(unknown)}: unknown key for every method; `vsb2net methods` lists each "
@@ -207,13 +234,13 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
         n = trials if cls.search else 1
         study.optimize(objective, n_trials=n, catch=())
         best = max((r for r in method_rows if r["state"] == "complete"), key=lambda r: r["val_map"])
-        chosen[method] = {**mine, **best["params"], "train.epochs": best["best_epoch"]}
         if best["best_epoch"] == max_epochs:
             log(f"{method}: the best epoch is the cap ({max_epochs}); raise --max-epochs")
-        rows += method_rows
-        spaces[method] = {config_key(k): describe(s) for k, s in cls.search.items()}
-        n_trials[method] = n
         assert prep is not None, "the first trial prepared the data"
-        write_text(out, _tuned_text(commands, dataset, bits, max_epochs, prep, vals, split_seed, chosen, rows,
-                                    spaces, n_trials))
+        with _locked(out):
+            _merge_method(out, command, method, {**mine, **best["params"], "train.epochs": best["best_epoch"]},
+                          method_rows, {config_key(k): describe(s) for k, s in cls.search.items()}, n,
+                          lambda commands, chosen, rows, spaces, n_trials: _tuned_text(
+                              commands, dataset, bits, max_epochs, prep, vals, split_seed, chosen, rows, spaces,
+                              n_trials))
     return Path(out)
