@@ -14,6 +14,7 @@ the document is rendered by :mod:`vsb2net.comparison.results_doc`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -46,10 +47,24 @@ PLAN = ResultsPlan(
     seed_check_seeds=(1, 2), seed_check_bits=32,
     pairs_bits=32, pair_rivals=3,
     aim_wins=3, aim_class_ratio=3.0, whole_set_aim_min=120)
+#: issue 27's protocol, computed beside the plan above (its own tuned files and cell folders) until
+#: every cell of both datasets exists, when it replaces it: the balanced split design (10 distinct
+#: splits, every class unseen twice), every method's codes centred before its loss
+#: (model.code_layer=center, chosen on the validation protocol: benchmarks/results/transfer, batch 11),
+#: every method tuned by Optuna with the same budget (`<dataset>.v2.yaml`), 3 training seeds per split at
+#: 32 bits for every method and the 45-pair table for every method
+PLAN_V2 = dataclasses.replace(
+    PLAN, command=".venv/bin/python benchmarks/make_results.py --plan v2", unseen_split="balanced",
+    overrides=("model.code_layer=center",), tuned_suffix="v2", results_subdir="v2", seed_check_every_method=True,
+    pair_rivals=None, whole_set_aim_min=180)
+PLANS = {"v1": PLAN, "v2": PLAN_V2}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--plan", choices=sorted(PLANS), default="v1",
+                    help="v1: docs/RESULTS.md's tables; v2: issue 27's protocol, computed beside them "
+                         "(docs/RESULTS-v2.md) until it replaces them")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
@@ -58,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--splits", type=int, default=SPLITS,
                     help=f"compute the first N seeded splits only (the tables are planned for {SPLITS}; fewer are "
                          "reported as incomplete)")
-    ap.add_argument("--output", default=str(ROOT / "docs" / "RESULTS.md"), help="where to write the document")
+    ap.add_argument("--output", default=None,
+                    help="where to write the document (default docs/RESULTS.md, with --plan v2 docs/RESULTS-v2.md)")
     ap.add_argument("--readme", default=str(ROOT / "README.md"),
                     help="README whose block between the results markers gets the summary lines")
     # two 1-thread workers train more steps per second than one 2-thread process on the 2-core
@@ -82,19 +98,21 @@ def compute(plan: ResultsPlan, name: str, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    plan = PLANS[args.plan]
     t0 = time.time()
     if not args.tables_only:
-        for name in PLAN.datasets:
+        for name in plan.datasets:
             if name in args.datasets.split(","):
-                compute(PLAN, name, args)
-    text, readme_lines = render(PLAN)
-    target = Path(args.output)
+                compute(plan, name, args)
+    text, readme_lines = render(plan)
+    target = Path(args.output or ROOT / "docs" / ("RESULTS.md" if plan is PLAN else f"RESULTS-{args.plan}.md"))
     write_text(target, text)
-    write_reference(PLAN)  # the means over splits that a run's report.md sets its split beside
-    readme = Path(args.readme)
-    block = readme_with_block(readme.read_text(), readme_lines)
-    if block is not None:
-        write_text(readme, block)
+    if plan is PLAN:  # the figures users see beside their runs come from the published tables only
+        write_reference(plan)  # the means over splits that a run's report.md sets its split beside
+        readme = Path(args.readme)
+        block = readme_with_block(readme.read_text(), readme_lines)
+        if block is not None:
+            write_text(readme, block)
     print(f"wrote {target}" + ("" if args.tables_only else f" ({(time.time() - t0) / 60:.1f} min)"))
     return 0
 

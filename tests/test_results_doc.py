@@ -63,3 +63,44 @@ def test_the_method_lists_of_the_docs_are_the_registrys():
     out = method_lists.with_block("a <!-- methods:start -->old<!-- methods:end -->; b", "new words")
     assert out == "a <!-- methods:start -->new words<!-- methods:end -->; b"
     assert method_lists.with_block("no markers", "x") is None
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("make_results", ROOT / "benchmarks" / "make_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_v2_plan_has_distinct_balanced_splits_every_method_seeded_and_paired():
+    from collections import Counter
+
+    from vsb2net.comparison.spec import cell_config, load_tuned
+    from vsb2net.data.splits import choose_unseen
+
+    mr = _module()
+    plan = mr.PLAN_V2
+    names = [f"c{i}" for i in range(10)]
+    for name in plan.datasets:
+        specs = plan.dataset_specs(name)
+        tuned = load_tuned(specs.main.tuned) if Path(specs.main.tuned).is_file() else {}
+        unseen = []
+        for split in range(plan.splits):
+            cfg = cell_config(specs.main, tuned, "dsh", 32, split)
+            assert cfg.model.code_layer == "center" and cfg.data.unseen_split == "balanced"
+            unseen.append(tuple(choose_unseen(names, [], cfg.data.n_unseen, cfg.data.split_seed,
+                                              balanced=cfg.data.unseen_split == "balanced")))
+        # 10 distinct splits, every class unseen exactly twice
+        assert len(set(unseen)) == plan.splits == 10
+        assert Counter(c for u in unseen for c in u) == {c: 2 for c in range(10)}
+        # 3 training seeds per split at 32 bits for every main method (seed 0 is the main table's)
+        assert 0 not in plan.seed_check_seeds and len(plan.seed_check_seeds) >= 2
+        assert [sp.methods for _, sp in specs.seeds] == [list(plan.main_methods)] * len(plan.seed_check_seeds)
+        assert all(sp.bits == [32] and sp.splits == plan.splits for _, sp in specs.seeds)
+        # the 45 pairs for every main method, in their own split design, with the plan's settings
+        assert sorted(specs.pairs.methods) == sorted(plan.main_methods) and specs.pairs.splits == 45
+        pair_cfg = cell_config(specs.pairs, tuned, "dsh", 32, 44)
+        assert pair_cfg.data.unseen_split == "combination" and pair_cfg.model.code_layer == "center"
+        assert Path(specs.main.out).parent == plan.root / "benchmarks" / "results" / "v2"
+    # the published plan's cells are untouched by it
+    assert mr.PLAN.unseen_split == "random" and mr.PLAN.overrides == ()

@@ -63,9 +63,9 @@ class ResultsPlan:
     seed_check_seeds: tuple[int, ...]
     seed_check_bits: int
     #: every pair of classes as the unseen split, at one length (no split-sampling noise at all):
-    #: VSB2-Net and this many of the strongest other methods of the main table there
+    #: VSB2-Net and this many of the strongest other methods of the main table there (None: every main method)
     pairs_bits: int
-    pair_rivals: int
+    pair_rivals: int | None
     #: what the project set out to show (issue 11): VSB2-Net ahead of every baseline, paired, at this
     #: many of the code lengths, and class-name queries at this multiple of their chance level
     aim_wins: int
@@ -75,6 +75,18 @@ class ResultsPlan:
     #: every main method recomputed at one length on the main splits, its cells carrying the
     #: asymmetric ranking (real-valued query codes against the binary database) beside Hamming's
     asymmetric_bits: int = 32
+    #: how the seeded stages draw each split's unseen classes: seeded random draws (``random``: split
+    #: seeds may repeat a pair) or the balanced design (``balanced``: distinct splits, every class
+    #: unseen equally often; :func:`vsb2net.data.splits.balanced_unseen`)
+    unseen_split: Literal["random", "balanced"] = "random"
+    #: settings every cell of the plan gets, whatever the tuned files say (e.g. the code layer)
+    overrides: tuple[str, ...] = ()
+    #: the name of the plan's tuned files (``<dataset>.<tuned_suffix>.yaml``; empty: ``<dataset>.yaml``)
+    #: and the folder of its cells under benchmarks/results (empty: benchmarks/results itself)
+    tuned_suffix: str = ""
+    results_subdir: str = ""
+    #: the training-seed check retrains every main method (True) or VSB2-Net and the best rival (False)
+    seed_check_every_method: bool = False
     #: the order a dataset's benchmarks are computed in: the seed check and the pairs read the main table
     compute_order: tuple[Stage, ...] = ("main", "seeds", "ablations", "pairs", "asymmetric")
     #: and the order of their sections in the document
@@ -85,7 +97,15 @@ class ResultsPlan:
 
     @property
     def results_dir(self) -> Path:
-        return self.root / "benchmarks" / "results"
+        results = self.root / "benchmarks" / "results"
+        return results / self.results_subdir if self.results_subdir else results
+
+    def tuned_file(self, name: str) -> Path:
+        return TUNED_DIR / (f"{name}.{self.tuned_suffix}.yaml" if self.tuned_suffix else f"{name}.yaml")
+
+    def seeded_overrides(self) -> list[str]:
+        """What every benchmark on the plan's seeded splits gets: the plan's settings and its split design."""
+        return [*self.overrides, *([f"data.unseen_split={self.unseen_split}"] if self.unseen_split != "random" else [])]
 
     @property
     def docs_dir(self) -> Path:
@@ -94,24 +114,32 @@ class ResultsPlan:
 
     def main_spec(self, name: str) -> BenchmarkSpec:
         return BenchmarkSpec(dataset=name, max_per_class=self.datasets[name], splits=self.splits,
-                             methods=list(self.main_methods),
-                             tuned=str(TUNED_DIR / f"{name}.yaml"),
-                             out=str(self.results_dir / name)).check()
+                             methods=list(self.main_methods), tuned=str(self.tuned_file(name)),
+                             out=str(self.results_dir / name), overrides=self.seeded_overrides()).check()
 
     def beside(self, main: BenchmarkSpec, suffix: str, methods: list[str], bits: int, splits: int,
                overrides: list[str]) -> BenchmarkSpec:
-        """A benchmark beside the main one: same dataset, subsample and tuned file, its own cells."""
+        """A benchmark beside the main one: same dataset, subsample, tuned file and settings (``overrides``
+        on top), its own cells."""
         return BenchmarkSpec(dataset=main.dataset, max_per_class=main.max_per_class, tuned=main.tuned,
-                             methods=list(methods), bits=[bits], splits=splits, overrides=list(overrides),
+                             methods=list(methods), bits=[bits], splits=splits,
+                             overrides=[*main.overrides, *overrides],
                              out=str(self.results_dir / f"{main.dataset}-{suffix}")).check()
 
     def seed_specs(self, main: BenchmarkSpec) -> list[tuple[int, BenchmarkSpec]]:
-        """VSB2-Net and the main table's best baseline at ``seed_check_bits``, once per seed."""
-        rival = best_rival(aggregate(collect_cells(Path(main.out), main), "unseen"), main.methods,
-                           self.seed_check_bits)
-        if rival is None or self.seed_check_bits not in main.bits:
+        """Every main method (``seed_check_every_method``), or VSB2-Net and the main table's best baseline,
+        at ``seed_check_bits``, once per seed."""
+        if self.seed_check_bits not in main.bits:
             return []
-        return [(seed, self.beside(main, f"seed{seed}", [REFERENCE, rival], self.seed_check_bits, main.splits,
+        if self.seed_check_every_method:
+            methods = list(main.methods)
+        else:
+            rival = best_rival(aggregate(collect_cells(Path(main.out), main), "unseen"), main.methods,
+                               self.seed_check_bits)
+            if rival is None:
+                return []
+            methods = [REFERENCE, rival]
+        return [(seed, self.beside(main, f"seed{seed}", methods, self.seed_check_bits, main.splits,
                                    [f"train.seed={seed}"])) for seed in self.seed_check_seeds]
 
     def ablation_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:
@@ -119,10 +147,17 @@ class ResultsPlan:
 
     def pairs_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:
         """All C(10, 2) = 45 unseen pairs (data.unseen_split=combination) at ``pairs_bits``, for VSB2-Net
-        and the ``pair_rivals`` other methods with the highest mean unseen-class mAP of the main table there."""
-        unseen = aggregate(collect_cells(Path(main.out), main), "unseen")
-        others = [m for m in main.methods if not m.startswith(REFERENCE) and (m, self.pairs_bits) in unseen]
-        rivals = sorted(others, key=lambda m: -unseen[(m, self.pairs_bits)][0])[:self.pair_rivals]
+        and the ``pair_rivals`` other methods with the highest mean unseen-class mAP of the main table there
+        (every main method when ``pair_rivals`` is None)."""
+        if self.pair_rivals is None:
+            rivals = [m for m in main.methods if m != REFERENCE]
+        else:
+            unseen = aggregate(collect_cells(Path(main.out), main), "unseen")
+            others = [m for m in main.methods if not m.startswith(REFERENCE) and (m, self.pairs_bits) in unseen]
+            rivals = sorted(others, key=lambda m: -unseen[(m, self.pairs_bits)][0])[:self.pair_rivals]
+        # the pairs are their own split design: the main table's is left out
+        own = [o for o in main.overrides if not o.startswith("data.unseen_split=")]
+        main = dataclasses.replace(main, overrides=own)
         return self.beside(main, "pairs", [REFERENCE, *rivals], self.pairs_bits, 45, ["data.unseen_split=combination"])
 
     def asymmetric_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:
