@@ -3,6 +3,8 @@ test_benchmark.py's regeneration test does not pin down on its own."""
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from vsb2net.comparison.results_doc import NOT_LEADING, README_END, README_START, readme_with_block, standing_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +106,27 @@ def test_the_v2_plan_has_distinct_balanced_splits_every_method_seeded_and_paired
         assert Path(specs.main.out).parent == plan.root / "benchmarks" / "results" / "v2"
     # the published plan's cells are untouched by it
     assert mr.PLAN.unseen_split == "random" and mr.PLAN.overrides == ()
+
+
+def test_every_seed_lines_average_the_seeds_before_pairing():
+    import numpy as np
+
+    from vsb2net.comparison.results_doc import every_seed_lines, seed_means
+
+    def cell(m, split, v):
+        return {"variant": m, "split": split, "bits": 32, "unseen": {"map": v}}
+
+    # vsb2net 0.5 / 0.7 on splits 0 / 1 whatever the seed; dsh 0.4 then 0.6 (seed 0) and 0.2 / 0.4 (seed 1)
+    by_seed = [(0, [cell("vsb2net", 0, .5), cell("vsb2net", 1, .7), cell("dsh", 0, .4), cell("dsh", 1, .6)]),
+               (1, [cell("vsb2net", 0, .5), cell("vsb2net", 1, .7), cell("dsh", 0, .2), cell("dsh", 1, .4),
+                    cell("dsh", 2, .9)])]  # split 2 has one seed only: left out
+    cells, spread, per_seed = seed_means(by_seed, 32)
+    means = {(c["variant"], c["split"]): c["unseen"]["map"] for c in cells}
+    assert means == {("vsb2net", 0): .5, ("vsb2net", 1): .7, ("dsh", 0): pytest.approx(.3),
+                     ("dsh", 1): pytest.approx(.5)}
+    assert per_seed["dsh"] == pytest.approx([.5, .3])  # over splits 0 and 1 only
+    assert spread["vsb2net"] == 0 and spread["dsh"] == pytest.approx(np.std([.4, .2], ddof=1))
+    lines = every_seed_lines(32, by_seed, ["vsb2net", "dsh"], 2)
+    row = next(x for x in lines if x.startswith("| dsh |"))
+    # gaps 0.2 on both splits: mean +0.200, standard error 0
+    assert "| dsh | 0.500 | 0.300 | 0.141 |" in row and "+0.200 ± 0.000" in row

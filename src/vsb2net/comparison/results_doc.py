@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ..models import METHODS, REFERENCE, variants
 from .cells import collect_cells
 from .levers_doc import levers_section
 from .paired import best_per_length, best_rival, gap_stats, paired_gaps, paired_row
+from .ranking import smallest_detectable_gap
 from .reference import KEYS as REFERENCE_KEYS
 from .reference import PATH as REFERENCE_PATH
 from .results_plan import DatasetSpecs, ResultsPlan, Stage
@@ -80,8 +82,11 @@ def head_lines(plan: ResultsPlan, machines: set[str]) -> list[str]:
         "",
         "## Protocol",
         "",
-        "- Zero-shot hashing, inductive: each split draws 2 unseen classes of 10 with split seeds "
-        f"0..{plan.splits - 1}; "
+        "- Zero-shot hashing, inductive: "
+        + (f"the {plan.splits} splits of the balanced design (`data.unseen_split=balanced`): 2 unseen classes of "
+           "10 each, no two splits alike, every class unseen exactly twice; " if plan.unseen_split == "balanced" else
+           f"each split draws 2 unseen classes of 10 with split seeds 0..{plan.splits - 1}; ")
+        + (f"every cell with {', '.join(f'`{o}`' for o in plan.overrides)}; " if plan.overrides else "") +
         "10% of every class is held out as queries (the same query images in every split, `data.query_seed`); "
         "the database is every other image of all classes; training uses only seen-class database images.",
         "- Every method uses the same small CNN backbone (`cnn28`), the same training loop and the same protocol. "
@@ -480,6 +485,10 @@ def seed_section(plan: ResultsPlan, spec: BenchmarkSpec, checks: list[tuple[int,
     """The seed-check table; ``checks`` are :meth:`ResultsPlan.seed_specs` of the dataset's main ``spec``."""
     if not checks:
         return []
+    if len(checks[0][1].methods) > 2:
+        return every_seed_lines(plan.seed_check_bits, [(0, collect_cells(Path(spec.out), spec))]
+                                + [(seed, collect_cells(Path(sp.out), sp)) for seed, sp in checks],
+                                checks[0][1].methods, spec.splits)
     rival, b = checks[0][1].methods[1], plan.seed_check_bits
     lines = [f"### Training-seed check at {b} bits", "",
              f"Every cell above trains with `train.seed=0`. VSB2-Net and the best baseline at {b} bits ({rival}) "
@@ -493,6 +502,67 @@ def seed_section(plan: ResultsPlan, spec: BenchmarkSpec, checks: list[tuple[int,
             continue
         (mv, sv, _), (mr, sr, _) = unseen[(REFERENCE, b)], unseen[(rival, b)]
         lines.append(f"| {seed} | {mv:.3f} ± {sv:.3f} | {mr:.3f} ± {sr:.3f} | {mv - mr:+.3f} |")
+    return lines + [""]
+
+
+def seed_means(by_seed: list[tuple[int, list[Cell]]], bits: int
+               ) -> tuple[list[Cell], dict[str, float], dict[str, list[float]]]:
+    """Cells of each (method, split) with the unseen-class mAP@all averaged over every seed (a pair
+    that misses a seed is left out), each method's training-seed spread (the mean over splits of the
+    std over seeds within a split), and its mean per seed over those same splits."""
+    maps: dict[tuple[str, int], list[float]] = {}
+    for _, rows in by_seed:
+        for r in rows:
+            value = row_of(r, "unseen").get("map")
+            if r["bits"] == bits and value is not None:
+                maps.setdefault((r["variant"], r["split"]), []).append(value)
+    full = {k: v for k, v in maps.items() if len(v) == len(by_seed)}
+    # partial cells: only what the paired gaps read
+    cells = [cast(Cell, {"variant": m, "split": s, "bits": bits, "unseen": {"map": float(np.mean(v))}})
+             for (m, s), v in full.items()]
+    spread: dict[str, list[float]] = {}
+    for (m, _), v in full.items():
+        spread.setdefault(m, []).append(float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"))
+    per_seed: dict[str, list[list[float]]] = {}
+    for (m, _), v in full.items():
+        per_seed.setdefault(m, []).append(v)
+    return (cells, {m: float(np.mean(v)) for m, v in spread.items()},
+            {m: np.mean(np.array(v), axis=0).tolist() for m, v in per_seed.items()})
+
+
+def every_seed_lines(bits: int, by_seed: list[tuple[int, list[Cell]]], methods: Sequence[str],
+                     splits: int) -> list[str]:
+    """Every method trained with each seed on every split at ``bits``: per seed its mean unseen-class
+    mAP@all, its training-seed spread, and the paired gap to VSB2-Net of the seed-averaged figures,
+    with its standard error over the splits (the seed noise is in it) and the smallest gap the splits
+    could have detected."""
+    cells, spread, means = seed_means(by_seed, bits)
+    seeds = [seed for seed, _ in by_seed]
+    done = {int(c["split"]) for c in cells if c["variant"] == REFERENCE}
+    lines = [f"### Training seeds at {bits} bits", "",
+             f"Every method trained with `train.seed` {', '.join(map(str, seeds))} on each of the {splits} splits "
+             "(same tuned settings). Unseen-class mAP@all: the mean per seed over the splits that have every seed; "
+             "the seed spread (std over "
+             "seeds within a split, averaged over splits); and the paired gap of VSB2-Net minus the method on the "
+             "seed-averaged figures, ± its standard error over the splits (so the training-seed noise is in it), "
+             "with the smallest gap those splits detect (paired t-test, 5% two-sided, 80% power)."
+             + (f" **Incomplete: {len(done)} of {splits} splits have every seed.**" if len(done) < splits else ""), "",
+             "| method | " + " | ".join(f"seed {s}" for s in seeds)
+             + " | seed spread | VSB2-Net minus it | smallest detectable gap |",
+             "|---|" + "---:|" * (len(seeds) + 3)]
+    for m in methods:
+        per_seed = [f"{v:.3f}" for v in means[m]] if m in means else ["-"] * len(seeds)
+        gap = ""
+        detectable = ""
+        if m != REFERENCE:
+            gaps = paired_gaps(cells, bits, REFERENCE, m)
+            if len(gaps) > 1:
+                mean, se, clear = gap_stats(gaps)
+                gap = f"{mean:+.3f} ± {se:.3f}" + (" (beyond 2 s.e.)" if clear else "")
+                detectable = f"{smallest_detectable_gap(gaps):.3f}"
+        sd = spread.get(m, float("nan"))
+        lines.append(f"| {m} | " + " | ".join(per_seed) + f" | {'-' if np.isnan(sd) else f'{sd:.3f}'} | {gap} | "
+                     f"{detectable} |")
     return lines + [""]
 
 
