@@ -56,7 +56,7 @@ PLAN = ResultsPlan(
 PLAN_V2 = dataclasses.replace(
     PLAN, command=".venv/bin/python benchmarks/make_results.py --plan v2", unseen_split="balanced",
     overrides=("model.code_layer=center",), tuned_suffix="v2", results_subdir="v2", seed_check_every_method=True,
-    pair_rivals=None, whole_set_aim_min=180)
+    pair_rivals=None, whole_set_aim_min=180, asymmetric_in_main=True)
 PLANS = {"v1": PLAN, "v2": PLAN_V2}
 
 

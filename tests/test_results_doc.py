@@ -104,6 +104,8 @@ def test_the_v2_plan_has_distinct_balanced_splits_every_method_seeded_and_paired
         pair_cfg = cell_config(specs.pairs, tuned, "dsh", 32, 44)
         assert pair_cfg.data.unseen_split == "combination" and pair_cfg.model.code_layer == "center"
         assert Path(specs.main.out).parent == plan.root / "benchmarks" / "results" / "v2"
+        # its cells carry the asymmetric ranking: the asymmetric table reads them, nothing is recomputed
+        assert specs.asymmetric.out == specs.main.out and specs.asymmetric.bits == [32]
     # the published plan's cells are untouched by it
     assert mr.PLAN.unseen_split == "random" and mr.PLAN.overrides == ()
 

@@ -87,6 +87,9 @@ class ResultsPlan:
     results_subdir: str = ""
     #: the training-seed check retrains every main method (True) or VSB2-Net and the best rival (False)
     seed_check_every_method: bool = False
+    #: the asymmetric table reads the main table's cells at ``asymmetric_bits`` (cells computed since
+    #: every cell carries the asymmetric ranking) instead of its own recomputed ones
+    asymmetric_in_main: bool = False
     #: the order a dataset's benchmarks are computed in: the seed check and the pairs read the main table
     compute_order: tuple[Stage, ...] = ("main", "seeds", "ablations", "pairs", "asymmetric")
     #: and the order of their sections in the document
@@ -161,6 +164,8 @@ class ResultsPlan:
         return self.beside(main, "pairs", [REFERENCE, *rivals], self.pairs_bits, 45, ["data.unseen_split=combination"])
 
     def asymmetric_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:
+        if self.asymmetric_in_main:
+            return dataclasses.replace(main, bits=[self.asymmetric_bits])
         return self.beside(main, f"asym{self.asymmetric_bits}", list(self.main_methods), self.asymmetric_bits,
                            main.splits, [])
 
