@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from vsb2net.comparison import method_lists
 from vsb2net.comparison.tuned import TUNED_DIR, load_tuned_file
@@ -71,6 +74,55 @@ def method_section(name: str, tuned: list[tuple[str, dict]]) -> list[str]:
     return lines + ["", "```text", doc, "```", ""]
 
 
+#: benchmarks/transfer_experiments.py's batch that chose the code layer (benchmarks/results/transfer/COMMANDS.md)
+CODE_LAYER_DIR = ROOT / "benchmarks" / "results" / "transfer" / "code_layer"
+
+
+def _best_epoch_runs(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per run, the pseudo-unseen image and class-name mAP at the setting's epoch with the best mean image mAP."""
+    img = np.array([r["image"] for r in row["runs"]], dtype=float)
+    cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in row["runs"]], dtype=float)
+    e = int(np.argmax(img.mean(0)))
+    return img[:, e], cls[:, e]
+
+
+def code_layer_section() -> list[str]:
+    """Linear against centred code layer, every method, on the validation protocol (batch 11)."""
+    paths = sorted(CODE_LAYER_DIR.glob("*.jsonl"))
+    if not paths:
+        return []
+    lines = ["## The code layer", "",
+             "Every method's codes are the backbone's features through one linear layer. `model.code_layer=center` "
+             "standardises that layer's outputs over the batch (a batch norm without scale and shift; running "
+             "statistics at test time) before any loss sees them, so that no method starves on a component every "
+             "image shares (the backbone ends in a ReLU). Judged on the validation protocol only (seen classes held "
+             "out as pseudo-unseen; each method at its paper's settings, 8 epochs, 32 bits; commands in "
+             "`benchmarks/results/transfer/COMMANDS.md`, batch 11): pseudo-unseen image mAP at each "
+             "setting's best epoch, mean over pools x folds, and the paired gap over the same runs.", "",
+             "| dataset | method | runs | linear | center | center minus linear (± s.e.) |",
+             "|---|---|---:|---:|---:|---:|"]
+    ahead = total = 0
+    for path in paths:
+        rows = {r["name"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+        for name in [n[:-len("-linear")] for n in rows if n.endswith("-linear")]:
+            if f"{name}-center" not in rows:
+                continue
+            (lin, lin_cls), (cen, cen_cls) = (_best_epoch_runs(rows[f"{name}-{k}"]) for k in ("linear", "center"))
+            d = cen - lin
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            total += 1
+            ahead += int(d.mean() > 0)
+            lines.append(f"| {path.stem} | {name} | {len(d)} | {lin.mean():.3f} | {cen.mean():.3f} | "
+                         f"{d.mean():+.3f} ± {se:.3f} |")
+            if np.isfinite(lin_cls).all() and np.isfinite(cen_cls).all():
+                lines.append(f"| {path.stem} | {name} (class-name mAP) | {len(d)} | {lin_cls.mean():.3f} | "
+                             f"{cen_cls.mean():.3f} | {(cen_cls - lin_cls).mean():+.3f} ± "
+                             f"{(cen_cls - lin_cls).std(ddof=1) / np.sqrt(len(d)):.3f} |")
+    return lines + ["", f"Centred codes gave the higher pseudo-unseen image mAP for {ahead} of {total} method x "
+                        "dataset pairs. Every method of the benchmark plan v2 (`benchmarks/make_results.py --plan "
+                        "v2`) is tuned and trained with `model.code_layer=center`.", ""]
+
+
 def render() -> str:
     names = list(dict.fromkeys(m for m, _ in variants().values()))
     tuned = tuned_files()
@@ -88,6 +140,7 @@ def render() -> str:
         files = [f for f, d in tuned if name in d.get("methods", {})]
         lines.append(f"| [`{name}`](#{name}) | {cls.family} | {cls.paper} | {', '.join(files) or '-'} |")
     lines += ["", "Families: " + "; ".join(f"**{k}**: {v}" for k, v in FAMILIES.items()) + ".", ""]
+    lines += code_layer_section()
     for name in names:
         lines += method_section(name, tuned)
     return "\n".join(lines)

@@ -114,6 +114,10 @@ def test_tune_processes_sharing_a_file_keep_each_others_methods(tmp_path):
     doc = yaml.safe_load(out.read_text())
     assert set(doc["methods"]) == {"lsh", "itq"} and doc["commands"] == ["other", "this"]
     assert {t["method"] for t in doc["trials"]} == {"lsh", "itq"} and set(doc["search"]["trials"]) == {"lsh", "itq"}
+    # each method's search time: itq's ran inside lsh's
+    t = doc["search"]["times"]
+    assert t["lsh"]["started"] <= t["itq"]["started"] <= t["itq"]["finished"] <= t["lsh"]["finished"]
+    assert t["lsh"]["seconds"] >= t["itq"]["seconds"] > 0
 
 
 def test_tune_averages_over_validation_folds(tmp_path):

@@ -12,7 +12,9 @@ import fcntl
 import hashlib
 import platform
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +107,7 @@ def _score_setting(cfg: RunConfig, prep: Prepared, vals: list[ZeroShotSplit], me
 
 def _tuned_text(commands: list[str], dataset: str, bits: int, max_epochs: int, prep: Prepared,
                 vals: list[ZeroShotSplit], split_seed: int, chosen: dict, trials: list[dict],
-                spaces: dict[str, dict[str, str]], n_trials: dict[str, int]) -> str:
+                spaces: dict[str, dict[str, str]], n_trials: dict[str, int], times: dict[str, dict]) -> str:
     """The tuned file: the commands that made it as comments, then the choices, the search spaces
     and every trial."""
     folds = len(vals)
@@ -127,7 +129,9 @@ def _tuned_text(commands: list[str], dataset: str, bits: int, max_epochs: int, p
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "search": {"sampler": f"optuna TPE (seed {SAMPLER_SEED}), the paper's values as the first trial",
                    "pruner": f"median (after {PRUNER_STARTUP} trials, per fold and epoch)",
-                   "trials": n_trials, "spaces": spaces},
+                   "trials": n_trials, "spaces": spaces,
+                   # when each method's search ran (UTC) and its wall time: the budget of a full recompute
+                   "times": times},
         "methods": chosen,
         "trials": trials,
     }
@@ -159,7 +163,7 @@ def _locked(out: str) -> Iterator[None]:
 
 
 def _merge_method(out: str, command: str, method: str, choice: dict, rows: list[dict], space: dict, n: int,
-                  text: Callable[..., str]) -> None:
+                  time_: dict, text: Callable[..., str]) -> None:
     """Rewrite the tuned file with ``method``'s choice, trials and space in place of any earlier ones,
     keeping every other method's (tuned before, or by another process meanwhile)."""
     previous = load_tuned(out) if Path(out).is_file() else {}
@@ -168,8 +172,9 @@ def _merge_method(out: str, command: str, method: str, choice: dict, rows: list[
     all_rows = [r for r in previous.get("trials", []) if r["method"] != method] + rows
     spaces = {**{m: s for m, s in search.get("spaces", {}).items() if m != method}, method: space}
     n_trials = {**{m: k for m, k in search.get("trials", {}).items() if m != method}, method: n}
+    times = {**{m: t for m, t in search.get("times", {}).items() if m != method}, method: time_}
     commands = [c for c in previous.get("commands", []) if c != command] + [command]
-    write_text(out, text(commands, chosen, all_rows, spaces, n_trials))
+    write_text(out, text(commands, chosen, all_rows, spaces, n_trials, times))
 
 
 def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
@@ -232,15 +237,19 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
             return float(row["val_map"])
 
         n = trials if cls.search else 1
+        started, t0 = datetime.now(UTC), time.perf_counter()
         study.optimize(objective, n_trials=n, catch=())
+        took = {"started": started.isoformat(timespec="seconds"),
+                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                "seconds": round(time.perf_counter() - t0, 1)}
         best = max((r for r in method_rows if r["state"] == "complete"), key=lambda r: r["val_map"])
         if best["best_epoch"] == max_epochs:
             log(f"{method}: the best epoch is the cap ({max_epochs}); raise --max-epochs")
         assert prep is not None, "the first trial prepared the data"
         with _locked(out):
             _merge_method(out, command, method, {**mine, **best["params"], "train.epochs": best["best_epoch"]},
-                          method_rows, {config_key(k): describe(s) for k, s in cls.search.items()}, n,
-                          lambda commands, chosen, rows, spaces, n_trials: _tuned_text(
+                          method_rows, {config_key(k): describe(s) for k, s in cls.search.items()}, n, took,
+                          lambda commands, chosen, rows, spaces, n_trials, times: _tuned_text(
                               commands, dataset, bits, max_epochs, prep, vals, split_seed, chosen, rows, spaces,
-                              n_trials))
+                              n_trials, times))
     return Path(out)
