@@ -30,11 +30,12 @@ network like the queries, as for every other method (the transductive reading, w
 keeps V, would need the unseen classes' labels).
 
 Reference checked by tests/test_field_methods.py::test_adsh_ties_network_codes_to_the_learned_codes_asymmetrically,
-tests/test_field_methods.py::test_adsh_similarity_is_the_references_soft_one and
-tests/test_field_methods.py::test_adsh_dcc_step_solves_each_bit_and_lowers_the_objective: Jiang & Li,
-AAAI 2018, the objective above ("Model Formulation") and the discrete cyclic coordinate descent for V
+tests/test_field_methods.py::test_adsh_similarity_is_the_references_soft_one,
+tests/test_field_methods.py::test_adsh_dcc_step_solves_each_bit_and_lowers_the_objective and
+tests/test_field_methods.py::test_adsh_dcc_step_is_the_references_update_on_sampled_queries: Jiang &
+Li, AAAI 2018, the objective above ("Model Formulation") and the discrete cyclic coordinate descent for V
 ("Learning Algorithm"); reference implementation: jiangqy/ADSH-AAAI2018, ADSH_pytorch/ADSH_CIFAR_10.py
-(``calc_sim``, the soft similarity the test works by hand; the DCC update of V) and
+(``calc_sim``, the soft similarity, and the DCC update of V, both written out in the tests) and
 ADSH_pytorch/utils/adsh_loss.py (both sums divided by |B| |Gamma|, gamma on the tie).  One
 difference: a bit whose DCC value is exactly 0 keeps its sign here, where the reference writes 0.
 """

@@ -10,7 +10,8 @@ with m = 2K in the paper (``model.margin_k`` is m / K) and alpha = 0.01 (``model
 different images of a batch is a training pair (the paper's online pair generation); the loss is
 their mean.  Codes: sign(b).
 
-Reference checked by tests/test_field_methods.py::test_dsh_pulls_similar_pairs_and_pushes_dissimilar_ones_to_the_margin:
+Reference checked by tests/test_field_methods.py::test_dsh_pulls_similar_pairs_and_pushes_dissimilar_ones_to_the_margin
+and tests/test_field_methods.py::test_dsh_has_the_authors_pair_term_and_twice_their_regulariser:
 Liu et al., CVPR 2016, the relaxed pairwise loss above, worked by hand; reference implementation:
 lhmRyan/deep-supervised-hashing-DSH (the first author's Caffe release),
 src/caffe/layers/hashing_loss_layer.cpp (every pair of the batch; CIFAR-10/train_test.prototxt sets
