@@ -28,23 +28,38 @@ def test_dsh_pulls_similar_pairs_and_pushes_dissimilar_ones_to_the_margin():
 
 
 
-def test_dsh_has_the_authors_pair_term_and_twice_their_regulariser():
-    """The first author's Caffe layer (hashing_loss_layer.cpp), written here as loops: over the
-    pairs i < j, ||b_i - b_j||^2 if similar else max(m - ||b_i - b_j||^2, 0), divided by N (N - 1);
-    plus tradeoff / N sum_i || |b_i| - 1 ||_1 (each image once)."""
+def test_dsh_trains_with_the_authors_gradient_up_to_a_factor_two():
+    """The first author's Caffe layer (hashing_loss_layer.cpp), written here as loops.  Forward:
+    over the pairs i < j, ||b_i - b_j||^2 if similar else max(m - ||b_i - b_j||^2, 0), divided by
+    N (N - 1), plus tradeoff / N sum_i || |b_i| - 1 ||_1.  Backward: +-(b_i - b_j) / (N (N - 1)) per
+    active pair (half that pair term's derivative) and tradeoff / N times the regulariser's sign."""
     rng = np.random.default_rng(0)
     b, y = rng.normal(size=(6, 4)), np.array([0, 0, 1, 1, 2, 0])
-    n, m = len(b), 2.0 * 4
-    pairs = 0.0
+    n, m, tradeoff = len(b), 2.0 * 4, 0.01
+    pairs, grad = 0.0, np.zeros_like(b)
     for i in range(n):
         for j in range(i + 1, n):
-            d = float(((b[i] - b[j]) ** 2).sum())
-            pairs += d if y[i] == y[j] else max(m - d, 0.0)
+            diff = b[i] - b[j]
+            d = float(diff @ diff)
+            if y[i] == y[j]:
+                pairs += d
+                grad[i] += diff / (n * (n - 1))
+                grad[j] -= diff / (n * (n - 1))
+            elif m - d > 0:
+                pairs += m - d
+                grad[i] -= diff / (n * (n - 1))
+                grad[j] += diff / (n * (n - 1))
+    grad += tradeoff / n * np.where((b >= 1) | ((b <= 0) & (b >= -1)), 1.0, -1.0)
     reg = float(np.abs(np.abs(b) - 1).sum()) / n
-    _, terms = dsh_loss(torch.from_numpy(b).float(), torch.from_numpy(y), margin=2.0, alpha=0.01)
-    assert float(terms["pair"]) == pytest.approx(pairs / (n * (n - 1)), rel=1e-5)
-    # the paper's per-pair form counts both images of every pair: twice the release's per image
-    assert float(terms["reg"]) == pytest.approx(2 * reg, rel=1e-5)
+    bt = torch.from_numpy(b).requires_grad_()
+    loss, terms = dsh_loss(bt, torch.from_numpy(y), margin=2.0, alpha=tradeoff)
+    loss.backward()
+    assert float(terms["pair"].detach()) == pytest.approx(pairs / (n * (n - 1)), rel=1e-9)
+    # the paper's per-pair form counts both images of every pair: twice the release's forward value
+    assert float(terms["reg"].detach()) == pytest.approx(2 * reg, rel=1e-9)
+    # but the release trains with half the pair term's derivative: the same weighting as ours
+    assert np.allclose(bt.grad.numpy(), 2 * grad, rtol=1e-9, atol=1e-12)
+
 
 def test_dpsh_is_the_negative_log_likelihood_of_the_pair_labels():
     u = T([[1.0, 1.0], [1.0, -1.0]])  # Theta = 0; u = sign(u), so no penalty

@@ -2,8 +2,8 @@
 
 Each seen class gets a binary hash centre; image codes are pulled to their class's centre by
 binary cross-entropy, plus a quantisation term.  No class semantics: this is what a practitioner
-uses without a zero-shot method.  Centres are rows of a Hadamard matrix when K is a power of two
-and K >= number of classes (as in CSQ), otherwise seeded Bernoulli(0.5) vectors.
+uses without a zero-shot method.  Centres are rows of a Hadamard matrix and their negations when K
+is a power of two and 2K >= number of classes (as in CSQ), otherwise seeded Bernoulli(0.5) vectors.
 
 Loss: BCE((u + 1)/2, (c_y + 1)/2), the mean over bits and items, plus lambda mean (|u| - 1)^2
 (``model.w_q``), u = tanh of the hash layer.  Reference checked by
