@@ -27,6 +27,40 @@ def test_dsh_pulls_similar_pairs_and_pushes_dissimilar_ones_to_the_margin():
     assert float(terms["pair"]) == 0
 
 
+
+def test_dsh_trains_with_the_authors_gradient_up_to_a_factor_two():
+    """The first author's Caffe layer (hashing_loss_layer.cpp), written here as loops.  Forward:
+    over the pairs i < j, ||b_i - b_j||^2 if similar else max(m - ||b_i - b_j||^2, 0), divided by
+    N (N - 1), plus tradeoff / N sum_i || |b_i| - 1 ||_1.  Backward: +-(b_i - b_j) / (N (N - 1)) per
+    active pair (half that pair term's derivative) and tradeoff / N times the regulariser's sign."""
+    rng = np.random.default_rng(0)
+    b, y = rng.normal(size=(6, 4)), np.array([0, 0, 1, 1, 2, 0])
+    n, m, tradeoff = len(b), 2.0 * 4, 0.01
+    pairs, grad = 0.0, np.zeros_like(b)
+    for i in range(n):
+        for j in range(i + 1, n):
+            diff = b[i] - b[j]
+            d = float(diff @ diff)
+            if y[i] == y[j]:
+                pairs += d
+                grad[i] += diff / (n * (n - 1))
+                grad[j] -= diff / (n * (n - 1))
+            elif m - d > 0:
+                pairs += m - d
+                grad[i] -= diff / (n * (n - 1))
+                grad[j] += diff / (n * (n - 1))
+    grad += tradeoff / n * np.where((b >= 1) | ((b <= 0) & (b >= -1)), 1.0, -1.0)
+    reg = float(np.abs(np.abs(b) - 1).sum()) / n
+    bt = torch.from_numpy(b).requires_grad_()
+    loss, terms = dsh_loss(bt, torch.from_numpy(y), margin=2.0, alpha=tradeoff)
+    loss.backward()
+    assert float(terms["pair"].detach()) == pytest.approx(pairs / (n * (n - 1)), rel=1e-9)
+    # the paper's per-pair form counts both images of every pair: twice the release's forward value
+    assert float(terms["reg"].detach()) == pytest.approx(2 * reg, rel=1e-9)
+    # but the release trains with half the pair term's derivative: the same weighting as ours
+    assert np.allclose(bt.grad.numpy(), 2 * grad, rtol=1e-9, atol=1e-12)
+
+
 def test_dpsh_is_the_negative_log_likelihood_of_the_pair_labels():
     u = T([[1.0, 1.0], [1.0, -1.0]])  # Theta = 0; u = sign(u), so no penalty
     loss, _ = dpsh_loss(u, T([0, 0]), eta=10.0)
@@ -93,12 +127,44 @@ def test_adsh_dcc_step_solves_each_bit_and_lowers_the_objective():
     assert set(v2.unique().tolist()) <= {-1.0, 1.0} and len({tuple(r) for r in v2.tolist()}) >= 3
 
 
+def test_adsh_dcc_step_is_the_references_update_on_sampled_queries():
+    """The paper's discrete step, as the reference runs it (ADSH_pytorch/ADSH_CIFAR_10.py), written
+    here in numpy: S from one-hot labels, 1 or -r with r = #similar / #dissimilar of the sampled
+    block; Q = -2K S^T U - 2 gamma U_bar; bit by bit V_k = -sign(Q_k + 2 V_rest U_rest^T U_k)."""
+    rng = np.random.default_rng(1)
+    n, k, gamma = 40, 6, 50.0
+    y = rng.integers(0, 4, n)
+    omega = np.sort(rng.permutation(n)[:15])
+    u = np.tanh(rng.normal(size=(15, k)) + 2 * np.eye(4, k)[y[omega]])
+    v0 = np.where(rng.random((n, k)) < 0.5, -1.0, 1.0)
+    onehot = np.eye(4)[y]
+    s = (onehot[omega] @ onehot.T > 0).astype(float)
+    r = s.sum() / (1 - s).sum()
+    s = s * (1 + r) - r
+    u_bar = np.zeros((n, k))
+    u_bar[omega] = u
+    q = -2 * k * s.T @ u - 2 * gamma * u_bar
+    want = v0.copy()
+    for bit in range(k):
+        rest = [b for b in range(k) if b != bit]
+        want[:, bit] = -np.sign(q[:, bit] + 2 * want[:, rest] @ (u[:, rest].T @ u[:, bit]))
+    got = dcc_update(torch.from_numpy(v0).float(), torch.from_numpy(u).float(), torch.from_numpy(y), gamma,
+                     torch.from_numpy(omega))
+    assert np.array_equal(got.numpy(), want)
+
+
 def test_orthohash_is_a_margin_cross_entropy_over_cosines_to_the_class_codes():
     u, centres = T([[1.0, 0.0]]), T([[1.0, 1.0], [1.0, -1.0]])  # both cosines 1/sqrt(2)
     loss, _ = orthohash_loss(u, centres, T([0]), scale=2.0, margin=0.0)
     assert float(loss) == pytest.approx(math.log(2))
     loss, _ = orthohash_loss(u, centres, T([0]), scale=2.0, margin=0.5)   # log(1 + e^{s m})
     assert float(loss) == pytest.approx(math.log(1 + math.e))
+    # multi-label (the authors' label_smoothing): targets labels / #labels, the margin on every label
+    centres = T([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]])                 # cosines c, c, -c with c = 1/sqrt(2)
+    loss, _ = orthohash_loss(u, centres, T([[1.0, 1.0, 0.0]]), scale=2.0, margin=0.5)
+    c = 1 / math.sqrt(2)
+    log_p = 2 * (c - 0.5) - math.log(2 * math.exp(2 * (c - 0.5)) + math.exp(-2 * c))
+    assert float(loss) == pytest.approx(-log_p, abs=1e-6)               # -(1/2 log p_0 + 1/2 log p_1)
 
 
 def test_greedyhash_codes_with_sign_and_passes_the_gradient_straight_through():

@@ -28,6 +28,16 @@ covers the whole training set, so that every method sees the same images per epo
 only for training: at test time *every* database image, seen or unseen class, is coded by the
 network like the queries, as for every other method (the transductive reading, where the database
 keeps V, would need the unseen classes' labels).
+
+Reference checked by tests/test_field_methods.py::test_adsh_ties_network_codes_to_the_learned_codes_asymmetrically,
+tests/test_field_methods.py::test_adsh_similarity_is_the_references_soft_one,
+tests/test_field_methods.py::test_adsh_dcc_step_solves_each_bit_and_lowers_the_objective and
+tests/test_field_methods.py::test_adsh_dcc_step_is_the_references_update_on_sampled_queries: Jiang &
+Li, AAAI 2018, the objective above ("Model Formulation") and the discrete cyclic coordinate descent for V
+("Learning Algorithm"); reference implementation: jiangqy/ADSH-AAAI2018, ADSH_pytorch/ADSH_CIFAR_10.py
+(``calc_sim``, the soft similarity, and the DCC update of V, both written out in the tests) and
+ADSH_pytorch/utils/adsh_loss.py (both sums divided by |B| |Gamma|, gamma on the tie).  One
+difference: a bit whose DCC value is exactly 0 keeps its sign here, where the reference writes 0.
 """
 from __future__ import annotations
 

@@ -2,8 +2,18 @@
 
 Each seen class gets a binary hash centre; image codes are pulled to their class's centre by
 binary cross-entropy, plus a quantisation term.  No class semantics: this is what a practitioner
-uses without a zero-shot method.  Centres are rows of a Hadamard matrix when K is a power of two
-and K >= number of classes (as in CSQ), otherwise seeded Bernoulli(0.5) vectors.
+uses without a zero-shot method.  Centres are rows of a Hadamard matrix and their negations when K
+is a power of two and 2K >= number of classes (as in CSQ), otherwise seeded Bernoulli(0.5) vectors.
+
+Loss: BCE((u + 1)/2, (c_y + 1)/2), the mean over bits and items, plus lambda mean (|u| - 1)^2
+(``model.w_q``), u = tanh of the hash layer.  Reference checked by
+tests/test_loss_references.py::test_csq_is_the_cross_entropy_to_the_class_centre_plus_quantisation:
+Yuan et al., CVPR 2020, the central similarity loss plus lambda times the quantisation loss, worked
+by hand; reference implementation: swuxyj/DeepHash-pytorch, CSQ.py (``CSQLoss``: ``BCELoss`` plus
+lambda = 1e-4 times the quantisation term, Hadamard centres), which this loss follows.  The authors'
+yuanli2333/Hadamard-Matrix-for-hashing, train.py, adds a pairwise likelihood term on the two halves
+of each batch (lambda1 = 0.2 in options.py) and weighs the quantisation term by lambda2 = 0.05; we
+keep the paper's two terms, as the toolkit does.
 """
 from __future__ import annotations
 

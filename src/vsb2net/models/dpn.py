@@ -9,6 +9,12 @@ the target's side with a margin, bit by bit (the polarisation loss):
 v the real-valued output of the hash layer, m ``model.polar_margin`` (1 in the paper).  Multi-label
 items use the mean of their labels' codes as the target (a bit the labels disagree on gets target 0: no push).  Codes:
 sign(v).
+
+Reference checked by tests/test_field_methods.py::test_dpn_is_a_bitwise_hinge_towards_the_target_code:
+Fan et al., IJCAI 2020, the polarisation loss above, worked by hand; reference implementation:
+kamwoh/DPN (the authors'), scripts/train_hashing.py (``calculate_loss``: relu(m - v t), m = 1), and
+swuxyj/DeepHash-pytorch, DPN.py (``DPNLoss``, the same hinge).  The authors sum over the bits before
+the mean over items (K times our value at the same m); the toolkit takes the mean over both, as here.
 """
 from __future__ import annotations
 

@@ -9,6 +9,14 @@ b_i = sign(u_i), u_i the real-valued network output; eta is ``model.w_q``.  We t
 the pairs of a batch and the mean over its images and bits of the penalty, as public
 re-implementations do (the paper sums: n pairs per image against one penalty of K bits, so its
 eta = 10 is a far smaller weight per pair than it looks).
+
+Reference checked by tests/test_field_methods.py::test_dpsh_is_the_negative_log_likelihood_of_the_pair_labels:
+Li et al., IJCAI 2016, the relaxed objective above, worked by hand; reference implementation:
+swuxyj/DeepHash-pytorch, DPSH.py (``DPSHLoss``: the likelihood's mean over pairs plus alpha = 0.1
+times the mean of (u - sign u)^2, the normalisation taken here).  Its pairs are the batch against
+every training item's stored code (each item with itself included), ours the batch's pairs of
+different items.  jiangqy/DPSH-pytorch, DPSH_CIFAR_10.py divides both sums by N x batch instead,
+with lambda = 10 (the paper's sum).
 """
 from __future__ import annotations
 

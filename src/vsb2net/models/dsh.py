@@ -9,6 +9,16 @@ y = 1 when not (the paper's convention):
 with m = 2K in the paper (``model.margin_k`` is m / K) and alpha = 0.01 (``model.w_q``).  Every pair of
 different images of a batch is a training pair (the paper's online pair generation); the loss is
 their mean.  Codes: sign(b).
+
+Reference checked by tests/test_field_methods.py::test_dsh_pulls_similar_pairs_and_pushes_dissimilar_ones_to_the_margin
+and tests/test_field_methods.py::test_dsh_trains_with_the_authors_gradient_up_to_a_factor_two: Liu et
+al., CVPR 2016, the relaxed pairwise loss above, worked by hand; reference implementation:
+lhmRyan/deep-supervised-hashing-DSH (the first author's Caffe release),
+src/caffe/layers/hashing_loss_layer.cpp (every pair of the batch; CIFAR-10/train_test.prototxt sets
+the margin 24 at 12 bits, m = 2K, and the trade-off 0.01), written out as loops in the second test.
+Its forward value has our pair term but counts the regulariser once per image (tradeoff / N sum_i
+|| |b_i| - 1 ||_1, half of ours at one alpha); its backward pass applies half the pair term's
+derivative, so the gradient it trains with is half of ours: the same weighting of the two terms.
 """
 from __future__ import annotations
 

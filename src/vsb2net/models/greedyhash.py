@@ -8,6 +8,13 @@ keeps h near sign(h):
     L = CE(W b, y) + alpha || |h| - 1 ||_3^3 / (N K)
 
 alpha is ``model.w_q`` (0.1 in public re-implementations of the supervised variant).  Codes: sign(h).
+
+Reference checked by
+tests/test_field_methods.py::test_greedyhash_codes_with_sign_and_passes_the_gradient_straight_through:
+Su et al., NeurIPS 2018, the supervised loss above (cross-entropy on b = sign(h) with the gradient
+passed straight to h, plus alpha || |h| - 1 ||_3^3), worked by hand; reference implementation:
+ssppp/GreedyHash (the authors'), cifar1.py (the hash layer: sign forward, gradient unchanged
+backward; cross-entropy plus 0.1 mean | |h| - 1 |^3), as swuxyj/DeepHash-pytorch, GreedyHash.py.
 """
 from __future__ import annotations
 

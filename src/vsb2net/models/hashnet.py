@@ -8,6 +8,15 @@ weighted maximum likelihood of the pairwise labels s_ij under an adaptive sigmoi
 
 with w_ij = |S| / |S_1| for similar pairs and |S| / |S_0| for dissimilar ones (class imbalance of
 the pairs of a batch); we divide by |S|.  alpha is ``model.alpha``.
+
+Reference checked by tests/test_field_methods.py::test_hashnet_weights_similar_and_dissimilar_pairs_by_their_share:
+Cao et al., ICCV 2017, "Model Formulation" (the weighted maximum likelihood, w_ij, the adaptive
+sigmoid) and "Learning by Continuation" (beta_t); reference implementation: swuxyj/DeepHash-pytorch,
+HashNet.py (``HashNetLoss``: these weights, alpha <h_i, h_j> over the batch's pairs, each item with
+itself included, the sum divided by |S|), the form the test works by hand (pairs of different
+items).  The authors' thuml/HashNet, pytorch/src/loss.py, differs: its ``pairwise_loss`` weights
+similar pairs by a set constant (``class_num``) instead of |S| / |S_1| and takes log(1 + e^x) as x
+above x = 15; pytorch/src/network.py raises beta every 200 steps, ours every step.
 """
 from __future__ import annotations
 

@@ -1,4 +1,13 @@
-"""ITQ baseline: PCA of classifier features to K dimensions, then the ITQ rotation."""
+"""ITQ baseline: PCA of classifier features to K dimensions, then the ITQ rotation.
+
+Reference checked by tests/test_baselines.py::test_itq_rotation_is_orthogonal_and_lowers_quantisation_error and
+tests/test_loss_references.py::test_itq_rotation_is_the_procrustes_solution_for_its_codes: Gong &
+Lazebnik, CVPR 2011, Section 2 (centred data, PCA, then B = sgn(V R) and R from the SVD of B^T V in
+turn, an orthogonal Procrustes problem); reference implementation: the authors' ITQ.m (Yunchao Gong),
+republished in willard-yuan/hashing-baseline-for-image-retrieval, ITQ.m (sign(0) -> +1, R from the
+SVD of B^T V, as ``itq_rotation``); the test takes the rotation's fixed point from scipy's
+``orthogonal_procrustes`` and the PCA span from an eigendecomposition.
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,11 @@
-"""LSH baseline: random Gaussian projections of centred classifier features (Charikar 2002)."""
+"""LSH baseline: random Gaussian projections of centred classifier features (Charikar 2002).
+
+Reference checked by tests/test_loss_references.py::test_lsh_bits_disagree_in_proportion_to_the_angle:
+Charikar, STOC 2002, random-hyperplane hashing (a bit sign(r . x) with Gaussian r differs between x
+and y with probability theta(x, y) / pi; there is no loss to fit); reference implementation:
+willard-yuan/hashing-baseline-for-image-retrieval, LSH/trainLSH.m and LSH/compressLSH.m (Gaussian
+projections, bit = [x w > 0]), a common baseline; here the projections act on centred features.
+"""
 from __future__ import annotations
 
 import numpy as np

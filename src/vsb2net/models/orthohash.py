@@ -11,6 +11,13 @@ which is why the paper needs no other term.  s is ``model.alpha`` (8 in the pape
 ``model.cos_margin`` (0.2 by default, 0.3 for CIFAR-10 in the authors' release).  Multi-label items
 use the mean of their labels' target distributions (soft cross-entropy), margins on every label.
 Codes: sign(u).
+
+Reference checked by
+tests/test_field_methods.py::test_orthohash_is_a_margin_cross_entropy_over_cosines_to_the_class_codes:
+Hoe et al., NeurIPS 2021, the OrthoCos objective above, worked by hand; reference implementation:
+kamwoh/orthohash (the authors'), functions/loss/orthohash.py (``OrthoHashLoss``: cross-entropy of
+s (cos - m on the label), label-smoothing targets for multi-label, s = 8 and m = 0.2 by default)
+and models/alexnet.py (``CosSim`` against a fixed codebook, the hash layer batch-normalised).
 """
 from __future__ import annotations
 

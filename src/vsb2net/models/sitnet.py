@@ -3,6 +3,12 @@
 The hash layer is mapped *into the class word-vector space* by a linear layer, and trained by
 cosine similarity to the seen classes' vectors (softmax over seen classes), plus quantisation.
 Zero-shot transfer comes from the semantic space; codes for classes are not defined.
+
+Reference checked by
+tests/test_loss_references.py::test_sitnet_is_a_cosine_softmax_over_the_seen_class_vectors_plus_quantisation:
+Guo et al., IJCAI 2017, only in its idea (codes tied to the class word vectors through a layer into
+the semantic space); the loss form is ours (above), worked by hand in the test; no public reference
+implementation found.
 """
 from __future__ import annotations
 

@@ -6,6 +6,14 @@ embedding is binarised by PCA + ITQ rotation.  A class vector is coded by the sa
 so classes can be coded too (zero-shot classification, search by class name).  Our simplification:
 when K exceeds the semantic dimension D, the K - D remaining bits are random projections of the
 embedding (PCA has only D directions).
+
+Reference checked by tests/test_loss_references.py::test_tsk_aligns_features_to_the_label_vectors_by_ridge_regression:
+Yang et al., ACM MM 2016 (arXiv 1606.05032), in spirit only: its alignment of visual features to the
+labels' word vectors is here a ridge regression (the test solves it independently, as a least-squares
+problem), followed by PCA + ITQ; no public reference implementation by the authors found
+(shubhampachori12110095/Zero-Shot-Hashing-via-Transferring-Supervised-Knowledge, main.m, a
+third-party MATLAB version, optimises the paper's full objective with a rotation on the Stiefel
+manifold and kernel hash functions: not the form here).
 """
 from __future__ import annotations
 

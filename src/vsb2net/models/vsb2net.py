@@ -25,6 +25,10 @@ Both the visual feature space and the class-semantic space are embedded into one
 Query codes of classes (``model.class_codes``, ours): "relation" (default) rebuilds a class's code
 from the training classes' mean image codes with the LLE weights of its vector over theirs;
 "semantic" is the semantic branch's sign(z_c).  The loss uses the semantic branch either way.
+
+Reference checked by tests/test_model.py::test_each_loss_term_matches_its_formula_on_a_hand_computed_case:
+Li et al., ICPR 2020 (two branches into one Hamming space); the loss forms are our reconstruction
+(docs/METHOD.md), each term worked by hand in the test; no public reference implementation found.
 """
 from __future__ import annotations
 
