@@ -120,6 +120,17 @@ def test_tune_processes_sharing_a_file_keep_each_others_methods(tmp_path):
     assert t["lsh"]["seconds"] >= t["itq"]["seconds"] > 0
 
 
+def test_tune_jobs_tunes_methods_side_by_side_with_the_same_figures(tmp_path):
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(one), "one", progress=False, log=lambda *_: None, trials=2)
+    run_tune("animal-mnist", ["lsh", "itq"], 16, 30, 2, str(two), "two", progress=False, trials=2, jobs=2)
+    a, b = yaml.safe_load(one.read_text()), yaml.safe_load(two.read_text())
+    assert set(b["methods"]) == {"lsh", "itq"} and b["search"]["trials"] == {"lsh": 2, "itq": 2}
+    assert [t["val_map"] for t in b["trials"] if t["method"] == "lsh"] == [t["val_map"] for t in a["trials"]]
+    with pytest.raises(VsbError, match="--jobs 0"):
+        run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(one), "zero", progress=False, jobs=0)
+
+
 def test_tune_averages_over_validation_folds(tmp_path):
     out = tmp_path / "tuned.yaml"
     run_tune("animal-mnist", ["lsh"], 16, 30, 2, str(out), "folds", progress=False, log=lambda *_: None, folds=3,

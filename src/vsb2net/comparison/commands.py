@@ -70,7 +70,7 @@ def _cmd_tune(args) -> int:
     command = "vsb2net " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = run_tune(args.dataset, methods, args.bits, args.max_per_class, args.max_epochs, out, command,
                     root=args.data_root, progress=not args.no_progress, folds=args.val_folds, overrides=args.set,
-                    trials=args.trials)
+                    trials=args.trials, jobs=args.jobs)
     for method, chosen in load_tuned(path).get("methods", {}).items():
         print(f"  {method:16s} " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
     print(f"tuned defaults: {path}")

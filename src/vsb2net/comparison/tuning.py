@@ -177,9 +177,15 @@ def _merge_method(out: str, command: str, method: str, choice: dict, rows: list[
     write_text(out, text(commands, chosen, all_rows, spaces, n_trials, times))
 
 
+def _tune_one(method: str, kwargs: dict[str, Any]) -> None:
+    """One method's search in a worker process (``run_tune(jobs=...)``)."""
+    run_tune(methods=[method], **kwargs)
+
+
 def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | None, max_epochs: int,
              out: str, command: str, root: str | None = None, progress: bool = True, log=print,
-             folds: int = 1, overrides: list[str] | None = None, trials: int = DEFAULT_TRIALS) -> Path:
+             folds: int = 1, overrides: list[str] | None = None, trials: int = DEFAULT_TRIALS,
+             jobs: int = 1) -> Path:
     """Search each method's space with ``trials`` Optuna trials on the validation protocol; the file
     is rewritten after every method, so an interrupted tuning keeps what it finished, and the other
     methods in it are kept (several processes, each tuning other methods, may share ``out``).
@@ -191,23 +197,42 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
 
     ``overrides`` (``section.key=value``) hold for every trial and are saved with each method's
     choice, so that the benchmark trains its cells the way they were tuned (e.g. another backbone).
+
+    ``jobs`` > 1 tunes that many methods at once, each in a worker process with its share of the
+    CPU threads, taking the next method when it finishes (the methods' searches are independent;
+    each trial's figures are the same as in one process).
     """
     fixed = parse_overrides(overrides or [])
     if folds < 1:
         raise VsbError(f"--val-folds {folds}: give at least 1.")
     if trials < 1:
         raise VsbError(f"--trials {trials}: give at least 1.")
+    if jobs < 1:
+        raise VsbError(f"--jobs {jobs}: give at least 1.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     known = variants()
     base_methods = list(dict.fromkeys(known[m][0] for m in methods if METHODS.get(known[m][0]).tunable))
-    device = resolve_device("auto")
-    prep: Prepared | None = None
-    vals: list[ZeroShotSplit] = []
-    split_seed = 0
     unknown = [k for k in fixed if not setting_known(k)]
     if unknown:
         raise VsbError(f"--set {', '.join(unknown)}: unknown key for every method; `vsb2net methods` lists each "
                        "method's settings (a method parameter holds for the methods that have it).")
+    if jobs > 1 and len(base_methods) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        kwargs = {"dataset": dataset, "bits": bits, "max_per_class": max_per_class, "max_epochs": max_epochs,
+                  "out": out, "command": command, "root": root, "progress": False, "folds": folds,
+                  "overrides": overrides, "trials": trials}
+        ctx = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            for future in [pool.submit(_tune_one, m, kwargs) for m in base_methods]:
+                future.result()
+        return Path(out)
+    device = resolve_device("auto")
+    prep: Prepared | None = None
+    vals: list[ZeroShotSplit] = []
+    split_seed = 0
     for method in base_methods:
         cls = METHODS.get(method)
         mine = {k: v for k, v in fixed.items() if setting_applies(k, method)}
