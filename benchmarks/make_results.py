@@ -26,6 +26,7 @@ from vsb2net.comparison.paired import best_per_length  # noqa: F401
 from vsb2net.comparison.paired import paired_row as _paired_row  # noqa: F401
 from vsb2net.comparison.results_doc import class_code_lines, family_lines, readme_with_block, render, write_reference  # noqa: F401
 from vsb2net.comparison.results_plan import ResultsPlan, first_splits
+from vsb2net.comparison.tuning import run_tune
 from vsb2net.io import write_text
 from vsb2net.models import METHODS, REFERENCE, variants
 
@@ -56,7 +57,8 @@ PLAN = ResultsPlan(
 PLAN_V2 = dataclasses.replace(
     PLAN, command=".venv/bin/python benchmarks/make_results.py --plan v2", unseen_split="balanced",
     overrides=("model.code_layer=center",), tuned_suffix="v2", results_subdir="v2", seed_check_every_method=True,
-    pair_rivals=None, whole_set_aim_min=180, asymmetric_in_main=True)
+    pair_rivals=None, whole_set_aim_min=180, asymmetric_in_main=True, tune_trials=20, tune_max_epochs=12,
+    tune_folds=2)
 PLANS = {"v1": PLAN, "v2": PLAN_V2}
 
 
@@ -67,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "(docs/RESULTS-v2.md) until it replaces them")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--tables-only", action="store_true")
+    ap.add_argument("--tune", action="store_true",
+                    help="first tune every main method on the validation protocol as the plan says (Optuna, the same "
+                         "trials for each; --plan v2), rewriting its tuned files: a full recompute")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--no-pairs", action="store_true", help="skip computing the 45-pair table")
     ap.add_argument("--no-seeds", action="store_true", help="skip computing the training-seed check")
@@ -86,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def compute(plan: ResultsPlan, name: str, args: argparse.Namespace) -> None:
     """Run (or resume) the dataset's benchmarks in the plan's order: a later one may read an earlier
     one's cells (the seed check and the pairs retrain the main table's strongest methods)."""
+    if args.tune:
+        if plan.tune_trials is None:
+            raise SystemExit("this plan's tuned files name the commands that wrote them; --tune needs --plan v2")
+        run_tune(name, list(plan.main_methods), plan.tune_bits, plan.datasets[name], plan.tune_max_epochs,
+                 str(plan.tuned_file(name)), f"{plan.command} --tune --datasets {name} --jobs {args.jobs}",
+                 progress=False, folds=plan.tune_folds, overrides=plan.seeded_overrides(), trials=plan.tune_trials,
+                 jobs=args.jobs)
     skipped = {"seeds": args.no_seeds, "pairs": args.no_pairs}
     for stage in plan.compute_order:
         if skipped.get(stage):

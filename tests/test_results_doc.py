@@ -86,6 +86,13 @@ def test_the_v2_plan_has_distinct_balanced_splits_every_method_seeded_and_paired
     for name in plan.datasets:
         specs = plan.dataset_specs(name)
         tuned = load_tuned(specs.main.tuned) if Path(specs.main.tuned).is_file() else {}
+        if tuned:  # every method tuned with the same budget, as the plan says
+            from vsb2net.models import METHODS, variants
+
+            tunable = {variants()[m][0] for m in plan.main_methods if METHODS.get(variants()[m][0]).tunable}
+            assert tuned["search"]["trials"] == {m: plan.tune_trials for m in tunable}
+            assert tuned["max_epochs"] == plan.tune_max_epochs and tuned["val_folds"] == plan.tune_folds
+            assert all(c["model.code_layer"] == "center" for c in tuned["methods"].values())
         unseen = []
         for split in range(plan.splits):
             cfg = cell_config(specs.main, tuned, "dsh", 32, split)

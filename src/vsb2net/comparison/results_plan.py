@@ -87,6 +87,13 @@ class ResultsPlan:
     results_subdir: str = ""
     #: the training-seed check retrains every main method (True) or VSB2-Net and the best rival (False)
     seed_check_every_method: bool = False
+    #: how `make_results.py --tune` tunes every method before computing (None: the plan's tuned files
+    #: were written by the commands they name): Optuna trials per method, epoch cap, validation folds,
+    #: at ``tune_bits``, with the plan's own settings
+    tune_trials: int | None = None
+    tune_max_epochs: int = 12
+    tune_folds: int = 2
+    tune_bits: int = 32
     #: the asymmetric table reads the main table's cells at ``asymmetric_bits`` (cells computed since
     #: every cell carries the asymmetric ranking) instead of its own recomputed ones
     asymmetric_in_main: bool = False
