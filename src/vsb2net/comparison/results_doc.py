@@ -48,6 +48,9 @@ def render(plan: ResultsPlan) -> tuple[str, list[str]]:
     machines: set[str] = set()
     leads = transfers = True
     for name in plan.datasets:
+        if not plan.tuned_file(name).is_file():  # a plan being computed: its tuning comes first
+            body += [f"## {name}", "", f"(not tuned yet: `{plan.command} --tune --datasets {name}`)", ""]
+            continue
         specs = plan.dataset_specs(name)
         body += dataset_lines(plan, specs)
         readme += readme_lines(plan, name, specs.main)
