@@ -64,7 +64,9 @@ FAMILIES = {
     "pointwise": "pointwise supervised: each image against its class (a classifier, hash centres, a codebook)",
     "pairwise": "pairwise supervised: pairs of images, similar when they share a class",
     "asymmetric": "asymmetric supervised: network codes of images against learned codes of the training set",
-    "unsupervised": "unsupervised hashing of a seen-class classifier's features",
+    # not "unsupervised": the features come from a classifier trained on the seen classes' labels
+    "classifier features": "unsupervised hashing (no hashing loss) of the features of a classifier trained with the "
+                           "seen classes' labels: supervised features",
     "floor": "no learning: the level every method must beat",
 }
 

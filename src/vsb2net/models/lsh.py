@@ -15,7 +15,7 @@ from .feature_hashing import FeatureHashing
 from .relations import ClassContext
 
 
-@METHODS.register("lsh", help="random projections of seen-class classifier features (unsupervised reference)")
+@METHODS.register("lsh", help="random projections of a seen-class classifier's (supervised) features")
 class LSH(FeatureHashing):
     paper = ("Charikar: Similarity Estimation Techniques from Rounding Algorithms, STOC 2002 "
              "(on a seen-class classifier's features)")
