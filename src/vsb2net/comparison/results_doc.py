@@ -94,6 +94,9 @@ def head_lines(plan: ResultsPlan, machines: set[str]) -> list[str]:
         "10% of every class is held out as queries (the same query images in every split, `data.query_seed`); "
         "the database is every other image of all classes; training uses only seen-class database images.",
         "- Every method uses the same small CNN backbone (`cnn28`), the same training loop and the same protocol. "
+        + (f"Every method was tuned with the same budget: {plan.tune_trials} Optuna trials (TPE, its paper's values "
+           f"first, a median pruner), {plan.tune_folds} validation folds, epochs up to {plan.tune_max_epochs}. "
+           if plan.tune_trials else "") +
         "Hyper-parameters and epoch counts were chosen per method by `vsb2net tune` on the validation protocol "
         "(seen classes of split 0 held out as pseudo-unseen; each dataset's section names the folds), never on "
         "test queries; ablations inherit VSB2-Net's choice and switch one term off. The class vectors (the "
