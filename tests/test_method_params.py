@@ -89,3 +89,25 @@ def test_the_flat_section_round_trips_and_params_belong_to_their_method():
     with pytest.raises(TypeError, match="do not belong to method 'dsh'"):
         dataclasses.replace(cfg.model, method="dsh")
     assert dataclasses.replace(cfg.model, method="dsh", params=None).params == ModelConfig.of("dsh").params
+
+
+def test_no_search_space_holds_a_query_only_setting_and_query_only_settings_leave_image_codes_alone():
+    """The tuning scores pseudo-unseen image mAP: a setting that only changes how class-name queries
+    are coded cannot be chosen by it (plan v2's first tuning drew VSB2-Net's class_codes at random)."""
+    import numpy as np
+    import torch
+
+    from vsb2net.models.base import encode
+    from vsb2net.pipeline import fit_method, prepare
+
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        assert not set(cls.search) & cls.Params.query_only, name
+    codes = []
+    for value in ("relation", "semantic"):
+        cfg = build_config(None, ["model.method=vsb2net", f"model.class_codes={value}", "data.max_per_class=30",
+                                  "model.bits=16", "train.progress=false", "train.epochs=1"])
+        prep = prepare(cfg)
+        model, _ = fit_method(cfg, prep, prep.split, 1, torch.device("cpu"), "query-only check")
+        codes.append(encode(model.hash_images, prep.x[prep.split.database], torch.device("cpu")))
+    np.testing.assert_array_equal(codes[0], codes[1])

@@ -78,6 +78,10 @@ class MethodParams:
     #: behaviour from before they existed: a saved config without the key takes it, and a cell's
     #: hash leaves the key out while it holds it
     added: ClassVar[dict[str, Any]] = {}
+    #: parameters that change only how queries are coded after training (not the loss, not the
+    #: image codes): the tuning's score, pseudo-unseen image mAP, cannot see them, so they are
+    #: never in a method's search space (a search would pick them at random)
+    query_only: ClassVar[frozenset[str]] = frozenset()
 
     def validate(self, model: ModelConfig) -> None:
         """Checks beyond the declared types (``model``: the shared settings, e.g. the backbone)."""
