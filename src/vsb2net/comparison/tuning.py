@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import platform
 import tempfile
@@ -177,6 +178,40 @@ def _merge_method(out: str, command: str, method: str, choice: dict, rows: list[
     write_text(out, text(commands, chosen, all_rows, spaces, n_trials, times))
 
 
+def _checked_options(overrides: list[str] | None, folds: int, trials: int, jobs: int) -> dict[str, Any]:
+    """The ``--set`` overrides parsed, once every option is checked."""
+    fixed = parse_overrides(overrides or [])
+    for name, value in (("--val-folds", folds), ("--trials", trials), ("--jobs", jobs)):
+        if value < 1:
+            raise VsbError(f"{name} {value}: give at least 1.")
+    unknown = [k for k in fixed if not setting_known(k)]
+    if unknown:
+        raise VsbError(f"--set {', '.join(unknown)}: unknown key for every method; `vsb2net methods` lists each "
+                       "method's settings (a method parameter holds for the methods that have it).")
+    return fixed
+
+
+def _timed(fn: Callable[[], None]) -> dict[str, Any]:
+    """Run ``fn``; when it started and finished (UTC) and its wall time."""
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    fn()
+    return {"started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _tune_in_workers(methods: list[str], jobs: int, kwargs: dict[str, Any]) -> None:
+    """``run_tune(**kwargs)`` of each method in ``jobs`` spawned worker processes, each with its
+    share of the CPU threads, all merging into one tuned file."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    ctx = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        for future in [pool.submit(_tune_one, m, kwargs) for m in methods]:
+            future.result()
+
+
 def _tune_one(method: str, kwargs: dict[str, Any]) -> None:
     """One method's search in a worker process (``run_tune(jobs=...)``)."""
     run_tune(methods=[method], **kwargs)
@@ -202,32 +237,15 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
     CPU threads, taking the next method when it finishes (the methods' searches are independent;
     each trial's figures are the same as in one process).
     """
-    fixed = parse_overrides(overrides or [])
-    if folds < 1:
-        raise VsbError(f"--val-folds {folds}: give at least 1.")
-    if trials < 1:
-        raise VsbError(f"--trials {trials}: give at least 1.")
-    if jobs < 1:
-        raise VsbError(f"--jobs {jobs}: give at least 1.")
+    fixed = _checked_options(overrides, folds, trials, jobs)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     known = variants()
     base_methods = list(dict.fromkeys(known[m][0] for m in methods if METHODS.get(known[m][0]).tunable))
-    unknown = [k for k in fixed if not setting_known(k)]
-    if unknown:
-        raise VsbError(f"--set {', '.join(unknown)}: unknown key for every method; `vsb2net methods` lists each "
-                       "method's settings (a method parameter holds for the methods that have it).")
     if jobs > 1 and len(base_methods) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        threads = max(1, torch.get_num_threads() // jobs)
-        kwargs = {"dataset": dataset, "bits": bits, "max_per_class": max_per_class, "max_epochs": max_epochs,
-                  "out": out, "command": command, "root": root, "progress": False, "folds": folds,
-                  "overrides": overrides, "trials": trials}
-        ctx = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            for future in [pool.submit(_tune_one, m, kwargs) for m in base_methods]:
-                future.result()
+        _tune_in_workers(base_methods, jobs, {
+            "dataset": dataset, "bits": bits, "max_per_class": max_per_class, "max_epochs": max_epochs, "out": out,
+            "command": command, "root": root, "progress": False, "folds": folds, "overrides": overrides,
+            "trials": trials})
         return Path(out)
     device = resolve_device("auto")
     prep: Prepared | None = None
@@ -262,11 +280,7 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
             return float(row["val_map"])
 
         n = trials if cls.search else 1
-        started, t0 = datetime.now(UTC), time.perf_counter()
-        study.optimize(objective, n_trials=n, catch=())
-        took = {"started": started.isoformat(timespec="seconds"),
-                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "seconds": round(time.perf_counter() - t0, 1)}
+        took = _timed(functools.partial(study.optimize, objective, n_trials=n, catch=()))
         best = max((r for r in method_rows if r["state"] == "complete"), key=lambda r: r["val_map"])
         if best["best_epoch"] == max_epochs:
             log(f"{method}: the best epoch is the cap ({max_epochs}); raise --max-epochs")

@@ -65,7 +65,7 @@ FAMILIES = {
     "pairwise": "pairwise supervised: pairs of images, similar when they share a class",
     "asymmetric": "asymmetric supervised: network codes of images against learned codes of the training set",
     # not "unsupervised": the features come from a classifier trained on the seen classes' labels
-    "classifier features": "unsupervised hashing (no hashing loss) of the features of a classifier trained with the "
+    "classifier-features": "unsupervised hashing (no hashing loss) of the features of a classifier trained with the "
                            "seen classes' labels: supervised features",
     "floor": "no learning: the level every method must beat",
 }

@@ -46,7 +46,7 @@ class FeatureHashing(HashingMethod):
     """Backbone + linear classifier; codes = sign((f - mean) @ projection) after ``post_fit``."""
 
     codes_classes = False
-    family = "classifier features"
+    family = "classifier-features"
     # LSH, ITQ and TSK train the same seeded classifier first: a benchmark trains it once per split
     shared_stage = "classifier"
     mean: torch.Tensor
