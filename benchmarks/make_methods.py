@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vsb2net.comparison import method_lists
+from vsb2net.comparison.levers_doc import gap, pick
 from vsb2net.comparison.tuned import TUNED_DIR, load_tuned_file
 from vsb2net.config import SHARED_MODEL_KEYS
 from vsb2net.io import write_text
@@ -78,14 +79,6 @@ def method_section(name: str, tuned: list[tuple[str, dict]]) -> list[str]:
 CODE_LAYER_DIR = ROOT / "benchmarks" / "results" / "transfer" / "code_layer"
 
 
-def _best_epoch_runs(row: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Per run, the pseudo-unseen image and class-name mAP at the setting's epoch with the best mean image mAP."""
-    img = np.array([r["image"] for r in row["runs"]], dtype=float)
-    cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in row["runs"]], dtype=float)
-    e = int(np.argmax(img.mean(0)))
-    return img[:, e], cls[:, e]
-
-
 def code_layer_section() -> list[str]:
     """Linear against centred code layer, every method, on the validation protocol (batch 11)."""
     paths = sorted(CODE_LAYER_DIR.glob("*.jsonl"))
@@ -107,17 +100,14 @@ def code_layer_section() -> list[str]:
         for name in [n[:-len("-linear")] for n in rows if n.endswith("-linear")]:
             if f"{name}-center" not in rows:
                 continue
-            (lin, lin_cls), (cen, cen_cls) = (_best_epoch_runs(rows[f"{name}-{k}"]) for k in ("linear", "center"))
-            d = cen - lin
-            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            (lin, lin_cls, _), (cen, cen_cls, _) = (pick(rows[f"{name}-{k}"]) for k in ("linear", "center"))
             total += 1
-            ahead += int(d.mean() > 0)
-            lines.append(f"| {path.stem} | {name} | {len(d)} | {lin.mean():.3f} | {cen.mean():.3f} | "
-                         f"{d.mean():+.3f} ± {se:.3f} |")
+            ahead += int((cen - lin).mean() > 0)
+            lines.append(f"| {path.stem} | {name} | {len(lin)} | {lin.mean():.3f} | {cen.mean():.3f} | "
+                         f"{gap(cen, lin)} |")
             if np.isfinite(lin_cls).all() and np.isfinite(cen_cls).all():
-                lines.append(f"| {path.stem} | {name} (class-name mAP) | {len(d)} | {lin_cls.mean():.3f} | "
-                             f"{cen_cls.mean():.3f} | {(cen_cls - lin_cls).mean():+.3f} ± "
-                             f"{(cen_cls - lin_cls).std(ddof=1) / np.sqrt(len(d)):.3f} |")
+                lines.append(f"| {path.stem} | {name} (class-name mAP) | {len(lin)} | {lin_cls.mean():.3f} | "
+                             f"{cen_cls.mean():.3f} | {gap(cen_cls, lin_cls)} |")
     return lines + ["", f"Centred codes gave the higher pseudo-unseen image mAP for {ahead} of {total} method x "
                         "dataset pairs, so every method of the benchmark plan v2 (`benchmarks/make_results.py --plan "
                         "v2`) is tuned and trained with `model.code_layer=center`: one decision for all, on image mAP, "

@@ -35,6 +35,23 @@ def levers_section(transfer_dir: Path, docs_dir: Path) -> list[str]:
             *levers_table(paths), "", *selection_lines(paths), *class_code_section(transfer_dir / "codes")]
 
 
+def pick(d: dict) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per run of one setting (a batch file's row), the pseudo-unseen image and class-name mAP at the
+    setting's epoch with the best mean image mAP, and that epoch (0-based)."""
+    img = np.array([r["image"] for r in d["runs"]], dtype=float)
+    cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in d["runs"]], dtype=float)
+    e = int(np.argmax(img.mean(0)))
+    return img[:, e], cls[:, e], e
+
+
+def gap(a: np.ndarray, b: np.ndarray) -> str:
+    """The paired gap ``a - b`` over the same runs, ± its standard error ('-' when not paired)."""
+    d = a - b
+    if len(a) != len(b) or np.isnan(d).any():
+        return "-"
+    return f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
+
+
 def levers_table(paths: list[Path]) -> list[str]:
     """Markdown: each batch file's settings against the batch's baseline for the same dataset (its
     row named ``*base``, else its first row), paired over the same runs.  A setting's epoch is the
@@ -43,18 +60,6 @@ def levers_table(paths: list[Path]) -> list[str]:
     lines = ["| batch | setting | runs | epoch | pseudo-unseen image mAP | paired image gap to the batch's "
              "baseline (± s.e.) | class-name mAP | paired class-name gap (± s.e.) | oracle mAP | distinct codes |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-
-    def pick(d: dict) -> tuple[np.ndarray, np.ndarray, int]:
-        img = np.array([r["image"] for r in d["runs"]], dtype=float)
-        cls = np.array([[np.nan if v is None else v for v in r["class"]] for r in d["runs"]], dtype=float)
-        e = int(np.argmax(img.mean(0)))
-        return img[:, e], cls[:, e], e
-
-    def gap(a: np.ndarray, b: np.ndarray) -> str:
-        d = a - b
-        if len(a) != len(b) or np.isnan(d).any():
-            return "-"
-        return f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
 
     for path in paths:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
