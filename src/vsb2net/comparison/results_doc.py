@@ -543,14 +543,12 @@ def seed_means(by_seed: list[tuple[int, list[Cell]]], bits: int
     # partial cells: only what the paired gaps read
     cells = [cast(Cell, {"variant": m, "split": s, "bits": bits, "unseen": {"map": float(np.mean(v))}})
              for (m, s), v in full.items()]
-    spread: dict[str, list[float]] = {}
+    by_method: dict[str, list[list[float]]] = {}  # (splits x seeds) per method
     for (m, _), v in full.items():
-        spread.setdefault(m, []).append(float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"))
-    per_seed: dict[str, list[list[float]]] = {}
-    for (m, _), v in full.items():
-        per_seed.setdefault(m, []).append(v)
-    return (cells, {m: float(np.mean(v)) for m, v in spread.items()},
-            {m: np.mean(np.array(v), axis=0).tolist() for m, v in per_seed.items()})
+        by_method.setdefault(m, []).append(v)
+    arrays = {m: np.array(v) for m, v in by_method.items()}
+    spread = {m: float(a.std(axis=1, ddof=1).mean()) if a.shape[1] > 1 else float("nan") for m, a in arrays.items()}
+    return cells, spread, {m: a.mean(axis=0).tolist() for m, a in arrays.items()}
 
 
 def every_seed_lines(bits: int, by_seed: list[tuple[int, list[Cell]]], methods: Sequence[str],

@@ -165,9 +165,8 @@ class ResultsPlan:
             unseen = aggregate(collect_cells(Path(main.out), main), "unseen")
             others = [m for m in main.methods if not m.startswith(REFERENCE) and (m, self.pairs_bits) in unseen]
             rivals = sorted(others, key=lambda m: -unseen[(m, self.pairs_bits)][0])[:self.pair_rivals]
-        # the pairs are their own split design: the main table's is left out
-        own = [o for o in main.overrides if not o.startswith("data.unseen_split=")]
-        main = dataclasses.replace(main, overrides=own)
+        # the pairs are their own split design: the plan's settings without its split design
+        main = dataclasses.replace(main, overrides=list(self.overrides))
         return self.beside(main, "pairs", [REFERENCE, *rivals], self.pairs_bits, 45, ["data.unseen_split=combination"])
 
     def asymmetric_spec(self, main: BenchmarkSpec) -> BenchmarkSpec:

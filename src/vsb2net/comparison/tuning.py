@@ -169,13 +169,15 @@ def _merge_method(out: str, command: str, method: str, choice: dict, rows: list[
     keeping every other method's (tuned before, or by another process meanwhile)."""
     previous = load_tuned(out) if Path(out).is_file() else {}
     search = previous.get("search", {})
-    chosen = {**{m: v for m, v in previous.get("methods", {}).items() if m != method}, method: choice}
+
+    def replaced(entries: dict, value: Any) -> dict:
+        return {**{m: v for m, v in entries.items() if m != method}, method: value}
+
     all_rows = [r for r in previous.get("trials", []) if r["method"] != method] + rows
-    spaces = {**{m: s for m, s in search.get("spaces", {}).items() if m != method}, method: space}
-    n_trials = {**{m: k for m, k in search.get("trials", {}).items() if m != method}, method: n}
-    times = {**{m: t for m, t in search.get("times", {}).items() if m != method}, method: time_}
     commands = [c for c in previous.get("commands", []) if c != command] + [command]
-    write_text(out, text(commands, chosen, all_rows, spaces, n_trials, times))
+    write_text(out, text(commands, replaced(previous.get("methods", {}), choice), all_rows,
+                         replaced(search.get("spaces", {}), space), replaced(search.get("trials", {}), n),
+                         replaced(search.get("times", {}), time_)))
 
 
 def _checked_options(overrides: list[str] | None, folds: int, trials: int, jobs: int) -> dict[str, Any]:
