@@ -152,6 +152,26 @@ def test_tune_averages_over_validation_folds(tmp_path):
     assert doc["selection"].count("[") >= 4  # the three folds' pseudo-unseen classes and the seen classes
 
 
+def test_tune_stops_a_fold_after_its_patience_and_no_later_fold_runs_longer(tmp_path):
+    import numpy as np
+
+    from vsb2net.comparison.tuning import TUNE_PATIENCE
+
+    out = tmp_path / "tuned.yaml"
+    run_tune("animal-mnist", ["lsh"], 16, 30, 9, str(out), "patience", progress=False, log=lambda *_: None,
+             folds=2, trials=2)
+    doc = yaml.safe_load(out.read_text())
+    assert "patience" in doc["search"]
+    for row in doc["trials"]:
+        first, second = row["folds"]
+        assert len(second) <= len(first) <= 9 and len(row["history"]) == len(second)
+        for curve, cap in ((first, 9), (second, len(first))):
+            best = int(np.argmax(curve))  # a fold stops only when patience epochs passed without a better one
+            assert len(curve) == cap or len(curve) - 1 - best == TUNE_PATIENCE
+        assert row["history"] == pytest.approx(np.mean([first[:len(second)], second], axis=0))
+    assert any(len(c) < 9 for row in doc["trials"] for c in row["folds"])  # the rule was exercised
+
+
 def test_validation_folds_hold_out_other_classes():
     import numpy as np
 

@@ -525,6 +525,31 @@ def test_asymmetric_ap_is_the_ap_of_ranking_by_the_real_valued_code():
     assert tied[0] == pytest.approx(M.average_precision_tie_aware(np.array([10]), np.array([9])))
 
 
+@pytest.mark.parametrize("within", [False, True])
+@pytest.mark.parametrize("multi", [False, True])
+def test_asymmetric_ap_of_a_database_of_repeated_codes_is_the_ap_of_its_items(within, multi):
+    """The asymmetric AP scores each distinct database code once (a trained model's database repeats
+    its codes); item by item, every item's (distance, score) key and the tie groups they form give
+    the same AP, multi-label relevance included."""
+    from vsb2net.evaluation.retrieval import asymmetric_average_precision
+
+    rng = np.random.default_rng(3)
+    u = np.round(rng.normal(size=(9, 16)), 1)  # rounded: codes of equal score, not only identical ones
+    db = pack_codes(rng.normal(size=(12, 16)))[rng.integers(0, 12, 150)]
+    ql, dl = (rng.integers(0, 2, (9, 3)), rng.integers(0, 2, (150, 3))) if multi else \
+        (rng.integers(0, 3, 9), rng.integers(0, 3, 150))
+    ap = asymmetric_average_precision(u, db, ql, dl, chunk=4, within_hamming=within)
+    b = np.where(np.unpackbits(db, axis=1) > 0, 1.0, -1.0)
+    for i in range(9):
+        score = np.round(b @ u[i], 6)
+        dist = (b != np.where(u[i] >= 0, 1.0, -1.0)).sum(1) if within else np.zeros(150)
+        rel = (dl @ ql[i] > 0) if multi else dl == ql[i]
+        keys = sorted({(d, -s) for d, s in zip(dist, score)})
+        n = np.array([sum((dist == d) & (score == -s)) for d, s in keys])
+        r = np.array([sum(rel & (dist == d) & (score == -s)) for d, s in keys])
+        assert ap[i] == pytest.approx(M.average_precision_tie_aware(n, r), abs=1e-12)
+
+
 def test_asymmetric_ap_within_hamming_is_the_ap_of_the_served_ranking():
     """within_hamming=True: the AP of HammingIndex.search(..., real=u)'s order, (distance, score)."""
     from vsb2net.evaluation.retrieval import asymmetric_average_precision

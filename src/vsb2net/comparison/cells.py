@@ -17,11 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..config import RunConfig, hashed_settings, saved_config_from_dict
 from ..errors import VsbError
 from ..evaluation.health import model_health
-from ..evaluation.model_eval import evaluate_model
+from ..evaluation.model_eval import cpu_name, evaluate_model, run_meta, semantic_alignment
 from ..evaluation.record import Cell, CellMetrics, summary
 from ..io import write_json
 from ..models import METHODS
@@ -118,12 +117,27 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Stage
     return model
 
 
+#: the last split's semantic alignment: (its Prepared, the value)
+_ALIGNMENT: list[tuple[Prepared, float | None]] = []
+
+
+def split_alignment(prep: Prepared) -> float | None:
+    """:func:`semantic_alignment` of a split: it reads the inputs and class vectors, not the model, so
+    every cell of the split shares one computation (it was a seventh of a one-epoch cell's time)."""
+    if not _ALIGNMENT or _ALIGNMENT[0][0] is not prep:
+        _ALIGNMENT[:] = [(prep, semantic_alignment(prep.x, prep.dataset.labels, prep.split.train,
+                                                   list(prep.split.seen), prep.vectors))]
+    return _ALIGNMENT[0][1]
+
+
 def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> CellMetrics:
     """The run's evaluation (vsb2net.evaluation.model_eval), without curves and per-class detail, and the
     model's health (:mod:`vsb2net.evaluation.health`)."""
     metrics, enc = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
-                                  prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False)
+                                  prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False,
+                                  alignment=False)
     out = summary(metrics)
+    out["semantics"]["alignment"] = split_alignment(prep)
     out["semantics"]["source"] = prep.vectors_source
     out["health"] = model_health(model, prep.x[prep.split.train], enc.packed["database"], cfg.model.bits, device)
     return out
@@ -161,12 +175,13 @@ class _CellRunner:
         result = evaluate_cell(model, prep, cfg, device)
         names = prep.dataset.class_names
         seconds = time.perf_counter() - t0
+        meta = run_meta()
         cell: Cell = {**result, "variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
                       "unseen_classes": [names[c] for c in prep.split.unseen],
                       "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
                       "seconds": seconds, "config": cfg.to_dict(), "config_hash": config_hash(cfg),
-                      "vsb2net_version": __version__, "git_commit": self.commit,
-                      "torch": torch.__version__, "python": platform.python_version(),
+                      "vsb2net_version": meta["vsb2net_version"], "git_commit": self.commit,
+                      "torch": meta["torch"], "python": meta["python"], "numpy": meta["numpy"], "cpu": meta["cpu"],
                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
                       f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"}
         write_json(cell_path(self.out, variant, bits, split), cell)
@@ -283,7 +298,7 @@ def verify_cells(spec: BenchmarkSpec, count: int, seed: int = 0, log=print) -> t
         raise VsbError(f"{out}: no current cell to verify; compute the benchmark first.")
     rng = np.random.default_rng(seed)
     chosen = [current[i] for i in sorted(rng.choice(len(current), min(count, len(current)), replace=False))]
-    device, same = resolve_device("auto"), 0
+    device, same, here = resolve_device("auto"), 0, cpu_name()
     before = torch.get_num_threads()
     try:
         for split, variant, bits in chosen:
@@ -296,9 +311,13 @@ def verify_cells(spec: BenchmarkSpec, count: int, seed: int = 0, log=print) -> t
             a, b = _figures(stored), _figures(cast(dict, again))
             differ = sorted(k for k in a if k in b and a[k] != b[k])
             same += not differ
+            elsewhere = "" if stored.get("cpu") == here else (
+                f"; computed on {stored.get('cpu') or 'a CPU the cell does not name'}, this is {here}: training's "
+                "float sums round differently on another CPU, so every figure may differ there")
             log(f"{variant} {bits} bits split {split} ({threads or before} thread(s), {stored.get('git_commit')}): "
                 + ("every figure reproduced" if not differ else
-                   f"{len(differ)} of {len(a)} figures differ, e.g. {differ[0]} {a[differ[0]]!r} vs {b[differ[0]]!r}"))
+                   f"{len(differ)} of {len(a)} figures differ, e.g. {differ[0]} {a[differ[0]]!r} vs {b[differ[0]]!r}")
+                + elsewhere)
     finally:
         torch.set_num_threads(before)
     log(f"{same} of {len(chosen)} cells reproduced exactly")

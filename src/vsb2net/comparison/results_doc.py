@@ -59,7 +59,8 @@ def render(plan: ResultsPlan) -> tuple[str, list[str]]:
         leads &= lead
         transfers &= transfer
         for sp in [*specs.every(), specs.asymmetric]:
-            machines |= {f"{r.get('device', '?')}, torch {r.get('torch', '?')}"
+            machines |= {f"{r.get('device', '?')}" + (f" on {r['cpu']}" if r.get("cpu") else "")
+                         + f", torch {r.get('torch', '?')}" + (f", numpy {r['numpy']}" if r.get("numpy") else "")
                          for r in collect_cells(Path(sp.out), sp)}
     head = head_lines(plan, machines) + standing_section(plan, standing, leads, transfers)
     return "\n".join(head + body + levers_section(plan.results_dir / "transfer", plan.docs_dir)), readme

@@ -2,7 +2,8 @@
 (pseudo-unseen seen classes of split 0, over one or more folds).  Each method declares its search
 space and its paper's values in its own file (``HashingMethod.search`` / ``reference``); Optuna's
 TPE sampler proposes the settings, the paper's values first, and a median pruner stops a trial whose
-pseudo-unseen mAP trails the others' at the same epoch.  The best setting and its best epoch become
+pseudo-unseen mAP trails the others' at the same epoch; a fold stops after :data:`TUNE_PATIENCE` epochs
+without improving.  The best setting and its best epoch become
 the method's defaults in a YAML file that is committed, with every trial and the search space.  No
 unseen class and no test query takes part."""
 from __future__ import annotations
@@ -27,6 +28,7 @@ import yaml
 from ..config import RunConfig, build_config, parse_overrides, setting_applies, setting_known
 from ..data.splits import ZeroShotSplit, validation_splits
 from ..errors import VsbError
+from ..evaluation.model_eval import cpu_name
 from ..io import write_text
 from ..models import METHODS, HashingMethod
 from ..pipeline import Prepared, fit_method, prepare
@@ -40,6 +42,10 @@ DEFAULT_TRIALS = 20
 PRUNER_STARTUP = 5
 #: the seed of the TPE sampler: a tuning rerun proposes the same settings
 SAMPLER_SEED = 0
+#: a fold stops after this many epochs without a better pseudo-unseen mAP: the tuning's largest cost
+#: was finished trials training to the cap long after their peak (benchmarks/replay_patience.py replays
+#: a tuned file's stored fold curves with each patience; docs/BENCHMARK.md gives what it printed)
+TUNE_PATIENCE = 4
 
 
 def config_key(key: str) -> str:
@@ -68,8 +74,7 @@ def _setting_config(method: str, params: dict[str, Any], fixed: dict[str, Any], 
         raise VsbError(f"--set {', '.join(clash)}: tune sets these itself (they are its options or the "
                        f"{method} search space); use --bits, --max-epochs, --dataset, --data-root or "
                        "--max-per-class, or leave the search to set them.")
-    if folds > 1:  # whole curves: an average over folds needs every fold at every epoch
-        values["train.patience"] = max_epochs
+    values["train.patience"] = TUNE_PATIENCE
     if root:
         values["data.root"] = root
     if max_per_class:
@@ -82,9 +87,13 @@ def _score_setting(cfg: RunConfig, prep: Prepared, vals: list[ZeroShotSplit], me
     """Train one setting on every validation fold: its best pseudo-unseen mAP (the mean over the
     folds when there are several), the epoch it was reached at, and the validation curves.  With a
     ``trial``, every epoch's mAP is reported to Optuna (step: fold x max_epochs + epoch, the same
-    for every trial) and a pruned trial stops there (``optuna.TrialPruned``)."""
+    for every trial) and a pruned trial stops there (``optuna.TrialPruned``).
+
+    A fold stops after :data:`TUNE_PATIENCE` epochs without improving, and no later fold trains
+    longer than the shortest before it: the mean is taken over the epochs every fold reached."""
     folds = len(vals)
-    curves = []
+    curves: list[list[float]] = []
+    limit = max_epochs
     for k, val in enumerate(vals):
         def report(state: dict[str, Any], k: int = k) -> None:
             if trial is None:
@@ -94,13 +103,14 @@ def _score_setting(cfg: RunConfig, prep: Prepared, vals: list[ZeroShotSplit], me
             if trial.should_prune():
                 raise optuna.TrialPruned(f"fold {k + 1}, epoch {last['epoch']}: val mAP {last['val_map']:.4f}")
 
-        _, res = fit_method(cfg, prep, val, max_epochs, device,
+        _, res = fit_method(cfg, prep, val, limit, device,
                             f"tune {method}" + (f" fold {k + 1}/{folds}" if folds > 1 else ""), validate_on=val,
                             on_epoch_end=report)
         curves.append([h["val_map"] for h in res.history])  # every epoch was validated (validate_on)
+        limit = min(limit, len(curves[-1]))
     if folds == 1:
         return {"val_map": res.best_score, "best_epoch": res.best_epoch, "history": curves[0]}
-    mean = np.mean(np.array(curves, dtype=np.float64), axis=0)
+    mean = np.mean(np.array([c[:limit] for c in curves], dtype=np.float64), axis=0)
     best = int(np.argmax(mean))
     return {"val_map": float(mean[best]), "best_epoch": best + 1, "history": mean.tolist(),
             "folds": [[float(v) for v in c] for c in curves]}
@@ -127,9 +137,11 @@ def _tuned_text(commands: list[str], dataset: str, bits: int, max_epochs: int, p
         # among them was not strictly unseen to the tuning (RESULTS.md says which splits)
         "tuning_classes": sorted(names[c] for c in prep.split.seen),
         "tuning_splits": [int(split_seed)],
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {cpu_name()}",
         "search": {"sampler": f"optuna TPE (seed {SAMPLER_SEED}), the paper's values as the first trial",
                    "pruner": f"median (after {PRUNER_STARTUP} trials, per fold and epoch)",
+                   "patience": f"a fold stops after {TUNE_PATIENCE} epochs without a better pseudo-unseen mAP; "
+                               "later folds train no longer than the shortest before them",
                    "trials": n_trials, "spaces": spaces,
                    # when each method's search ran (UTC) and its wall time: the budget of a full recompute
                    "times": times},

@@ -36,6 +36,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -328,10 +329,25 @@ def evaluate_model(model: HashingMethod, x: torch.Tensor, labels: np.ndarray, sp
     return metrics, enc
 
 
+def cpu_name() -> str:
+    """The CPU's model name and the instruction set torch's kernels dispatch to (e.g. "AMD EPYC,
+    AVX512"): a trained model's figures depend on both, so two machines with the same packages may
+    disagree in every figure of a cell (the float sums of training round differently)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def run_meta() -> dict[str, str]:
-    """What produced a metrics record: package and platform versions."""
-    return {"vsb2net_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.machine()}
+    """What produced a metrics record: package versions, the platform and the CPU (:func:`cpu_name`)."""
+    return {"vsb2net_version": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name()}
 
 
 def validation_score(metrics: Metrics, select_on: str) -> float:

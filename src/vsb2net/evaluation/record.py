@@ -163,6 +163,9 @@ class Cell(CellMetrics):
     torch: str
     python: str
     device: str
+    #: numpy's version and the CPU (:func:`vsb2net.evaluation.model_eval.cpu_name`); older cells lack them
+    numpy: NotRequired[str]
+    cpu: NotRequired[str]
 
 
 #: the four protocols (queries@database) -> (row, its metric): the database of the row's own

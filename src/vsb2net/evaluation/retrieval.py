@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.special import gammaln
 
 from vsb2net.codes import _check_packed, hamming_distances, pad_codes, to_numpy
@@ -401,23 +402,32 @@ def asymmetric_average_precision(q_real: Any, db_packed: Any, q_labels: Any, db_
         raise VsbError(f"real-valued query codes of shape {u.shape} for {bits}-bit database codes; "
                        f"give one row of {bits} values per query.")
     ql, dl, multi = _check_labels(q_labels, db_labels, len(u), len(db))
-    b = np.unpackbits(db, axis=1).astype(np.float64) * 2 - 1  # bit 1 = +1, as pack_codes packs
     n_db = len(db)
+    # identical database codes always share a tie group: each distinct code is scored and sorted
+    # once, carrying its item count and, per query, its relevant items (a trained model's database
+    # holds a fifth to two thirds as many distinct codes as items)
+    codes, inverse, counts = np.unique(db, axis=0, return_inverse=True, return_counts=True)
+    member = sparse.csr_matrix((np.ones(n_db, np.float32), (inverse.ravel(), np.arange(n_db))),
+                               shape=(len(codes), n_db))
+    b = np.unpackbits(codes, axis=1).astype(np.float64) * 2 - 1  # bit 1 = +1, as pack_codes packs
+    n_codes = len(codes)
     h = harmonic_numbers(n_db)
     out = np.zeros(len(u))
     for lo in range(0, len(u), chunk):
-        order, s, d = _asymmetric_order(u[lo:lo + chunk], b, within_hamming)
+        order, s, d = _asymmetric_groups(u[lo:lo + chunk], b, within_hamming)
         ss = np.take_along_axis(s, order, axis=1)
-        rel = np.take_along_axis(_relevance(ql[lo:lo + chunk], dl, multi), order, axis=1)
+        relevant = np.rint(member @ _relevance(ql[lo:lo + chunk], dl, multi).T.astype(np.float32)).T
+        rel = np.take_along_axis(relevant, order, axis=1)
         change = ss[:, 1:] != ss[:, :-1]
         if d is not None:
             dd = np.take_along_axis(d, order, axis=1)
             change |= dd[:, 1:] != dd[:, :-1]
         group = np.concatenate([np.zeros((len(ss), 1), np.int64), np.cumsum(change, axis=1)], axis=1)
-        idx = group + (np.arange(len(ss)) * n_db)[:, None]
-        n = np.bincount(idx.ravel(), minlength=len(ss) * n_db).reshape(len(ss), n_db)
-        r = np.bincount(idx.ravel(), weights=rel.ravel(), minlength=len(ss) * n_db).reshape(len(ss), n_db)
-        out[lo:lo + chunk] = average_precision_tie_aware(n, r.astype(np.int64), h)
+        idx = (group + (np.arange(len(ss)) * n_codes)[:, None]).ravel()
+        n = np.bincount(idx, weights=counts[order].ravel(), minlength=len(ss) * n_codes)
+        r = np.bincount(idx, weights=rel.ravel(), minlength=len(ss) * n_codes)
+        out[lo:lo + chunk] = average_precision_tie_aware(n.reshape(len(ss), n_codes).astype(np.int64),
+                                                         r.reshape(len(ss), n_codes).astype(np.int64), h)
     return out
 
 
@@ -432,20 +442,39 @@ def asymmetric_ranking(q_real: Any, db_packed: Any, chunk: int = 64, within_hamm
                            for lo in range(0, len(u), chunk)]) if len(u) else np.zeros((0, len(db)), np.int64)
 
 
-def _asymmetric_order(u: np.ndarray, b: np.ndarray, within_hamming: bool
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(order, scores, distances or None) of the +-1 database codes ``b`` for real-valued queries ``u``."""
+def _asymmetric_keys(u: np.ndarray, b: np.ndarray, within_hamming: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores, distances or None) of the +-1 database codes ``b`` for real-valued queries ``u``."""
     s = u @ b.T
     # a code's score is a sum of +-u_i: identical codes give one value, but BLAS may round the
     # same sum differently in different columns; 9 significant digits merge only those
     s = np.round(s, 9 - int(np.ceil(np.log10(np.abs(s).max() + 1e-30))))
     if not within_hamming:
-        return np.argsort(-s, axis=1, kind="stable"), s, None
+        return s, None
     # distance to the query's signs (pack_codes: x >= 0 is bit 1): the bits where they differ
     sign = np.where(u >= 0, 1.0, -1.0)
-    d = np.rint((b.shape[1] - sign @ b.T) / 2)
-    positions = np.broadcast_to(np.arange(b.shape[0]), d.shape)
-    return served_order(d, positions, s), s, d
+    return s, np.rint((b.shape[1] - sign @ b.T) / 2)
+
+
+def _asymmetric_order(u: np.ndarray, b: np.ndarray, within_hamming: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(order, scores, distances or None): the served order of the database codes ``b``."""
+    s, d = _asymmetric_keys(u, b, within_hamming)
+    if d is None:
+        return np.argsort(-s, axis=1, kind="stable"), s, None
+    return served_order(d, np.broadcast_to(np.arange(b.shape[0]), d.shape), s), s, d
+
+
+def _asymmetric_groups(u: np.ndarray, b: np.ndarray, within_hamming: bool
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """As :func:`_asymmetric_order`, but items of one tie group (equal distance and score) in any
+    order: the tie-aware AP reads only the groups."""
+    s, d = _asymmetric_keys(u, b, within_hamming)
+    by_score = np.argsort(-s, axis=1)
+    if d is None:
+        return by_score, s, None
+    # then by distance, keeping the score order within a distance (a stable radix sort of int16)
+    by_distance = np.argsort(np.take_along_axis(d, by_score, axis=1).astype(np.int16), axis=1, kind="stable")
+    return np.take_along_axis(by_score, by_distance, axis=1), s, d
 
 
 def _relevance(ql: np.ndarray, dl: np.ndarray, multi: bool) -> np.ndarray:
