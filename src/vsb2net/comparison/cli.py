@@ -57,7 +57,8 @@ def register(sub, add_config_flags) -> None:
     p = sub.add_parser("tune", help="choose each method's settings and epochs on the validation protocol",
                        description="Search each method's space (declared in its own file: its loss weights, "
                                    "margins and the learning rate) with the same number of Optuna trials for every "
-                                   "method (TPE, the paper's values first, a median pruner) on the validation "
+                                   "method (TPE, the paper's values first, a median pruner; a fold stops after 4 "
+                                   "epochs without a better score) on the validation "
                                    "protocol (pseudo-unseen seen classes of split 0), and write the chosen defaults, "
                                    "with the command, the search spaces and every trial, to a YAML file for "
                                    "`vsb2net benchmark --tuned` and `vsb2net run --tuned`.")

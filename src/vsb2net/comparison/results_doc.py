@@ -164,8 +164,8 @@ def standing_lines(plan: ResultsPlan, name: str, spec: BenchmarkSpec,
         wins += word == "**wins**"
         words.append(f"{b} bits {word.replace('**', '').replace(' (within the split-to-split spread)', '')} "
                      f"against {rival}")
-    if not words:
-        return [f"- **{name}**: not computed yet."], False, False
+    if not words:  # no verdict either way: a conclusion needs a dataset that was computed
+        return [f"- **{name}**: not computed yet."], True, True
     pair_rows = collect_cells(Path(pairs.out), pairs)
     pu = aggregate(pair_rows, "unseen")
     pair_rival = best_rival(pu, pairs.methods, plan.pairs_bits)
@@ -277,7 +277,10 @@ def about_lines(plan: ResultsPlan, spec: BenchmarkSpec, rows: list[Cell], tuned:
                 f"{r['cpu_count']} CPU cores)" for r in runs) or "none recorded"),
             *([whole] if whole else []),
             f"- tuned defaults: `{os.path.relpath(spec.tuned, plan.root)}` "
-            f"(chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`)", ""]
+            f"(chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`; "
+            + (f"early stop: {tuned['search']['patience']}" if "patience" in tuned.get("search", {}) else
+               "no early stop: every finished trial trained to the epoch cap")
+            + (f"; on {tuned['machine']}" if tuned.get("machine") else "") + ")", ""]
 
 
 def tuned_choice_lines(tuned: dict) -> list[str]:
