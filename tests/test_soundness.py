@@ -46,3 +46,33 @@ def test_repeated_splits_are_one_block(tmp_path):
     assert "the 5 distinct unseen splits (1 split(s) that repeat" in lines[2]
     assert "no pair can be shown to differ here" in lines[2]  # 5 blocks: 2/2^5 x 3 pairs > 0.05
     assert "| vsb2net | 1.0 |" in "\n".join(lines) and Path(tmp_path / "cd.png").is_file()
+
+
+def test_the_every_pair_table_of_every_method_ranks_them_over_its_pairs(tmp_path, monkeypatch):
+    """With every method on the 45 pairs (plan v2), the pairs section ranks all methods over the pairs
+    (45 blocks: the omnibus test with power); a plan pairing only a few rivals (v1) does not."""
+    import dataclasses
+    import itertools
+
+    from vsb2net.comparison import results_doc
+    from vsb2net.comparison.results_plan import ResultsPlan
+
+    pairs = list(itertools.combinations("abcdefghij", 2))
+    rows = [_cell(m, s, list(u), 0.9, 500, value=v + (s % 7) / 100 + (0.02 if m == "lsh" and s % 3 else 0))
+            for s, u in enumerate(pairs) for m, v in (("vsb2net", 0.4), ("lsh", 0.38), ("csq", 0.2))]
+    for r in rows:
+        r["unseen"]["map_unseen_db"] = r["unseen"]["map"] + 0.3
+    monkeypatch.setattr(results_doc, "collect_cells", lambda out, spec: rows)
+    monkeypatch.setattr(results_doc, "load_tuned", lambda path: {})
+    monkeypatch.setattr(results_doc, "verdict_lines", lambda *a: [])
+    spec = BenchmarkSpec(dataset="toy", methods=["vsb2net", "lsh", "csq"], bits=[32], splits=45,
+                         out=str(tmp_path))
+    plan = ResultsPlan(root=tmp_path, datasets={"toy": None}, command="x", splits=10, main_methods=("vsb2net",),
+                       ablation_methods=(), ablation_bits=32, seed_check_seeds=(1, 2), seed_check_bits=32,
+                       pairs_bits=32, pair_rivals=None, aim_wins=3, aim_class_ratio=3.0, whole_set_aim_min=180)
+    text = "\n".join(results_doc.pairs_section(plan, spec))
+    assert "### Ranking of all methods: unseen@all at 32 bits" in text and "the 45 distinct unseen splits" in text
+    assert "### Ranking of all methods: unseen@unseen at 32 bits" in text
+    assert (tmp_path / "cd_unseen_at_all.png").is_file()
+    few = "\n".join(results_doc.pairs_section(dataclasses.replace(plan, pair_rivals=3), spec))
+    assert "Ranking of all methods" not in few

@@ -395,6 +395,11 @@ def pairs_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
                     markdown_table(unseen, spec.methods, spec.bits), ""]
     lines += tuning_note(spec, rows)
     lines += verdict_lines(rows, unseen, spec)
+    if plan.pair_rivals is None:  # every method on the 45 pairs: the ranking with the most blocks
+        for i, protocol in enumerate(("unseen@all", "unseen@unseen")):
+            lines += ranking_lines(rows, spec, plan.pairs_bits, protocol,
+                                   Path(spec.out) / f"cd_{protocol.replace('@', '_at_')}.png", plan.docs_dir,
+                                   explain=i == 0)
     for key, title, chance in (("class_query_map", "class-name mAP", "class_query_chance"),
                                ("zero_shot_accuracy", "zero-shot accuracy", "zero_shot_chance")):
         agg, ch = aggregate(rows, "unseen", key), aggregate(rows, "unseen", chance)
