@@ -26,6 +26,7 @@ from vsb2net.comparison.paired import best_per_length  # noqa: F401
 from vsb2net.comparison.paired import paired_row as _paired_row  # noqa: F401
 from vsb2net.comparison.results_doc import class_code_lines, family_lines, readme_with_block, render, write_reference  # noqa: F401
 from vsb2net.comparison.results_plan import ResultsPlan, first_splits
+from vsb2net.comparison.spec import load_tuned
 from vsb2net.comparison.tuning import run_tune
 from vsb2net.io import write_text
 from vsb2net.models import METHODS, REFERENCE, variants
@@ -70,8 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--tune", action="store_true",
-                    help="first tune every main method on the validation protocol as the plan says (Optuna, the same "
-                         "trials for each; --plan v2), rewriting its tuned files: a full recompute")
+                    help="first tune the main methods on the validation protocol as the plan says (Optuna, the same "
+                         "trials for each; --plan v2): those its tuned file lacks, so a stopped tuning resumes; "
+                         "delete the file first for a full recompute")
+    ap.add_argument("--tune-only", action="store_true", help="as --tune, then stop before the cells")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--no-pairs", action="store_true", help="skip computing the 45-pair table")
     ap.add_argument("--no-seeds", action="store_true", help="skip computing the training-seed check")
@@ -88,16 +91,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def untuned_methods(plan: ResultsPlan, name: str) -> list[str]:
+    """The plan's tunable main methods that its tuned file lacks (all of them without the file): a
+    stopped tuning resumes with the methods it had not finished."""
+    path = plan.tuned_file(name)
+    done = set(load_tuned(path).get("search", {}).get("trials", {})) if path.is_file() else set()
+    return [m for m in plan.main_methods
+            if METHODS.get(variants()[m][0]).tunable and variants()[m][0] not in done]
+
+
 def compute(plan: ResultsPlan, name: str, args: argparse.Namespace) -> None:
     """Run (or resume) the dataset's benchmarks in the plan's order: a later one may read an earlier
     one's cells (the seed check and the pairs retrain the main table's strongest methods)."""
-    if args.tune:
+    if args.tune or args.tune_only:
         if plan.tune_trials is None:
             raise SystemExit("this plan's tuned files name the commands that wrote them; --tune needs --plan v2")
-        run_tune(name, list(plan.main_methods), plan.tune_bits, plan.datasets[name], plan.tune_max_epochs,
-                 str(plan.tuned_file(name)), f"{plan.command} --tune --datasets {name} --jobs {args.jobs}",
-                 progress=False, folds=plan.tune_folds, overrides=plan.seeded_overrides(), trials=plan.tune_trials,
-                 jobs=args.jobs)
+        todo = untuned_methods(plan, name)
+        if todo:
+            run_tune(name, todo, plan.tune_bits, plan.datasets[name], plan.tune_max_epochs,
+                     str(plan.tuned_file(name)), f"{plan.command} --tune --datasets {name} --jobs {args.jobs}",
+                     progress=False, folds=plan.tune_folds, overrides=plan.seeded_overrides(),
+                     trials=plan.tune_trials, jobs=args.jobs)
+        if args.tune_only:
+            return
     skipped = {"seeds": args.no_seeds, "pairs": args.no_pairs}
     for stage in plan.compute_order:
         if skipped.get(stage):
