@@ -478,12 +478,15 @@ def asymmetric_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
         return "-" if v is None else f"{v[0]:.3f}"
 
     lines = head + [
-        f"The database stays binary; each query keeps its real-valued code (an image's output before the sign, "
+        "The database stays binary; each query keeps its real-valued code (an image's output before the sign, "
         "a class's semantic code before the sign). *Asymmetric*: the database ranked by the inner product of "
         "each code (as +-1) with the query's real-valued code, largest first (items with identical codes tie). "
         "*Ties by score*: ranked by Hamming distance, and within a distance by that inner product: the order "
-        "`vsb2net search` and `serve` give (docs/SEARCH.md). The cells here were computed again for this table, "
-        f"on the same {n} splits and settings as the main table; the gaps (to the Hamming ranking, tie-aware) "
+        "`vsb2net search` and `serve` give (docs/SEARCH.md). "
+        + ("These are the main table's own cells (each records all three rankings)" if plan.asymmetric_in_main else
+           f"The cells here were computed again for this table, on the same {n} splits and settings as the main "
+           "table")
+        + "; the gaps (to the Hamming ranking, tie-aware) "
         "are paired within these cells, with \"(clear)\" beyond 2 standard errors. Unseen-class queries, mean "
         "over splits:", "",
         "| method | image mAP: Hamming | asymmetric | gap ± s.e. | ties by score | gap ± s.e. "

@@ -241,8 +241,8 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
 
     With ``folds`` > 1 every trial is trained on each of ``folds`` validation protocols (other
     pseudo-unseen classes each) for up to ``max_epochs`` (:func:`_score_setting`'s early stop), and the
-    epoch and setting with the best pseudo-unseen mAP averaged over the folds win.  A method with an empty search space (only
-    its epoch count to choose) trains once.
+    epoch and setting with the best pseudo-unseen mAP averaged over the folds win.  A method with an
+    empty search space (only its epoch count to choose) trains once.
 
     ``overrides`` (``section.key=value``) hold for every trial and are saved with each method's
     choice, so that the benchmark trains its cells the way they were tuned (e.g. another backbone).
