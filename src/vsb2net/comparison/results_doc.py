@@ -276,11 +276,19 @@ def about_lines(plan: ResultsPlan, spec: BenchmarkSpec, rows: list[Cell], tuned:
                 f"{r['cells']} cells in {r['wall_seconds'] / 60:.1f} min ({r['finished']}, --jobs {r['jobs']}, "
                 f"{r['cpu_count']} CPU cores)" for r in runs) or "none recorded"),
             *([whole] if whole else []),
-            f"- tuned defaults: `{os.path.relpath(spec.tuned, plan.root)}` "
-            f"(chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`; "
-            + (f"early stop: {tuned['search']['patience']}" if "patience" in tuned.get("search", {}) else
-               "no early stop: every finished trial trained to the epoch cap")
-            + (f"; on {tuned['machine']}" if tuned.get("machine") else "") + ")", ""]
+            f"- tuned defaults: `{os.path.relpath(spec.tuned, plan.root)}` ({tuned_provenance(tuned)})", ""]
+
+
+def tuned_provenance(tuned: dict) -> str:
+    """The commands that wrote a tuned file and, for an Optuna tuning (older files hold a grid), its
+    early stop and the machine it ran on."""
+    parts = [f"chosen by `{'`, `'.join(tuned.get('commands', ['?']))}`"]
+    if "search" in tuned:
+        parts.append(f"early stop: {tuned['search']['patience']}" if "patience" in tuned["search"] else
+                     "no early stop: every finished trial trained to the epoch cap")
+        if tuned.get("machine"):
+            parts.append(f"on {tuned['machine']}")
+    return "; ".join(parts)
 
 
 def tuned_choice_lines(tuned: dict) -> list[str]:
