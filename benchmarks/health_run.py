@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="section.key=value settings on top of the tuned file")
     ap.add_argument("--tuned", default="auto", help="tuned file (default: the dataset's committed one)")
     ap.add_argument("--epochs", type=int, help="train this many epochs instead of the tuned count")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # overrides may come after the options
     torch.set_num_threads(1)
     over = [f"model.method={args.method}", f"data.split_seed={args.split}", "train.progress=false",
             *args.overrides, *([f"train.epochs={args.epochs}"] if args.epochs else [])]
