@@ -96,8 +96,8 @@ def untuned_methods(plan: ResultsPlan, name: str) -> list[str]:
     stopped tuning resumes with the methods it had not finished."""
     path = plan.tuned_file(name)
     done = set(load_tuned(path).get("search", {}).get("trials", {})) if path.is_file() else set()
-    return [m for m in plan.main_methods
-            if METHODS.get(variants()[m][0]).tunable and variants()[m][0] not in done]
+    base = {m: variants()[m][0] for m in plan.main_methods}
+    return [m for m, b in base.items() if METHODS.get(b).tunable and b not in done]
 
 
 def compute(plan: ResultsPlan, name: str, args: argparse.Namespace) -> None:

@@ -117,27 +117,22 @@ def fit_cell(cfg: RunConfig, prep: Prepared, device: torch.device, cache: _Stage
     return model
 
 
-#: the last split's semantic alignment: (its Prepared, the value)
-_ALIGNMENT: list[tuple[Prepared, float | None]] = []
-
-
 def split_alignment(prep: Prepared) -> float | None:
     """:func:`semantic_alignment` of a split: it reads the inputs and class vectors, not the model, so
-    every cell of the split shares one computation (it was a seventh of a one-epoch cell's time)."""
-    if not _ALIGNMENT or _ALIGNMENT[0][0] is not prep:
-        _ALIGNMENT[:] = [(prep, semantic_alignment(prep.x, prep.dataset.labels, prep.split.train,
-                                                   list(prep.split.seen), prep.vectors))]
-    return _ALIGNMENT[0][1]
+    the cells of one split share one computation (it was a seventh of a one-epoch cell's time)."""
+    return semantic_alignment(prep.x, prep.dataset.labels, prep.split.train, list(prep.split.seen), prep.vectors)
 
 
-def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> CellMetrics:
+def evaluate_cell(model, prep: Prepared, cfg: RunConfig, device: torch.device, alignment: float | None
+                  ) -> CellMetrics:
     """The run's evaluation (vsb2net.evaluation.model_eval), without curves and per-class detail, and the
-    model's health (:mod:`vsb2net.evaluation.health`)."""
+    model's health (:mod:`vsb2net.evaluation.health`); ``alignment`` is the split's
+    (:func:`split_alignment`)."""
     metrics, enc = evaluate_model(model, prep.x, prep.dataset.labels, prep.split, prep.vectors,
                                   prep.dataset.class_names, device, topk=tuple(cfg.eval.topk), curves=False,
                                   alignment=False)
     out = summary(metrics)
-    out["semantics"]["alignment"] = split_alignment(prep)
+    out["semantics"]["alignment"] = alignment
     out["semantics"]["source"] = prep.vectors_source
     out["health"] = model_health(model, prep.x[prep.split.train], enc.packed["database"], cfg.model.bits, device)
     return out
@@ -162,20 +157,23 @@ class _CellRunner:
         self.device = resolve_device("auto")
         self.cache = _StageCache()
         self.prep: dict[int, Prepared] = {}
+        self.alignment: float | None = None  # the split in self.prep's
         self.commit = git_commit()
+        self.meta = run_meta()
 
     def run(self, split: int, variant: str, bits: int) -> float:
         cfg = cell_config(self.spec, self.tuned, variant, bits, split)
         if split not in self.prep:
             self.prep = {split: prepare(cfg)}  # one split in memory at a time
+            self.alignment = split_alignment(self.prep[split])
             _check_splits_differ(self.spec, cfg, self.prep[split])
         prep, device = self.prep[split], self.device
         t0 = time.perf_counter()
         model = fit_cell(cfg, prep, device, self.cache)
-        result = evaluate_cell(model, prep, cfg, device)
+        result = evaluate_cell(model, prep, cfg, device, self.alignment)
         names = prep.dataset.class_names
         seconds = time.perf_counter() - t0
-        meta = run_meta()
+        meta = self.meta
         cell: Cell = {**result, "variant": variant, "method": cfg.model.method, "bits": bits, "split": split,
                       "unseen_classes": [names[c] for c in prep.split.unseen],
                       "sizes": prep.split.sizes(), "epochs": cfg.train.epochs,
@@ -307,7 +305,7 @@ def verify_cells(spec: BenchmarkSpec, count: int, seed: int = 0, log=print) -> t
             threads = _threads_of(stored)
             torch.set_num_threads(threads or before)
             prep = prepare(cfg)
-            again = evaluate_cell(fit_cell(cfg, prep, device, _StageCache()), prep, cfg, device)
+            again = evaluate_cell(fit_cell(cfg, prep, device, _StageCache()), prep, cfg, device, split_alignment(prep))
             a, b = _figures(stored), _figures(cast(dict, again))
             differ = sorted(k for k in a if k in b and a[k] != b[k])
             same += not differ
