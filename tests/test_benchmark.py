@@ -258,9 +258,11 @@ def test_parallel_jobs_compute_the_same_cells(tmp_path):
 def test_tune_settings_from_set_are_saved_with_each_choice(tmp_path):
     out = tmp_path / "tuned.yaml"
     run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "set", progress=False, log=lambda *_: None,
-             overrides=["model.backbone=cnn28s"], trials=1)
+             overrides=["model.backbone=cnn28s", "data.unseen_split=balanced"], trials=1)
     doc = yaml.safe_load(out.read_text())
     assert doc["methods"]["lsh"]["model.backbone"] == "cnn28s"
+    # the protocol tuned on is the command's, not a setting that would move a later run onto it
+    assert "data.unseen_split" not in doc["methods"]["lsh"]
     with pytest.raises(VsbError, match="section.key=value"):
         run_tune("animal-mnist", ["lsh"], 16, 30, 1, str(out), "bad", progress=False, overrides=["backbone"])
     with pytest.raises(VsbError, match="unknown key"):
@@ -409,3 +411,61 @@ def test_verify_recomputes_cells_from_their_stored_configuration(bench, tmp_path
     spec = BenchmarkSpec(**{**spec.__dict__, "methods": ["lsh"], "splits": 1})
     assert verify_cells(spec, 1, log=messages.append) == (0, 1)
     assert "figures differ, e.g. unseen.map" in messages[-2]
+
+
+def test_an_interrupted_benchmark_records_the_cells_it_computed(tmp_path, monkeypatch):
+    from vsb2net.comparison import cells
+
+    class Stops:
+        calls = 0
+
+        def __init__(self, spec, tuned):
+            pass
+
+        def run(self, split, variant, bits):
+            Stops.calls += 1
+            if Stops.calls == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cells, "_CellRunner", Stops)
+    spec = BenchmarkSpec(methods=["lsh", "random"], bits=[16], splits=1, max_per_class=30, out=str(tmp_path),
+                         overrides=TINY)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(spec, progress=False, log=lambda *_: None, jobs=1)
+    (run,) = json.loads((tmp_path / "runs.json").read_text())
+    assert run["cells"] == 1 and run["of"] == 2 and run["interrupted"] is True
+
+
+def test_benchmark_workers_end_with_the_command_that_started_them(tmp_path):
+    """A worker whose parent is killed outright (no cleanup runs) ends too, instead of training on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from vsb2net.comparison.workers import worker_pool\n"
+        "if __name__ == '__main__':\n"
+        "    with worker_pool(1) as pool:\n"
+        "        print(pool.submit(os.getpid).result(), flush=True)\n"
+        "        pool.submit(time.sleep, 600)\n"
+        "        time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        for _ in range(100):
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the worker outlived its killed parent")
+    finally:
+        parent.kill()

@@ -7,7 +7,8 @@ root), one module per stage:
 * :mod:`.cells`: computing cells (train, then :func:`vsb2net.evaluation.model_eval.evaluate_model`), each a
   JSON file keyed by the hash of its full configuration, so a benchmark resumes and no cell goes stale;
 * :mod:`.tables`: means over splits, Markdown tables, CSV and the plot;
-* :mod:`.tuning`: ``vsb2net tune``, the grid scored on the validation protocol;
+* :mod:`.tuning`: ``vsb2net tune``, the Optuna search scored on the validation protocol;
+* :mod:`.workers`: the worker processes both of them run in (``--jobs``), none outliving its command;
 * :mod:`.tuned`: the tuned-file format and the tuned defaults that ship in ``tuned/``;
 * :mod:`.results_plan`, :mod:`.results_doc`, :mod:`.levers_doc`, :mod:`.paired`: docs/RESULTS.md
   (what ``benchmarks/make_results.py`` computes, and its rendering);

@@ -29,6 +29,7 @@ from ..pipeline import Prepared, fit_method, prepare
 from ..training import resolve_device
 from .spec import BenchmarkSpec, cell_config, cell_path, load_tuned
 from .tables import write_tables
+from .workers import worker_pool
 
 #: what a cell file holds and how it was evaluated; raising it recomputes every cell.  A new metric
 #: alone does not raise it: cells without the metric show '-' in its table until recomputed
@@ -189,9 +190,8 @@ class _CellRunner:
 _WORKER: _CellRunner | None = None
 
 
-def _init_worker(spec: BenchmarkSpec, tuned: dict, threads: int) -> None:
+def _init_worker(spec: BenchmarkSpec, tuned: dict) -> None:
     global _WORKER
-    torch.set_num_threads(threads)
     _WORKER = _CellRunner(spec, tuned)
 
 
@@ -234,37 +234,44 @@ def run_benchmark(spec: BenchmarkSpec, progress: bool = True, log=print, jobs: i
         + (f", {changed} to recompute because their settings changed" if changed else "") + f" -> {out}")
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="benchmark", disable=None if progress else True, dynamic_ncols=True)
-    if jobs == 1 or len(todo) <= 1:
-        runner = _CellRunner(spec, tuned)
-        for split, variant, bits in todo:
-            bar.set_description(f"{variant} {bits} bits split {split}")
-            runner.run(split, variant, bits)
-            bar.update(1)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+    finished, computed = False, 0
+    try:
+        if jobs == 1 or len(todo) <= 1:
+            runner = _CellRunner(spec, tuned)
+            for split, variant, bits in todo:
+                bar.set_description(f"{variant} {bits} bits split {split}")
+                runner.run(split, variant, bits)
+                bar.update(1)
+                computed += 1
+        else:
+            from concurrent.futures import as_completed
 
-        threads = max(1, torch.get_num_threads() // jobs)
-        ctx = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(spec, tuned, threads)) as pool:
-            futures = [pool.submit(_run_group, g) for g in _groups(todo)]
-            for fut in as_completed(futures):
-                for (split, variant, bits), _ in fut.result():
-                    bar.set_description(f"{variant} {bits} bits split {split}")
-                    bar.update(1)
-    bar.close()
-    if todo:
-        wall = time.perf_counter() - t0
-        log(f"computed {len(todo)} cell(s) in {wall:.0f} s wall time ({jobs} job(s))")
-        # the record of wall times: what a whole table costs is only known from a run that computed it all
-        history = json.loads((out / "runs.json").read_text()) if (out / "runs.json").is_file() else []
-        history.append({"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": len(todo), "of": len(cells),
-                        "wall_seconds": round(wall, 1), "jobs": jobs, "cpu_count": os.cpu_count(),
-                        "machine": platform.machine()})
-        write_json(out / "runs.json", history)
+            with worker_pool(jobs, _init_worker, (spec, tuned)) as pool:
+                futures = [pool.submit(_run_group, g) for g in _groups(todo)]
+                for fut in as_completed(futures):
+                    for (split, variant, bits), _ in fut.result():
+                        bar.set_description(f"{variant} {bits} bits split {split}")
+                        bar.update(1)
+                        computed += 1
+        finished = True
+    finally:
+        bar.close()
+        if computed:  # an interrupted run's wall time too: the cells it kept cost it
+            _record_run(out, computed, len(cells), time.perf_counter() - t0, jobs, finished, log)
     write_tables(out, spec, collect_cells(out, spec))
     return out
+
+
+def _record_run(out: Path, computed: int, of: int, wall: float, jobs: int, finished: bool, log) -> None:
+    """Append one run to ``runs.json``, the record of wall times: what a whole table costs is the sum
+    over the runs that computed its cells."""
+    log(f"computed {computed} cell(s) in {wall:.0f} s wall time ({jobs} job(s))"
+        + ("" if finished else ", then stopped"))
+    history = json.loads((out / "runs.json").read_text()) if (out / "runs.json").is_file() else []
+    history.append({"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": computed, "of": of,
+                    "wall_seconds": round(wall, 1), "jobs": jobs, "cpu_count": os.cpu_count(),
+                    "machine": platform.machine(), **({} if finished else {"interrupted": True})})
+    write_json(out / "runs.json", history)
 
 
 def _threads_of(cell: dict) -> int | None:

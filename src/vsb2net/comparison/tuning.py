@@ -35,6 +35,7 @@ from ..pipeline import Prepared, fit_method, prepare
 from ..space import Choice, Float, Int, Space, describe
 from ..training import resolve_device
 from .spec import load_tuned, overrides_of, variants
+from .workers import worker_pool
 
 #: trials per method unless told otherwise; the same for every method, the reference included
 DEFAULT_TRIALS = 20
@@ -216,12 +217,7 @@ def _timed(fn: Callable[[], None]) -> dict[str, Any]:
 def _tune_in_workers(methods: list[str], jobs: int, kwargs: dict[str, Any]) -> None:
     """``run_tune(**kwargs)`` of each method in ``jobs`` spawned worker processes, each with its
     share of the CPU threads, all merging into one tuned file."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = max(1, torch.get_num_threads() // jobs)
-    ctx = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+    with worker_pool(jobs) as pool:
         for future in [pool.submit(_tune_one, m, kwargs) for m in methods]:
             future.result()
 
@@ -245,7 +241,8 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
     empty search space (only its epoch count to choose) trains once.
 
     ``overrides`` (``section.key=value``) hold for every trial and are saved with each method's
-    choice, so that the benchmark trains its cells the way they were tuned (e.g. another backbone).
+    choice, so that the benchmark trains its cells the way they were tuned (e.g. another backbone);
+    ``data.*`` overrides (the protocol tuned on) are named in the command only, not saved as settings.
 
     ``jobs`` > 1 tunes that many methods at once, each in a worker process with its share of the
     CPU threads, taking the next method when it finishes (the methods' searches are independent;
@@ -300,7 +297,10 @@ def run_tune(dataset: str, methods: list[str], bits: int, max_per_class: int | N
             log(f"{method}: the best epoch is the cap ({max_epochs}); raise --max-epochs")
         assert prep is not None, "the first trial prepared the data"
         with _locked(out):
-            _merge_method(out, command, method, {**mine, **best["params"], "train.epochs": best["best_epoch"]},
+            # the protocol it was tuned on (data.*: the split design, the subsample) is the selection's, said
+            # in the file's header; a method's settings must not move a later run onto that protocol
+            setting = {k: v for k, v in mine.items() if not k.startswith("data.")}
+            _merge_method(out, command, method, {**setting, **best["params"], "train.epochs": best["best_epoch"]},
                           method_rows, {config_key(k): describe(s) for k, s in cls.search.items()}, n, took,
                           lambda commands, chosen, rows, spaces, n_trials, times: _tuned_text(
                               commands, dataset, bits, max_epochs, prep, vals, split_seed, chosen, rows, spaces,
