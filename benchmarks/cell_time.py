@@ -1,4 +1,4 @@
-"""Where a benchmark cell's time goes: one cell of plan v2 (a method at its tuned settings, split 0),
+"""Where a benchmark cell's time goes: one cell of the results plan (a method at its tuned settings, split 0),
 phase by phase, on one thread, as a `make_results.py --jobs 2` worker computes it.
 
     .venv/bin/python benchmarks/cell_time.py [METHOD ...]        # default: csq vsb2net
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from make_results import PLAN_V2  # benchmarks/, beside this script
+from make_results import PLAN  # benchmarks/, beside this script
 from vsb2net.comparison import cells
 from vsb2net.comparison.spec import cell_config, load_tuned
 from vsb2net.evaluation import model_eval, retrieval
@@ -69,7 +69,7 @@ def cell_phases(cfg, prep, device) -> str:
 def main() -> None:
     torch.set_num_threads(1)
     methods = sys.argv[1:] or ["csq", "vsb2net"]
-    spec = PLAN_V2.main_spec("animal-mnist")
+    spec = PLAN.main_spec("animal-mnist")
     tuned = load_tuned(spec.tuned)
     device = torch.device("cpu")
     prep = None

@@ -3,9 +3,9 @@ tuned epoch count or longer, then print its four protocols' mAP, its distinct co
 backbone's dead units and feature rank, to see whether it collapses or starves.
 
     .venv/bin/python benchmarks/health_run.py METHOD SPLIT [section.key=value ...] [--tuned FILE] [--epochs N]
-    .venv/bin/python benchmarks/health_run.py dpsh 0 model.code_layer=center
-    .venv/bin/python benchmarks/health_run.py dpsh 0 --tuned src/vsb2net/comparison/tuned/animal-mnist.v2.yaml \
-        model.code_layer=center --epochs 15
+    .venv/bin/python benchmarks/health_run.py dpsh 0 model.code_layer=linear
+    .venv/bin/python benchmarks/health_run.py dpsh 0 --tuned src/vsb2net/comparison/tuned/animal-mnist.yaml \
+        data.unseen_split=balanced --epochs 15
 
 ``--epochs`` trains that many epochs whatever the tuning chose, the issue's "trained to convergence":
 a method whose seen@seen stays far below GreedyHash's there starves; one that reaches it was only

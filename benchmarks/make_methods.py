@@ -109,10 +109,10 @@ def code_layer_section() -> list[str]:
                 lines.append(f"| {path.stem} | {name} (class-name mAP) | {len(lin)} | {lin_cls.mean():.3f} | "
                              f"{cen_cls.mean():.3f} | {gap(cen_cls, lin_cls)} |")
     return lines + ["", f"Centred codes gave the higher pseudo-unseen image mAP for {ahead} of {total} method x "
-                        "dataset pairs, so every method of the benchmark plan v2 (`benchmarks/make_results.py --plan "
-                        "v2`) is tuned and trained with `model.code_layer=center`: one decision for all, on image mAP, "
-                        "the tables' figure. What it costs VSB2-Net's class-name queries is in the class-name rows "
-                        "above. The default of `vsb2net run` (`linear`) changes with plan v2's tables.", ""]
+                        "dataset pairs, so every method of the benchmark (`benchmarks/make_results.py`) is tuned and "
+                        "trained with `model.code_layer=center`: one decision for all, on image mAP, the tables' "
+                        "figure, and `center` is the default of every run. What it costs VSB2-Net's class-name queries "
+                        "is in the class-name rows above.", ""]
 
 
 def render() -> str:

@@ -3,7 +3,8 @@ epoch each method would have chosen, and how many epochs its finished trials wou
 
     .venv/bin/python benchmarks/replay_patience.py [TUNED.yaml] [PATIENCE ...]
 
-The default file is Animal-MNIST's first v2 tuning, which ran every finished trial to the 12-epoch cap
+The default file is a copy of Animal-MNIST's committed tuning, made before the early stop existed,
+which ran every finished trial to the 12-epoch cap
 (benchmarks/results/transfer/tuning/animal-mnist.v2-no-patience.yaml). The rule is the tuning's own
 (vsb2net.comparison.tuning): a fold stops after PATIENCE epochs without a better pseudo-unseen mAP, a
 later fold trains no longer than the shortest before it, the mean over folds runs over the epochs

@@ -322,15 +322,17 @@ def test_results_md_is_what_the_committed_cells_give(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    out, readme = tmp_path / "RESULTS.md", tmp_path / "README.md"
+    out, readme, reference = tmp_path / "RESULTS.md", tmp_path / "README.md", tmp_path / "reference.json"
     readme.write_text((root / "README.md").read_text())
     subprocess.run([sys.executable, str(root / "benchmarks" / "make_results.py"), "--tables-only", "--output", str(out),
-                    "--readme", str(readme)], check=True, capture_output=True,
+                    "--readme", str(readme), "--reference", str(reference)], check=True, capture_output=True,
                    timeout=900)  # 150 s seen beside two training processes on 2 cores; a hang still ends
     again = "run `.venv/bin/python benchmarks/make_results.py --tables-only`"
     assert out.read_text() == (root / "docs" / "RESULTS.md").read_text(), (
         f"docs/RESULTS.md differs from what the committed cells give: {again}")
     assert readme.read_text() == (root / "README.md").read_text(), f"README's results block is out of date: {again}"
+    assert reference.read_text() == (root / "src" / "vsb2net" / "comparison" / "reference.json").read_text(), (
+        f"reference.json is out of date: {again}")
 
 
 def test_methods_md_is_what_the_registry_and_tuned_files_give():

@@ -105,9 +105,10 @@ class _Fixed(torch.nn.Module):
 
 
 def _hand_model(**kw):
-    """VSB2-Net with 4 bits whose branches return known values: u = tanh(atanh(U)) = U, z = Z."""
+    """VSB2-Net with 4 bits whose branches return known values: u = tanh(atanh(U)) = U, z = Z (the
+    linear code layer: centring the head's two outputs over the batch would move U)."""
     cfg = ModelConfig.of(bits=4, feature_dim=2, semantic_hidden=4, alpha=2.0, w_rec=1, w_rel=1, w_dis=1, w_q=1,
-                      center_semantics=False, **kw)
+                      center_semantics=False, code_layer="linear", **kw)
     m = METHODS.get("vsb2net")(cfg, (1, 28, 28), 2)
     U = torch.tensor([[0.5, -0.5, 0.5, 0.5], [-0.5, -0.5, 0.5, -0.5]])
     Z = torch.tensor([[0.5, 0.5, 0.5, 0.5], [-0.5, -0.5, -0.5, 0.5], [0.5, -0.5, 0.5, -0.5]])

@@ -139,8 +139,10 @@ class ModelConfig:
     #: the hash layer of every method on the shared visual branch: "linear" (W f + b) or "center"
     #: (then standardised over the batch, a batch norm without scale: the backbone's features end
     #: in a ReLU, so every code starts with one large shared component that a pairwise loss's
-    #: gradient follows, which killed DPSH's last layer in its first steps)
-    code_layer: Literal["linear", "center"] = "linear"
+    #: gradient follows, which killed DPSH's last layer in its first steps).  "center" since the
+    #: benchmark's tables (chosen on the validation protocol, docs/METHODS.md "The code layer"); a
+    #: run saved before the option existed reads back as "linear" (ADDED_OPTIONS)
+    code_layer: Literal["linear", "center"] = "center"
     #: the method's own parameters (an instance of its Params); None = its defaults
     params: Any = None
 

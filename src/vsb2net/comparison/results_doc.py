@@ -88,16 +88,14 @@ def head_lines(plan: ResultsPlan, machines: set[str]) -> list[str]:
         "## Protocol",
         "",
         "- Zero-shot hashing, inductive: "
-        + (f"the {plan.splits} splits of the balanced design (`data.unseen_split=balanced`): 2 unseen classes of "
-           "10 each, no two splits alike, every class unseen exactly twice; " if plan.unseen_split == "balanced" else
-           f"each split draws 2 unseen classes of 10 with split seeds 0..{plan.splits - 1}; ")
+        + f"the {plan.splits} splits of the balanced design (`data.unseen_split=balanced`): 2 unseen classes of "
+          "10 each, no two splits alike, every class unseen exactly twice; "
         + (f"every cell with {', '.join(f'`{o}`' for o in plan.overrides)}; " if plan.overrides else "") +
         "10% of every class is held out as queries (the same query images in every split, `data.query_seed`); "
         "the database is every other image of all classes; training uses only seen-class database images.",
         "- Every method uses the same small CNN backbone (`cnn28`), the same training loop and the same protocol. "
-        + (f"Every method was tuned with the same budget: {plan.tune_trials} Optuna trials (TPE, its paper's values "
-           f"first, a median pruner), {plan.tune_folds} validation folds, epochs up to {plan.tune_max_epochs}. "
-           if plan.tune_trials else "") +
+        + f"Every method was tuned with the same budget: {plan.tune_trials} Optuna trials (TPE, its paper's values "
+          f"first, a median pruner), {plan.tune_folds} validation folds, epochs up to {plan.tune_max_epochs}. " +
         "Hyper-parameters and epoch counts were chosen per method by `vsb2net tune` on the validation protocol "
         "(seen classes of split 0 held out as pseudo-unseen; each dataset's section names the folds), never on "
         "test queries; ablations inherit VSB2-Net's choice and switch one term off. The class vectors (the "
@@ -403,11 +401,11 @@ def pairs_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
                     markdown_table(unseen, spec.methods, spec.bits), ""]
     lines += tuning_note(spec, rows)
     lines += verdict_lines(rows, unseen, spec)
-    if plan.pair_rivals is None:  # every method on the 45 pairs: the ranking with the most blocks
-        for i, protocol in enumerate(("unseen@all", "unseen@unseen")):
-            lines += ranking_lines(rows, spec, plan.pairs_bits, protocol,
-                                   Path(spec.out) / f"cd_{protocol.replace('@', '_at_')}.png", plan.docs_dir,
-                                   explain=i == 0)
+    # every method on the 45 pairs: the ranking with the most blocks
+    for i, protocol in enumerate(("unseen@all", "unseen@unseen")):
+        lines += ranking_lines(rows, spec, plan.pairs_bits, protocol,
+                               Path(spec.out) / f"cd_{protocol.replace('@', '_at_')}.png", plan.docs_dir,
+                               explain=i == 0)
     for key, title, chance in (("class_query_map", "class-name mAP", "class_query_chance"),
                                ("zero_shot_accuracy", "zero-shot accuracy", "zero_shot_chance")):
         agg, ch = aggregate(rows, "unseen", key), aggregate(rows, "unseen", chance)
@@ -476,7 +474,6 @@ def asymmetric_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
     head = [f"### Asymmetric ranking at {b} bits", ""]
     if not rows:
         return head + ["(not run yet)", ""]
-    n = len({r["split"] for r in rows})
     keys = ("map", "map_asym", "map_asym_in_ties", "class_query_map", "class_query_map_asym",
             "class_query_map_asym_in_ties")
     aggs = {k: aggregate(rows, "unseen", k) for k in keys}
@@ -490,11 +487,8 @@ def asymmetric_section(plan: ResultsPlan, spec: BenchmarkSpec) -> list[str]:
         "a class's semantic code before the sign). *Asymmetric*: the database ranked by the inner product of "
         "each code (as +-1) with the query's real-valued code, largest first (items with identical codes tie). "
         "*Ties by score*: ranked by Hamming distance, and within a distance by that inner product: the order "
-        "`vsb2net search` and `serve` give (docs/SEARCH.md). "
-        + ("These are the main table's own cells (each records all three rankings)" if plan.asymmetric_in_main else
-           f"The cells here were computed again for this table, on the same {n} splits and settings as the main "
-           "table")
-        + "; the gaps (to the Hamming ranking, tie-aware) "
+        "`vsb2net search` and `serve` give (docs/SEARCH.md). These are the main table's own cells (each records "
+        "all three rankings); the gaps (to the Hamming ranking, tie-aware) "
         "are paired within these cells, with \"(clear)\" beyond 2 standard errors. Unseen-class queries, mean "
         "over splits:", "",
         "| method | image mAP: Hamming | asymmetric | gap ± s.e. | ties by score | gap ± s.e. "
@@ -676,7 +670,8 @@ def methods_line(methods: Sequence[str]) -> str:
     by_family: dict[str, list[str]] = {}
     for name in methods:
         cls = METHODS.get(name)
-        by_family.setdefault(cls.family, []).append(f"`{name}` ({cls.paper.split(':')[0]})")
+        authors = cls.paper.split(":")[0]
+        by_family.setdefault(cls.family, []).append(f"`{name}`" + ("" if authors.startswith("(") else f" ({authors})"))
     return " ".join(f"{family}: {', '.join(names)}." for family, names in by_family.items())
 
 
