@@ -136,3 +136,12 @@ def test_every_seed_lines_average_the_seeds_before_pairing():
     row = next(x for x in lines if x.startswith("| dsh |"))
     # gaps 0.2 on both splits: mean +0.200, standard error 0
     assert "| dsh | 0.500 | 0.300 | 0.141 |" in row and "+0.200 ± 0.000" in row
+
+
+def test_the_whole_set_line_names_the_commits_its_cells_came_from():
+    from vsb2net.comparison.results_doc import provenance
+
+    clean = "0123456789abcdef0123456789abcdef01234567"
+    assert provenance([{"git_commit": clean}] * 3) == "every cell computed from one clean commit, `0123456789`"
+    mixed = provenance([{"git_commit": clean}] * 2 + [{"git_commit": "fedcba9876" + clean[10:] + "+dirty"}])
+    assert mixed == ("cells computed from `0123456789` (2), `fedcba9876` with uncommitted source changes (1)")

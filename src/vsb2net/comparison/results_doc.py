@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -203,7 +204,8 @@ def whole_set_line(plan: ResultsPlan, specs: list[BenchmarkSpec]) -> str:
     """One dataset's whole set (main table, ablations, seed check, pairs): its cells and the wall
     time of the benchmark runs that computed them (each directory's runs.json) and of the tuning
     when its file records it, against the aim."""
-    cells = sum(len(collect_cells(Path(sp.out), sp)) for sp in specs)
+    rows = [r for sp in specs for r in collect_cells(Path(sp.out), sp)]
+    cells = len(rows)
     runs = [r for sp in specs if (Path(sp.out) / "runs.json").is_file()
             for r in json.loads((Path(sp.out) / "runs.json").read_text())]
     wall = sum(r["wall_seconds"] for r in runs) / 60
@@ -215,7 +217,21 @@ def whole_set_line(plan: ResultsPlan, specs: list[BenchmarkSpec]) -> str:
             f"the {len(runs)} benchmark runs that computed them took {wall:.0f} min of wall time in all "
             f"(--jobs {', '.join(map(str, jobs)) or '?'})"
             + (f", and tuning every method {tuning:.0f} min ({total:.0f} min in all)" if tuning is not None else "")
-            + f", {verdict} the aim of {plan.whole_set_aim_min // 60} hours")
+            + f", {verdict} the aim of {plan.whole_set_aim_min // 60} hours; " + provenance(rows))
+
+
+def provenance(rows: list[Cell]) -> str:
+    """The commits the cells were computed from (``+dirty``: with uncommitted source changes)."""
+    commits = Counter(str(r.get("git_commit") or "unknown") for r in rows)
+
+    def name(commit: str) -> str:
+        return f"`{commit[:10]}`" + (" with uncommitted source changes" if commit.endswith("+dirty") else "")
+
+    if len(commits) == 1:
+        (commit,) = commits
+        return ("every cell computed from " + ("commit " if commit.endswith("+dirty") else "one clean commit, ")
+                + name(commit))
+    return "cells computed from " + ", ".join(f"{name(c)} ({n})" for c, n in commits.most_common())
 
 
 def section(plan: ResultsPlan, name: str, spec: BenchmarkSpec, whole: str = "") -> list[str]:
