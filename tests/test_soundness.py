@@ -73,3 +73,23 @@ def test_the_every_pair_table_of_every_method_ranks_them_over_its_pairs(tmp_path
     assert "### Ranking of all methods: unseen@all at 32 bits" in text and "the 45 distinct unseen splits" in text
     assert "### Ranking of all methods: unseen@unseen at 32 bits" in text
     assert (tmp_path / "cd_unseen_at_all.png").is_file()
+
+
+def test_health_runs_at_convergence_are_set_beside_the_bar(tmp_path):
+    import json
+
+    from vsb2net.comparison.soundness import convergence_lines
+
+    health = tmp_path / "transfer" / "health"
+    health.mkdir(parents=True)
+    run = {"split": 0, "epochs": 15, "unseen@all": 0.3, "seen_distinct": 100, "dead_units": 0.5, "feature_rank": 40.0}
+    path = health / "toy.jsonl"
+    path.write_text("\n".join(json.dumps({**run, **r}) for r in [
+        {"method": "greedyhash", "over": ["data.unseen_split=balanced"], "seen@seen": 0.9},
+        {"method": "dsh", "over": [], "seen@seen": 0.8},
+        {"method": "dsh", "over": ["model.margin_k=2"], "seen@seen": 0.88}]) + "\n")
+    text = "\n".join(convergence_lines(path, tmp_path / "docs"))
+    assert "| dsh | - | 0.800 | -0.100 (below the bar) |" in text
+    assert "| dsh | model.margin_k=2 | 0.880 | -0.020 | 100 | 0.50 | 40.0 | 0.300 |" in text
+    assert "(../transfer/COMMANDS.md)" in text
+    assert convergence_lines(tmp_path / "missing.jsonl", tmp_path) == []

@@ -29,7 +29,7 @@ from .ranking import smallest_detectable_gap
 from .reference import KEYS as REFERENCE_KEYS
 from .reference import PATH as REFERENCE_PATH
 from .results_plan import DatasetSpecs, ResultsPlan, Stage
-from .soundness import STUDY_PATTERN, at_cap_lines, collapse_lines, health_table, ranking_lines
+from .soundness import STUDY_PATTERN, at_cap_lines, collapse_lines, convergence_lines, health_table, ranking_lines
 from .spec import BenchmarkSpec, load_tuned
 from .tables import Aggregate, aggregate, aggregate_class_code_distances, markdown_table
 
@@ -260,6 +260,7 @@ def section(plan: ResultsPlan, name: str, spec: BenchmarkSpec, whole: str = "") 
     lines += STUDY_PATTERN
     lines += protocol_lines(rows, spec)
     lines += health_table(rows, spec.methods, HEALTH_BITS)
+    lines += convergence_lines(plan.results_dir / "transfer" / "health" / f"{name}.jsonl", plan.docs_dir)
     for i, protocol in enumerate(PROTOCOLS):
         lines += ranking_lines(rows, spec, HEALTH_BITS, protocol, out / f"cd_{protocol.replace('@', '_at_')}.png",
                                plan.docs_dir, explain=i == 0)

@@ -5,6 +5,7 @@ independent blocks (Friedman, Wilcoxon-Holm, the critical-difference diagram) wi
 gap each comparison could detect."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,41 @@ STUDY_PATTERN = [
     "about 0.5, so read it beside that row, not beside 0.",
     "",
 ]
+
+
+def convergence_lines(path: Path, docs_dir: Path, bar: str = "greedyhash", within: float = 0.05) -> list[str]:
+    """The health runs of ``path`` (JSON lines of ``benchmarks/health_run.py``: one method trained
+    longer than its tuned epochs on one split) beside ``bar``'s seen@seen: whether a method whose
+    cells score low is starving or was only stopped early by its tuning (a method within ``within``
+    of the bar is not starving)."""
+    if not path.is_file():
+        return []
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    ref = next((r["seen@seen"] for r in runs if r["method"] == bar and not _settings(r)), None)
+    if not runs or ref is None:
+        return []
+    lines = [f"### Health at convergence ({len(runs)} health runs)", "",
+             f"Each method trained on split {runs[0]['split']} for {runs[0]['epochs']} epochs instead of its tuned "
+             "count, its tuned settings otherwise (`benchmarks/health_run.py`; commands and machine in "
+             f"[COMMANDS.md]({os.path.relpath(path.parent.parent / 'COMMANDS.md', docs_dir)})). It reads that "
+             "split's test queries, so it judges health (starving, collapsing), never a setting. The bar: within "
+             f"{within} of {bar}'s seen@seen.", "",
+             f"| method | changed setting | seen@seen | minus {bar} | distinct seen-class codes | dead units | "
+             "feature rank | unseen@all |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        gap = r["seen@seen"] - ref
+        lines.append(f"| {r['method']} | {', '.join(_settings(r)) or '-'} | {r['seen@seen']:.3f} | "
+                     f"{gap:+.3f}{'' if gap >= -within else ' (below the bar)'} | {r.get('seen_distinct', '-')} | "
+                     f"{_num(r.get('dead_units'), '.2f')} | {_num(r.get('feature_rank'), '.1f')} | "
+                     f"{r['unseen@all']:.3f} |")
+    return lines + [""]
+
+
+def _settings(run: dict[str, Any]) -> list[str]:
+    """A health run's changed settings, less the split design and subsample every run of the file shares."""
+    return [o for o in run.get("over", []) if not o.startswith("data.")]
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(float(value), fmt)
