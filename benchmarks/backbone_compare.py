@@ -26,6 +26,7 @@ import torch
 
 from make_results import DATASETS, MAIN_METHODS, SPLITS
 from vsb2net.comparison.cells import collect_cells, run_benchmark
+from vsb2net.comparison.results_doc import provenance
 from vsb2net.comparison.spec import BenchmarkSpec, load_tuned
 from vsb2net.comparison.tables import aggregate
 from vsb2net.comparison.tuned import TUNED_DIR
@@ -116,7 +117,8 @@ def section(name: str, cnn: BenchmarkSpec, eff: BenchmarkSpec) -> list[str]:
     seconds = sum(r["seconds"] for r in b)
     lines += ["", f"{len(b)} {BACKBONE} cells, {seconds / 60:.1f} min of compute summed over them (the trunk's "
               "output computed once and cached). Tuned settings: "
-              f"`{Path(eff.tuned).relative_to(ROOT)}` (validation protocol, no unseen class).", ""]
+              f"`{Path(eff.tuned).relative_to(ROOT)}` (validation protocol, no unseen class). cnn28 cells: "
+              f"{provenance([r for r in a if r['bits'] == BITS])}; {BACKBONE} cells: {provenance(b)}.", ""]
     return lines
 
 

@@ -76,12 +76,12 @@ class ResultsPlan:
     tune_max_epochs: int = 12
     tune_folds: int = 2
     tune_bits: int = 32
-    #: the order a dataset's benchmarks are computed in: the seed check and the pairs read the main table
+    #: the order a dataset's benchmarks are computed in
     compute_order: tuple[Stage, ...] = ("main", "seeds", "ablations", "pairs", "asymmetric")
     #: and the order of their sections in the document
     section_order: tuple[Stage, ...] = ("main", "ablations", "seeds", "pairs", "asymmetric")
-    #: the benchmarks on the seeded random splits (``--splits N`` computes their first N); the
-    #: every-pair table's splits are the pairs themselves
+    #: the benchmarks on the numbered splits of the balanced design (``--splits N`` computes their first
+    #: N); the every-pair table's splits are the pairs themselves
     seeded_stages: tuple[Stage, ...] = ("main", "seeds", "ablations", "asymmetric")
 
     @property
@@ -138,14 +138,16 @@ class ResultsPlan:
         return dataclasses.replace(main, bits=[self.asymmetric_bits])
 
     def stage_specs(self, name: str, stage: Stage) -> list[BenchmarkSpec]:
-        """The benchmarks of one stage of dataset ``name``, read off the cells there are now."""
+        """The benchmarks one stage of dataset ``name`` computes."""
         main = self.main_spec(name)
         if stage == "main":
             return [main]
         if stage == "seeds":
             return [s for _, s in self.seed_specs(main)]
         if stage == "asymmetric":
-            return [self.asymmetric_spec(main)]
+            # its cells are the main table's: running the main benchmark at one length would only rewrite
+            # the main folder's table.md, results.csv, plot and spec.json with that length alone
+            return []
         return [self.ablation_spec(main) if stage == "ablations" else self.pairs_spec(main)]
 
     def dataset_specs(self, name: str) -> DatasetSpecs:

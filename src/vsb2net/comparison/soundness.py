@@ -194,10 +194,11 @@ def convergence_lines(path: Path, docs_dir: Path, bar: str = "greedyhash", withi
         return []
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     ref = next((r["seen@seen"] for r in runs if r["method"] == bar and not _settings(r)), None)
-    if not runs or ref is None:
+    if ref is None:
         return []
+    splits, epochs = (", ".join(map(str, sorted({r[k] for r in runs}))) for k in ("split", "epochs"))
     lines = [f"### Health at convergence ({len(runs)} health runs)", "",
-             f"Each method trained on split {runs[0]['split']} for {runs[0]['epochs']} epochs instead of its tuned "
+             f"Each method trained on split {splits} for {epochs} epochs instead of its tuned "
              "count, its tuned settings otherwise (`benchmarks/health_run.py`; commands and machine in "
              f"[COMMANDS.md]({os.path.relpath(path.parent.parent / 'COMMANDS.md', docs_dir)})). It reads that "
              "split's test queries, so it judges health (starving, collapsing), never a setting. The bar: within "
